@@ -1,0 +1,96 @@
+"""The registry of derivations and exact-numeric checks, and the runner behind `genmath verify`.
+
+Every public module of `genmath.derivations` is a topic: importing it registers its
+derivations (and the exact-numeric checks that tie them to the torch code) with
+[`register`][genmath.derivations.register]. Topics are discovered, not listed, so adding a
+file is all it takes to add a derivation.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable
+
+from ._engine import Check, Derivation, Result
+
+_DERIVATIONS: dict[str, Derivation] = {}
+_CHECKS: dict[str, Check] = {}
+_LOADED = False
+
+
+def register(item: Derivation | Check) -> Derivation | Check:
+    """Add a derivation or a check to the registry; ids must be unique."""
+    if isinstance(item, Derivation):
+        table = _DERIVATIONS
+    elif isinstance(item, Check):
+        table = _CHECKS
+    else:
+        raise TypeError(f"expected a Derivation or a Check, got {type(item).__name__}")
+    if item.id in table and table[item.id] is not item:
+        raise ValueError(f"duplicate id {item.id!r}: ids are citable and must be unique")
+    table[item.id] = item
+    return item
+
+
+def _load_topics() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    package = importlib.import_module("genmath.derivations")
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"genmath.derivations.{info.name}")
+    _LOADED = True
+
+
+def derivations() -> list[Derivation]:
+    """All registered derivations, in id order."""
+    _load_topics()
+    return [_DERIVATIONS[k] for k in sorted(_DERIVATIONS)]
+
+
+def checks() -> list[Check]:
+    """All registered exact-numeric checks, in id order."""
+    _load_topics()
+    return [_CHECKS[k] for k in sorted(_CHECKS)]
+
+
+def get(item_id: str) -> Derivation | Check:
+    """Look a derivation (``D-...``) or a check (``C-...``) up by id."""
+    _load_topics()
+    if item_id in _DERIVATIONS:
+        return _DERIVATIONS[item_id]
+    if item_id in _CHECKS:
+        return _CHECKS[item_id]
+    known = ", ".join(sorted(_DERIVATIONS) + sorted(_CHECKS))
+    raise KeyError(f"no derivation or check with id {item_id!r}; known ids: {known}")
+
+
+def select(only: str | None = None) -> list[Derivation | Check]:
+    """Derivations then checks whose id or title matches the glob ``only`` (case-insensitive)."""
+    items: list[Derivation | Check] = [*derivations(), *checks()]
+    if only is None:
+        return items
+    pattern = only if any(c in only for c in "*?[") else f"*{only}*"
+    pattern = pattern.lower()
+    return [
+        it
+        for it in items
+        if fnmatch.fnmatch(it.id.lower(), pattern) or fnmatch.fnmatch(it.title.lower(), pattern)
+    ]
+
+
+def run(
+    items: Iterable[Derivation | Check] | None = None,
+    progress: Callable[[int, int, Derivation | Check], None] | None = None,
+) -> list[Result]:
+    """Verify ``items`` (default: everything registered) and return one result each."""
+    todo = list(select() if items is None else items)
+    results = []
+    for i, item in enumerate(todo, 1):
+        if progress is not None:
+            progress(i, len(todo), item)
+        results.append(item.verify())
+    return results

@@ -1,0 +1,364 @@
+"""Every paper genmath cites, keyed: ``genmath cite KEY`` prints its BibTeX entry.
+
+Derivations, docstrings and docs pages refer to these keys; a test checks that every key a
+derivation names is here.
+"""
+
+from __future__ import annotations
+
+__all__ = ["REFERENCES", "bibtex", "format_reference", "keys"]
+
+# key -> (entry type, fields). Fields follow BibTeX names.
+REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
+    "kingma2014auto": ("inproceedings", {
+        "author": "Kingma, Diederik P. and Welling, Max",
+        "title": "Auto-Encoding Variational {Bayes}",
+        "booktitle": "International Conference on Learning Representations (ICLR)",
+        "year": "2014",
+    }),
+    "rezende2014stochastic": ("inproceedings", {
+        "author": "Rezende, Danilo Jimenez and Mohamed, Shakir and Wierstra, Daan",
+        "title": "Stochastic Backpropagation and Approximate Inference in Deep Generative Models",
+        "booktitle": "International Conference on Machine Learning (ICML)",
+        "year": "2014",
+    }),
+    "burda2016importance": ("inproceedings", {
+        "author": "Burda, Yuri and Grosse, Roger and Salakhutdinov, Ruslan",
+        "title": "Importance Weighted Autoencoders",
+        "booktitle": "International Conference on Learning Representations (ICLR)",
+        "year": "2016",
+    }),
+    "blei2017variational": ("article", {
+        "author": "Blei, David M. and Kucukelbir, Alp and McAuliffe, Jon D.",
+        "title": "Variational Inference: A Review for Statisticians",
+        "journal": "Journal of the American Statistical Association",
+        "volume": "112", "number": "518", "pages": "859--877",
+        "year": "2017",
+    }),
+    "williams1992simple": ("article", {
+        "author": "Williams, Ronald J.",
+        "title": "Simple Statistical Gradient-Following Algorithms for Connectionist Reinforcement Learning",
+        "journal": "Machine Learning", "volume": "8", "pages": "229--256",
+        "year": "1992",
+    }),
+    "tipping1999probabilistic": ("article", {
+        "author": "Tipping, Michael E. and Bishop, Christopher M.",
+        "title": "Probabilistic Principal Component Analysis",
+        "journal": "Journal of the Royal Statistical Society: Series B",
+        "volume": "61", "number": "3", "pages": "611--622",
+        "year": "1999",
+    }),
+    "cover2006elements": ("book", {
+        "author": "Cover, Thomas M. and Thomas, Joy A.",
+        "title": "Elements of Information Theory",
+        "edition": "2", "publisher": "Wiley",
+        "year": "2006",
+    }),
+    "dinh2017density": ("inproceedings", {
+        "author": "Dinh, Laurent and Sohl-Dickstein, Jascha and Bengio, Samy",
+        "title": "Density Estimation Using {Real NVP}",
+        "booktitle": "International Conference on Learning Representations (ICLR)",
+        "year": "2017",
+    }),
+    "kingma2018glow": ("inproceedings", {
+        "author": "Kingma, Diederik P. and Dhariwal, Prafulla",
+        "title": "Glow: Generative Flow with Invertible 1x1 Convolutions",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2018",
+    }),
+    "papamakarios2017masked": ("inproceedings", {
+        "author": "Papamakarios, George and Pavlakou, Theo and Murray, Iain",
+        "title": "Masked Autoregressive Flow for Density Estimation",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2017",
+    }),
+    "papamakarios2021normalizing": ("article", {
+        "author": "Papamakarios, George and Nalisnick, Eric and Rezende, Danilo Jimenez and Mohamed, Shakir and Lakshminarayanan, Balaji",
+        "title": "Normalizing Flows for Probabilistic Modeling and Inference",
+        "journal": "Journal of Machine Learning Research", "volume": "22", "number": "57",
+        "pages": "1--64",
+        "year": "2021",
+    }),
+    "kingma2016improved": ("inproceedings", {
+        "author": "Kingma, Diederik P. and Salimans, Tim and Jozefowicz, Rafal and Chen, Xi and Sutskever, Ilya and Welling, Max",
+        "title": "Improved Variational Inference with Inverse Autoregressive Flow",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2016",
+    }),
+    "rezende2015variational": ("inproceedings", {
+        "author": "Rezende, Danilo Jimenez and Mohamed, Shakir",
+        "title": "Variational Inference with Normalizing Flows",
+        "booktitle": "International Conference on Machine Learning (ICML)",
+        "year": "2015",
+    }),
+    "germain2015made": ("inproceedings", {
+        "author": "Germain, Mathieu and Gregor, Karol and Murray, Iain and Larochelle, Hugo",
+        "title": "{MADE}: Masked Autoencoder for Distribution Estimation",
+        "booktitle": "International Conference on Machine Learning (ICML)",
+        "year": "2015",
+    }),
+    "chen2018neural": ("inproceedings", {
+        "author": "Chen, Ricky T. Q. and Rubanova, Yulia and Bettencourt, Jesse and Duvenaud, David",
+        "title": "Neural Ordinary Differential Equations",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2018",
+    }),
+    "grathwohl2019ffjord": ("inproceedings", {
+        "author": "Grathwohl, Will and Chen, Ricky T. Q. and Bettencourt, Jesse and Sutskever, Ilya and Duvenaud, David",
+        "title": "{FFJORD}: Free-Form Continuous Dynamics for Scalable Reversible Generative Models",
+        "booktitle": "International Conference on Learning Representations (ICLR)",
+        "year": "2019",
+    }),
+    "hutchinson1989stochastic": ("article", {
+        "author": "Hutchinson, Michael F.",
+        "title": "A Stochastic Estimator of the Trace of the Influence Matrix for {Laplacian} Smoothing Splines",
+        "journal": "Communications in Statistics - Simulation and Computation",
+        "volume": "18", "number": "3", "pages": "1059--1076",
+        "year": "1989",
+    }),
+    "efron2011tweedie": ("article", {
+        "author": "Efron, Bradley",
+        "title": "Tweedie's Formula and Selection Bias",
+        "journal": "Journal of the American Statistical Association",
+        "volume": "106", "number": "496", "pages": "1602--1614",
+        "year": "2011",
+    }),
+    "hyvarinen2005estimation": ("article", {
+        "author": "Hyv{\\\"a}rinen, Aapo",
+        "title": "Estimation of Non-Normalized Statistical Models by Score Matching",
+        "journal": "Journal of Machine Learning Research", "volume": "6", "pages": "695--709",
+        "year": "2005",
+    }),
+    "vincent2011connection": ("article", {
+        "author": "Vincent, Pascal",
+        "title": "A Connection Between Score Matching and Denoising Autoencoders",
+        "journal": "Neural Computation", "volume": "23", "number": "7", "pages": "1661--1674",
+        "year": "2011",
+    }),
+    "song2020sliced": ("inproceedings", {
+        "author": "Song, Yang and Garg, Sahaj and Shi, Jiaxin and Ermon, Stefano",
+        "title": "Sliced Score Matching: A Scalable Approach to Density and Score Estimation",
+        "booktitle": "Conference on Uncertainty in Artificial Intelligence (UAI)",
+        "year": "2020",
+    }),
+    "song2019generative": ("inproceedings", {
+        "author": "Song, Yang and Ermon, Stefano",
+        "title": "Generative Modeling by Estimating Gradients of the Data Distribution",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2019",
+    }),
+    "sohl2015deep": ("inproceedings", {
+        "author": "Sohl-Dickstein, Jascha and Weiss, Eric and Maheswaranathan, Niru and Ganguli, Surya",
+        "title": "Deep Unsupervised Learning using Nonequilibrium Thermodynamics",
+        "booktitle": "International Conference on Machine Learning (ICML)",
+        "year": "2015",
+    }),
+    "ho2020denoising": ("inproceedings", {
+        "author": "Ho, Jonathan and Jain, Ajay and Abbeel, Pieter",
+        "title": "Denoising Diffusion Probabilistic Models",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2020",
+    }),
+    "nichol2021improved": ("inproceedings", {
+        "author": "Nichol, Alexander Quinn and Dhariwal, Prafulla",
+        "title": "Improved Denoising Diffusion Probabilistic Models",
+        "booktitle": "International Conference on Machine Learning (ICML)",
+        "year": "2021",
+    }),
+    "song2021denoising": ("inproceedings", {
+        "author": "Song, Jiaming and Meng, Chenlin and Ermon, Stefano",
+        "title": "Denoising Diffusion Implicit Models",
+        "booktitle": "International Conference on Learning Representations (ICLR)",
+        "year": "2021",
+    }),
+    "song2021score": ("inproceedings", {
+        "author": "Song, Yang and Sohl-Dickstein, Jascha and Kingma, Diederik P. and Kumar, Abhishek and Ermon, Stefano and Poole, Ben",
+        "title": "Score-Based Generative Modeling through Stochastic Differential Equations",
+        "booktitle": "International Conference on Learning Representations (ICLR)",
+        "year": "2021",
+    }),
+    "anderson1982reverse": ("article", {
+        "author": "Anderson, Brian D. O.",
+        "title": "Reverse-Time Diffusion Equation Models",
+        "journal": "Stochastic Processes and their Applications",
+        "volume": "12", "number": "3", "pages": "313--326",
+        "year": "1982",
+    }),
+    "kingma2021variational": ("inproceedings", {
+        "author": "Kingma, Diederik P. and Salimans, Tim and Poole, Ben and Ho, Jonathan",
+        "title": "Variational Diffusion Models",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2021",
+    }),
+    "kingma2023understanding": ("inproceedings", {
+        "author": "Kingma, Diederik P. and Gao, Ruiqi",
+        "title": "Understanding Diffusion Objectives as the {ELBO} with Simple Data Augmentation",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2023",
+    }),
+    "salimans2022progressive": ("inproceedings", {
+        "author": "Salimans, Tim and Ho, Jonathan",
+        "title": "Progressive Distillation for Fast Sampling of Diffusion Models",
+        "booktitle": "International Conference on Learning Representations (ICLR)",
+        "year": "2022",
+    }),
+    "karras2022elucidating": ("inproceedings", {
+        "author": "Karras, Tero and Aittala, Miika and Aila, Timo and Laine, Samuli",
+        "title": "Elucidating the Design Space of Diffusion-Based Generative Models",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2022",
+    }),
+    "lu2022dpm": ("inproceedings", {
+        "author": "Lu, Cheng and Zhou, Yuhao and Bao, Fan and Chen, Jianfei and Li, Chongxuan and Zhu, Jun",
+        "title": "{DPM-Solver}: A Fast {ODE} Solver for Diffusion Probabilistic Model Sampling in Around 10 Steps",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2022",
+    }),
+    "lu2022dpmpp": ("article", {
+        "author": "Lu, Cheng and Zhou, Yuhao and Bao, Fan and Chen, Jianfei and Li, Chongxuan and Zhu, Jun",
+        "title": "{DPM-Solver++}: Fast Solver for Guided Sampling of Diffusion Probabilistic Models",
+        "journal": "arXiv preprint arXiv:2211.01095",
+        "year": "2022",
+    }),
+    "ho2022classifier": ("inproceedings", {
+        "author": "Ho, Jonathan and Salimans, Tim",
+        "title": "Classifier-Free Diffusion Guidance",
+        "booktitle": "NeurIPS Workshop on Deep Generative Models and Downstream Applications",
+        "year": "2021",
+    }),
+    "lipman2023flow": ("inproceedings", {
+        "author": "Lipman, Yaron and Chen, Ricky T. Q. and Ben-Hamu, Heli and Nickel, Maximilian and Le, Matt",
+        "title": "Flow Matching for Generative Modeling",
+        "booktitle": "International Conference on Learning Representations (ICLR)",
+        "year": "2023",
+    }),
+    "lipman2024flow": ("article", {
+        "author": "Lipman, Yaron and Havasi, Marton and Holderrieth, Peter and Shaul, Neta and Le, Matt and Karrer, Brian and Chen, Ricky T. Q. and Lopez-Paz, David and Ben-Hamu, Heli and Gat, Itai",
+        "title": "Flow Matching Guide and Code",
+        "journal": "arXiv preprint arXiv:2412.06264",
+        "year": "2024",
+    }),
+    "liu2023flow": ("inproceedings", {
+        "author": "Liu, Xingchao and Gong, Chengyue and Liu, Qiang",
+        "title": "Flow Straight and Fast: Learning to Generate and Transfer Data with Rectified Flow",
+        "booktitle": "International Conference on Learning Representations (ICLR)",
+        "year": "2023",
+    }),
+    "albergo2023stochastic": ("article", {
+        "author": "Albergo, Michael S. and Boffi, Nicholas M. and Vanden-Eijnden, Eric",
+        "title": "Stochastic Interpolants: A Unifying Framework for Flows and Diffusions",
+        "journal": "arXiv preprint arXiv:2303.08797",
+        "year": "2023",
+    }),
+    "tong2024improving": ("article", {
+        "author": "Tong, Alexander and Fatras, Kilian and Malkin, Nikolay and Huguet, Guillaume and Zhang, Yanlei and Rector-Brooks, Jarrid and Wolf, Guy and Bengio, Yoshua",
+        "title": "Improving and Generalizing Flow-Based Generative Models with Minibatch Optimal Transport",
+        "journal": "Transactions on Machine Learning Research",
+        "year": "2024",
+    }),
+    "song2023consistency": ("inproceedings", {
+        "author": "Song, Yang and Dhariwal, Prafulla and Chen, Mark and Sutskever, Ilya",
+        "title": "Consistency Models",
+        "booktitle": "International Conference on Machine Learning (ICML)",
+        "year": "2023",
+    }),
+    "geng2025meanflow": ("article", {
+        "author": "Geng, Zhengyang and Deng, Mingyang and Bai, Xingjian and Kolter, J. Zico and He, Kaiming",
+        "title": "Mean Flows for One-step Generative Modeling",
+        "journal": "arXiv preprint arXiv:2505.13447",
+        "year": "2025",
+    }),
+    "li2025back": ("article", {
+        "author": "Li, Tianhong and He, Kaiming",
+        "title": "Back to Basics: Let Denoising Generative Models Denoise",
+        "journal": "arXiv preprint arXiv:2511.13720",
+        "year": "2025",
+    }),
+    "li2024autoregressive": ("inproceedings", {
+        "author": "Li, Tianhong and Tian, Yonglong and Li, He and Deng, Mingyang and He, Kaiming",
+        "title": "Autoregressive Image Generation without Vector Quantization",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2024",
+    }),
+    "goodfellow2014generative": ("inproceedings", {
+        "author": "Goodfellow, Ian and Pouget-Abadie, Jean and Mirza, Mehdi and Xu, Bing and Warde-Farley, David and Ozair, Sherjil and Courville, Aaron and Bengio, Yoshua",
+        "title": "Generative Adversarial Nets",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2014",
+    }),
+    "nowozin2016fgan": ("inproceedings", {
+        "author": "Nowozin, Sebastian and Cseke, Botond and Tomioka, Ryota",
+        "title": "f-{GAN}: Training Generative Neural Samplers using Variational Divergence Minimization",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2016",
+    }),
+    "oord2017neural": ("inproceedings", {
+        "author": "van den Oord, Aaron and Vinyals, Oriol and Kavukcuoglu, Koray",
+        "title": "Neural Discrete Representation Learning",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2017",
+    }),
+    "austin2021structured": ("inproceedings", {
+        "author": "Austin, Jacob and Johnson, Daniel D. and Ho, Jonathan and Tarlow, Daniel and van den Berg, Rianne",
+        "title": "Structured Denoising Diffusion Models in Discrete State-Spaces",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2021",
+    }),
+    "sahoo2024simple": ("inproceedings", {
+        "author": "Sahoo, Subham Sekhar and Arriola, Marianne and Schiff, Yair and Gokaslan, Aaron and Marroquin, Edgar and Chiu, Justin T. and Rush, Alexander and Kuleshov, Volodymyr",
+        "title": "Simple and Effective Masked Diffusion Language Models",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2024",
+    }),
+    "gat2024discrete": ("inproceedings", {
+        "author": "Gat, Itai and Remez, Tal and Shaul, Neta and Kreuk, Felix and Chen, Ricky T. Q. and Synnaeve, Gabriel and Adi, Yossi and Lipman, Yaron",
+        "title": "Discrete Flow Matching",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2024",
+    }),
+    "risken1996fokker": ("book", {
+        "author": "Risken, Hannes",
+        "title": "The {Fokker-Planck} Equation: Methods of Solution and Applications",
+        "edition": "2", "publisher": "Springer",
+        "year": "1996",
+    }),
+    "sarkka2019applied": ("book", {
+        "author": "S{\\\"a}rkk{\\\"a}, Simo and Solin, Arno",
+        "title": "Applied Stochastic Differential Equations",
+        "publisher": "Cambridge University Press",
+        "year": "2019",
+    }),
+}
+
+
+def keys() -> list[str]:
+    """All reference keys, sorted."""
+    return sorted(REFERENCES)
+
+
+def _lookup(key: str) -> tuple[str, dict[str, str]]:
+    try:
+        return REFERENCES[key]
+    except KeyError:
+        raise KeyError(
+            f"unknown reference key {key!r}; `genmath cite --all` lists the {len(REFERENCES)} known keys"
+        ) from None
+
+
+def bibtex(key: str) -> str:
+    """The BibTeX entry of ``key``."""
+    kind, fields = _lookup(key)
+    width = max(len(f) for f in fields)
+    body = ",\n".join(f"  {name:<{width}} = {{{value}}}" for name, value in fields.items())
+    return f"@{kind}{{{key},\n{body}\n}}"
+
+
+def format_reference(key: str) -> str:
+    """A one-line human-readable citation of ``key`` (authors, year, title, venue)."""
+    _, f = _lookup(key)
+    authors = f["author"].split(" and ")
+    surnames = [a.split(",")[0].strip() for a in authors]
+    who = surnames[0] + (" et al." if len(surnames) > 2 else f" and {surnames[1]}" if len(surnames) == 2 else "")
+    venue = f.get("booktitle") or f.get("journal") or f.get("publisher", "")
+    title = f["title"].replace("{", "").replace("}", "").replace('\\"', "")
+    return f"{who} ({f['year']}). *{title}*. {venue}."
