@@ -332,7 +332,7 @@ def _numeric(
                     "numeric",
                     f"|lhs - rhs| = {gap:.3e} at {where} (lhs={va:.6g}, rhs={vb:.6g})",
                 )
-    return True, f"numeric ({step.samples} points, max rel. gap {worst:.1e})", None
+    return True, f"{step.samples} random points, max rel. gap {worst:.1e}", None
 
 
 def _evaluate(expr: Any, values: Mapping) -> complex:

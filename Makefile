@@ -1,0 +1,54 @@
+# Two entry points do all the set-up themselves on a fresh machine:
+#   make verify   install genmath and run `genmath verify`
+#   make test     install everything, lint, build the docs (strict), run the whole test suite
+# Everything lives in .venv. TORCH_SPEC pins the CPU build of torch found on this kind of
+# machine; pyproject.toml itself stays loose (torch>=2.2) for users elsewhere.
+
+export DISABLE_MKDOCS_2_WARNING := true
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+SITE_DIR ?= site
+
+.PHONY: verify test lint docs dev bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.core
+	$(BIN)/pip install -q -e ".[test,docs,examples]"
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+dev: $(VENV)/.dev node_modules/.package-lock.json
+
+verify: $(VENV)/.core
+	$(BIN)/genmath verify
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check genmath tests benchmarks docs
+
+docs: dev
+	$(BIN)/mkdocs build --strict --site-dir $(SITE_DIR)
+
+test: dev lint docs
+	GENMATH_SITE_DIR=$(SITE_DIR) $(BIN)/pytest -q
+
+# The anchors the benchmarks compare against; the constraint keeps the CPU build of torch.
+bench: dev
+	echo "$(TORCH_SPEC)" > $(VENV)/torch-constraint.txt
+	$(BIN)/pip install -q -e ".[bench]" -c $(VENV)/torch-constraint.txt
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(SITE_DIR) .pytest_cache .ruff_cache
