@@ -5,6 +5,7 @@
 # machine; pyproject.toml itself stays loose (torch>=2.2) for users elsewhere.
 
 export DISABLE_MKDOCS_2_WARNING := true
+export NO_MKDOCS_2_WARNING := 1
 
 PYTHON ?= python3
 VENV ?= .venv
