@@ -1,0 +1,278 @@
+r"""Gaussian probability paths and the one table of parameterization conversions.
+
+A Gaussian path with schedule $(\alpha_t, \sigma_t)$ (see `genmath.schedules`) is
+$x_t = \alpha_t x_0 + \sigma_t \varepsilon$, $\varepsilon \sim \mathcal N(0, I)$, t = 0 data,
+t = 1 noise. Its five parameterizations are linear in $(x_0, \varepsilon)$ given $x_t$:
+
+| name | quantity | in terms of $(x_0, \varepsilon)$ |
+| --- | --- | --- |
+| ``"x0"`` | $\mathbb E[x_0 \mid x_t]$ | $x_0$ |
+| ``"eps"`` | $\mathbb E[\varepsilon \mid x_t]$ | $\varepsilon$ |
+| ``"score"`` | $\nabla \log p_t(x_t)$ | $-\varepsilon / \sigma_t$ |
+| ``"velocity"`` | $\mathbb E[\dot x_t \mid x_t]$ | $\dot\alpha_t x_0 + \dot\sigma_t \varepsilon$ |
+| ``"v"`` | Salimans–Ho $v$ | $\alpha_t \varepsilon - \sigma_t x_0$ |
+
+(derivation D-parameterizations). Because each is linear and conditional expectations are
+linear, one 2×2 solve converts any of them into any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import sympy as sp
+import torch
+
+from ._shapes import as_time, check_batch, expand_time
+from .schedules import Schedule
+
+__all__ = ["GaussianPath", "PARAMETERIZATIONS"]
+
+PARAMETERIZATIONS = ("x0", "eps", "score", "velocity", "v")
+
+
+class GaussianPath:
+    r"""The Gaussian path $x_t = \alpha_t x_0 + \sigma_t\varepsilon$ of a `Schedule`.
+
+    Arguments:
+        schedule: a `genmath.schedules.Schedule` (``CondOT()``, ``VP()``, ...).
+
+    ``t`` is a float, a 0-d tensor or a ``(B,)`` tensor in [0, 1]; with data ``x`` of shape
+    ``(B, *event)`` a per-sample ``t`` broadcasts over the event dimensions. Results are in
+    the dtype and device of ``x``.
+    """
+
+    def __init__(self, schedule: Schedule) -> None:
+        if not isinstance(schedule, Schedule):
+            raise ValueError(
+                "GaussianPath needs a genmath.schedules.Schedule (CondOT(), VP(), ...), "
+                f"got {type(schedule).__name__}"
+            )
+        self.schedule = schedule
+        self._directions: dict[tuple[str, str], _Direction] = {}
+
+    def __repr__(self) -> str:
+        return f"GaussianPath({self.schedule!r})"
+
+    def alpha(self, t) -> torch.Tensor:
+        r"""$\alpha_t$ (shape of ``t``)."""
+        return self.schedule.alpha(t)
+
+    def sigma(self, t) -> torch.Tensor:
+        r"""$\sigma_t$ (shape of ``t``)."""
+        return self.schedule.sigma(t)
+
+    def d_alpha(self, t) -> torch.Tensor:
+        r"""$\dot\alpha_t$ (shape of ``t``)."""
+        return self.schedule.d_alpha(t)
+
+    def d_sigma(self, t) -> torch.Tensor:
+        r"""$\dot\sigma_t$ (shape of ``t``)."""
+        return self.schedule.d_sigma(t)
+
+    def log_snr(self, t) -> torch.Tensor:
+        r"""$\lambda_t = \log(\alpha_t^2/\sigma_t^2)$ (shape of ``t``)."""
+        return self.schedule.log_snr(t)
+
+    # -- sampling and the conditional path -------------------------------------------------
+
+    def _broadcast_time(self, t, x: torch.Tensor) -> torch.Tensor:
+        return expand_time(as_time(t, like=x), x)
+
+    def sample(
+        self, x0: torch.Tensor, t, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Draw $x_t = \alpha_t x_0 + \sigma_t\varepsilon$; returns ``(xt, eps)``."""
+        check_batch(x0, "x0")
+        tt = self._broadcast_time(t, x0)
+        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        return self.schedule._alpha(tt) * x0 + self.schedule._sigma(tt) * eps, eps
+
+    def conditional_velocity(self, x0: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
+        r"""$\frac{d}{dt}x_t = \dot\alpha_t x_0 + \dot\sigma_t\varepsilon$, the flow-matching
+        target for the pair $(x_0, \varepsilon)$."""
+        check_batch(x0, "x0")
+        _same_shape(eps, x0, "eps", "x0")
+        tt = self._broadcast_time(t, x0)
+        return self.schedule._d_alpha(tt) * x0 + self.schedule._d_sigma(tt) * eps
+
+    # -- forward SDE with the path's marginals -------------------------------------------
+
+    def drift_coefficient(self, t) -> torch.Tensor:
+        r"""$f(t) = \dot\alpha_t / \alpha_t$ (D-gaussian-path-sde)."""
+        return self.schedule.drift_coefficient(t)
+
+    def drift(self, x: torch.Tensor, t) -> torch.Tensor:
+        r"""Drift $f(t)\,x$ of the forward SDE $dx = f(t)x\,dt + g(t)\,dW$ whose marginals
+        given $x_0$ are those of the path, $\mathcal N(\alpha_t x_0, \sigma_t^2 I)$
+        (D-gaussian-path-sde)."""
+        check_batch(x, "x")
+        return self.schedule._drift_coefficient(self._broadcast_time(t, x)) * x
+
+    def diffusion(self, t) -> torch.Tensor:
+        r"""$g(t) = \sqrt{\tfrac{d}{dt}\sigma_t^2 - 2 f(t)\sigma_t^2}$ (shape of ``t``;
+        D-gaussian-path-sde). Like $f$, singular where $\alpha_t = 0$ (CondOT at t = 1 gives
+        ``inf``)."""
+        g2 = self.schedule.diffusion_squared(t)
+        # a strictly decreasing log-SNR makes g^2 = -sigma^2 dlambda/dt >= 0: clamp round-off,
+        # but let a pole stay a pole (2t/(t - 1) reads -inf at t = 1 through the zero's sign)
+        return torch.where(torch.isfinite(g2), g2.clamp_min(0.0), g2.abs()).sqrt()
+
+    # -- conversions -----------------------------------------------------------------------
+
+    def _direction(self, src: str, dst: str) -> _Direction:
+        key = (src, dst)
+        if key not in self._directions:
+            sch = self.schedule
+            coefficients = _conversion_coefficients(sch, src, dst)
+            # a direction is singular at an end when its coefficients blow up there (beyond
+            # 1/min_scale, the boundary rule's own threshold)
+            c_xt, c_pred = coefficients(torch.tensor([0.0, 1.0], dtype=torch.float64))
+            size = torch.maximum(c_xt.abs(), c_pred.abs())
+            blown = ~torch.isfinite(size) | (size > 1.0 / sch.min_scale)
+            t_lo, t_hi = sch.safe_interval
+            self._directions[key] = _Direction(
+                coefficients, t_lo if blown[0] else 0.0, t_hi if blown[1] else 1.0
+            )
+        return self._directions[key]
+
+    def convert(self, pred: torch.Tensor, xt: torch.Tensor, t, src: str, dst: str) -> torch.Tensor:
+        r"""Convert a prediction ``pred`` in parameterization ``src`` to ``dst`` at ``(xt, t)``.
+
+        ``src`` and ``dst`` are among ``PARAMETERIZATIONS`` = ``("x0", "eps", "score",
+        "velocity", "v")``; all 20 directions go through one 2×2 solve
+        (D-parameterizations): each parameterization is $(a x_0 + b\varepsilon)/s$ with
+        $x_t = \alpha_t x_0 + \sigma_t\varepsilon$, so
+        $\mathrm{dst} = c_{x}(t)\,x_t + c_{p}(t)\,\mathrm{pred}$. The solve is done once per
+        direction and schedule in sympy (common factors cancelled, so ``eps → score`` does not
+        divide by $\alpha_t$), and $c_x, c_p$ are compiled to torch.
+
+        **Boundary rule.** A direction whose coefficients blow up at t = 0 (it divides by
+        $\sigma_t$, e.g. ``x0 → score``, ``x0 → eps``) or at t = 1 (it divides by
+        $\alpha_t$, e.g. ``eps → x0``, ``score → x0``) is singular there and is only defined
+        on the schedule's `safe_interval`; a ``t`` outside it raises ``ValueError``.
+        Directions that stay finite (``v → x0``, ``v → eps``, CondOT's ``velocity → x0``)
+        accept all of [0, 1]. ``src == dst`` returns ``pred`` unchanged.
+        """
+        for label, name in (("src", src), ("dst", dst)):
+            if name not in PARAMETERIZATIONS:
+                raise ValueError(
+                    f"unknown {label} parameterization {name!r}; expected one of {PARAMETERIZATIONS}"
+                )
+        check_batch(xt, "xt")
+        _same_shape(pred, xt, "pred", "xt")
+        if src == dst:
+            as_time(t, like=xt)
+            return pred
+        direction = self._direction(src, dst)
+        t, inside = _fast_time(t, xt, direction.t_min, direction.t_max)
+        if not inside:
+            end = 0 if bool((t < direction.t_min).any()) else 1
+            raise ValueError(
+                f"converting {src!r} to {dst!r} is singular at t = {end} for {self.schedule!r}: "
+                f"t must lie in its safe interval [{direction.t_min:.6g}, {direction.t_max:.6g}], "
+                f"got t in [{float(t.min()):.6g}, {float(t.max()):.6g}]"
+            )
+        c_xt, c_pred = direction.coefficients(expand_time(t, xt))
+        return torch.addcmul(c_xt * xt, c_pred, pred)
+
+
+class _Direction(NamedTuple):
+    coefficients: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    t_min: float  # the boundary rule: 0 or the safe interval's t_lo
+    t_max: float  # 1 or the safe interval's t_hi
+
+
+def _row(name: str, alpha, sigma, d_alpha, d_sigma):
+    """A parameterization as ``(a, b, scale)``: it equals ``(a x0 + b eps) / scale``. The score
+    keeps its ``1/sigma`` in ``scale`` so that converting *from* a score never divides by it."""
+    one, zero = sp.Integer(1), sp.Integer(0)
+    return {
+        "x0": (one, zero, one),
+        "eps": (zero, one, one),
+        "score": (zero, -one, sigma),
+        "velocity": (d_alpha, d_sigma, one),
+        "v": (-sigma, alpha, one),
+    }[name]
+
+
+def _conversion_coefficients(schedule: Schedule, src: str, dst: str):
+    """``(c_xt, c_pred)`` as functions of t, with ``dst = c_xt xt + c_pred pred``, from the
+    2×2 solve $[x_t, s_{src}\\,pred] = M [x_0, \varepsilon]$,
+    $M = [[\alpha, \\sigma], [a_{src}, b_{src}]]$, followed by the ``dst`` row
+    (D-parameterizations).
+
+    Evaluated in torch from the schedule's compiled $\alpha, \\sigma, \\dot\alpha, \\dot\\sigma$
+    rather than compiled as one expression: sympy's rewriting of the combined expression loses
+    the ``expm1`` forms that keep VP accurate near t = 0. Whether ``dst`` is parallel to
+    ``src`` (``eps ↔ score``) is decided symbolically, so such a direction is a pure rescaling
+    and stays defined where the solve is singular (``eps → score`` at $\alpha = 0$)."""
+    symbols = sp.symbols("alpha sigma d_alpha d_sigma")
+    a_s, b_s, s_s = _row(src, *symbols)
+    a_d, b_d, s_d = _row(dst, *symbols)
+    cross = sp.expand(a_d * b_s - b_d * a_s)
+    if cross == 0:
+        ratio = b_d / b_s if b_s != 0 else a_d / a_s
+        c_xt_expr, c_pred_expr = sp.Integer(0), s_s * ratio / s_d
+    else:
+        determinant = (symbols[0] * b_s - symbols[1] * a_s) * s_d
+        c_xt_expr = cross / determinant
+        c_pred_expr = s_s * (b_d * symbols[0] - a_d * symbols[1]) / determinant
+    definitions = (
+        schedule.alpha_expr,
+        schedule.sigma_expr,
+        schedule.d_alpha_expr,
+        schedule.d_sigma_expr,
+    )
+    # constants (CondOT's derivatives, VE's alpha) go in symbolically: fewer tensor ops
+    constants = {
+        sym: expr for sym, expr in zip(symbols, definitions, strict=True) if not expr.free_symbols
+    }
+    c_xt_expr, c_pred_expr = c_xt_expr.subs(constants), c_pred_expr.subs(constants)
+    uses = set().union(c_xt_expr.free_symbols, c_pred_expr.free_symbols)
+    fns = {
+        symbols[0]: schedule._alpha,
+        symbols[1]: schedule._sigma,
+        symbols[2]: schedule._d_alpha,
+        symbols[3]: schedule._d_sigma,
+    }
+    needed = [sym for sym in symbols if sym in uses]
+    c_xt_raw = sp.lambdify(needed, c_xt_expr)
+    c_pred_raw = sp.lambdify(needed, c_pred_expr)
+
+    def coefficients(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        values = [fns[sym](t) for sym in needed]
+        c_xt, c_pred = c_xt_raw(*values), c_pred_raw(*values)
+        # a constant coefficient (0 for eps -> score) comes back as a number
+        if not isinstance(c_xt, torch.Tensor):
+            c_xt = torch.full_like(t, c_xt)
+        if not isinstance(c_pred, torch.Tensor):
+            c_pred = torch.full_like(t, c_pred)
+        return c_xt, c_pred
+
+    return coefficients
+
+
+def _fast_time(
+    t, x: torch.Tensor, t_min: float = 0.0, t_max: float = 1.0
+) -> tuple[torch.Tensor, bool]:
+    """``(t, inside)``: ``t`` in x's dtype/device and whether it lies in
+    [t_min, t_max] ⊆ [0, 1]. The common case costs one reduction; otherwise `as_time` raises
+    the error that says why ``t`` is not a valid time."""
+    if isinstance(t, torch.Tensor) and t.ndim <= 1 and t.numel():
+        t_cast = t.to(dtype=x.dtype, device=x.device)
+        low, high = torch.aminmax(t_cast)  # NaN propagates and fails both comparisons
+        if float(low) >= t_min and float(high) <= t_max:
+            return t_cast, True
+    t = as_time(t, like=x)
+    return t, bool(((t >= t_min) & (t <= t_max)).all())
+
+
+def _same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
+    if not isinstance(a, torch.Tensor):
+        raise ValueError(f"{name_a} must be a torch.Tensor, got {type(a).__name__}")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{name_a} must have the shape of {name_b}, {tuple(b.shape)}; got {tuple(a.shape)}"
+        )
