@@ -328,6 +328,56 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "publisher": "Cambridge University Press",
         "year": "2019",
     }),
+    "higgins2017beta": ("inproceedings", {
+        "author": "Higgins, Irina and Matthey, Loic and Pal, Arka and Burgess, Christopher and Glorot, Xavier and Botvinick, Matthew and Mohamed, Shakir and Lerchner, Alexander",
+        "title": "beta-{VAE}: Learning Basic Visual Concepts with a Constrained Variational Framework",
+        "booktitle": "International Conference on Learning Representations (ICLR)",
+        "year": "2017",
+    }),
+    "lucas2019dont": ("inproceedings", {
+        "author": "Lucas, James and Tucker, George and Grosse, Roger and Norouzi, Mohammad",
+        "title": "Don't Blame the {ELBO}! A Linear {VAE} Perspective on Posterior Collapse",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2019",
+    }),
+    "mentzer2024finite": ("inproceedings", {
+        "author": "Mentzer, Fabian and Minnen, David and Agustsson, Eirikur and Tschannen, Michael",
+        "title": "Finite Scalar Quantization: {VQ-VAE} Made Simple",
+        "booktitle": "International Conference on Learning Representations (ICLR)",
+        "year": "2024",
+    }),
+    "bengio2013estimating": ("article", {
+        "author": "Bengio, Yoshua and L{\\'e}onard, Nicholas and Courville, Aaron",
+        "title": "Estimating or Propagating Gradients Through Stochastic Neurons for Conditional Computation",
+        "journal": "arXiv preprint arXiv:1308.3432",
+        "year": "2013",
+    }),
+    "lloyd1982least": ("article", {
+        "author": "Lloyd, Stuart P.",
+        "title": "Least Squares Quantization in {PCM}",
+        "journal": "IEEE Transactions on Information Theory",
+        "volume": "28", "number": "2", "pages": "129--137",
+        "year": "1982",
+    }),
+    "max1960quantizing": ("article", {
+        "author": "Max, Joel",
+        "title": "Quantizing for Minimum Distortion",
+        "journal": "IRE Transactions on Information Theory",
+        "volume": "6", "number": "1", "pages": "7--12",
+        "year": "1960",
+    }),
+    "oord2016pixel": ("inproceedings", {
+        "author": "van den Oord, A{\\\"a}ron and Kalchbrenner, Nal and Kavukcuoglu, Koray",
+        "title": "Pixel Recurrent Neural Networks",
+        "booktitle": "International Conference on Machine Learning (ICML)",
+        "year": "2016",
+    }),
+    "oord2016conditional": ("inproceedings", {
+        "author": "van den Oord, A{\\\"a}ron and Kalchbrenner, Nal and Vinyals, Oriol and Espeholt, Lasse and Graves, Alex and Kavukcuoglu, Koray",
+        "title": "Conditional Image Generation with {PixelCNN} Decoders",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2016",
+    }),
 }
 
 
