@@ -276,8 +276,10 @@ def sample_sde(
         drift: `drift(x, t) -> tensor shaped like x`, `t` a 0-d tensor.
         diffusion: `diffusion(t) ->` a scalar, a `(B,)` tensor or a tensor shaped like x.
         x1: the initial state `(B, *event)`.
-        steps, grid, path: the time grid, as in [`sample_ode`][genmath.core.dynamics.sample_ode]
-            (an increasing grid simulates forward in time).
+        steps: number of steps of the time grid, as in
+            [`sample_ode`][genmath.core.dynamics.sample_ode].
+        grid: the time grid, as in `sample_ode` (an increasing grid simulates forward in time).
+        path: the Gaussian path whose safe interval bounds the default grid, as in `sample_ode`.
         generator: the source of the Gaussian increments.
         method: `"euler_maruyama"`, or `"pc"`: Euler–Maruyama predictor followed at each
             new time by `corrector_steps` Langevin corrector steps using `score(x, t)`,
