@@ -100,19 +100,19 @@ class GaussianPath:
     # -- forward SDE with the path's marginals -------------------------------------------
 
     def drift_coefficient(self, t) -> torch.Tensor:
-        r"""$f(t) = \dot\alpha_t / \alpha_t$ (D-gaussian-path-sde)."""
+        r"""$f(t) = \dot\alpha_t / \alpha_t$ (D-forward-sde)."""
         return self.schedule.drift_coefficient(t)
 
     def drift(self, x: torch.Tensor, t) -> torch.Tensor:
         r"""Drift $f(t)\,x$ of the forward SDE $dx = f(t)x\,dt + g(t)\,dW$ whose marginals
         given $x_0$ are those of the path, $\mathcal N(\alpha_t x_0, \sigma_t^2 I)$
-        (D-gaussian-path-sde)."""
+        (D-forward-sde)."""
         check_batch(x, "x")
         return self.schedule._drift_coefficient(self._broadcast_time(t, x)) * x
 
     def diffusion(self, t) -> torch.Tensor:
         r"""$g(t) = \sqrt{\tfrac{d}{dt}\sigma_t^2 - 2 f(t)\sigma_t^2}$ (shape of ``t``;
-        D-gaussian-path-sde). Like $f$, singular where $\alpha_t = 0$ (CondOT at t = 1 gives
+        D-forward-sde). Like $f$, singular where $\alpha_t = 0$ (CondOT at t = 1 gives
         ``inf``)."""
         g2 = self.schedule.diffusion_squared(t)
         # a strictly decreasing log-SNR makes g^2 = -sigma^2 dlambda/dt >= 0: clamp round-off,

@@ -9,7 +9,7 @@ typed by hand:
 * the log signal-to-noise ratio $\lambda_t = \log(\alpha_t^2 / \sigma_t^2)$ and $\dot\lambda_t$;
 * the coefficients of the forward SDE $dx = f(t)\,x\,dt + g(t)\,dW$ with the path's marginals,
   $f = \dot\alpha/\alpha$ and $g^2 = \tfrac{d}{dt}\sigma^2 - 2 f \sigma^2$ (derivation
-  D-gaussian-path-sde);
+  D-forward-sde);
 * the inverse $t(\lambda)$ of the log-SNR: closed form for the built-in schedules (each one
   verified symbolically in D-schedule-log-snr-inverse), otherwise a bisection on the
   strictly decreasing $\lambda_t$ (documented in `Schedule.inverse_log_snr`).
@@ -112,7 +112,7 @@ def _derive(alpha, sigma, t: sp.Symbol) -> dict:
     for VP, and schedules with the same parameters are rebuilt often."""
     d_alpha = sp.diff(alpha, t)
     log_snr = _log_snr_expression(alpha, sigma)
-    # forward SDE with the path's marginals (D-gaussian-path-sde); cancel() turns CondOT's
+    # forward SDE with the path's marginals (D-forward-sde); cancel() turns CondOT's
     # g^2 = 2 t + 2 t^2 / (1 - t) into 2 t / (1 - t), exact at t = 0
     drift_coefficient = sp.cancel(sp.together(d_alpha / alpha))
     expressions = {
@@ -283,12 +283,12 @@ class Schedule:
         return self._d_log_snr(self._time(t))
 
     def drift_coefficient(self, t) -> torch.Tensor:
-        r"""$f(t) = \dot\alpha_t/\alpha_t$ of the forward SDE (D-gaussian-path-sde)."""
+        r"""$f(t) = \dot\alpha_t/\alpha_t$ of the forward SDE (D-forward-sde)."""
         return self._drift_coefficient(self._time(t))
 
     def diffusion_squared(self, t) -> torch.Tensor:
         r"""$g(t)^2 = \tfrac{d}{dt}\sigma_t^2 - 2 f(t)\sigma_t^2 = -\sigma_t^2\dot\lambda_t$ of the
-        forward SDE (D-gaussian-path-sde)."""
+        forward SDE (D-forward-sde)."""
         return self._diffusion_squared(self._time(t))
 
     def inverse_log_snr(self, lam) -> torch.Tensor:

@@ -94,6 +94,15 @@ register(
                 method=_divide_by_density,
             ),
             Step(
+                lhs=g2,
+                rhs=-(sigma**2) * sp.Derivative(2 * sp.log(alpha) - 2 * sp.log(sigma), t),
+                reason=(
+                    r"Equivalently $g^2 = -\sigma_t^2\,\dot\lambda_t$ with the log-SNR "
+                    r"$\lambda = 2\log\alpha - 2\log\sigma$: "
+                    r"$-\sigma^2\dot\lambda = 2\sigma\dot\sigma - 2\sigma^2\dot\alpha/\alpha$."
+                ),
+            ),
+            Step(
                 lhs=_squared_diffusion(_vp_alpha, _vp_sigma),
                 rhs=beta(t),
                 reason=(
@@ -115,6 +124,7 @@ register(
             "genmath.core.path.GaussianPath.drift_coefficient",
             "genmath.core.path.GaussianPath.drift",
             "genmath.core.path.GaussianPath.diffusion",
+            "genmath.schedules.Schedule.diffusion_squared",
         ),
         tests=("tests/core/test_path.py", "tests/core/test_dynamics.py"),
     )

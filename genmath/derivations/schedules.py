@@ -178,52 +178,6 @@ register(
     )
 )
 
-# ------------------------------------------------------------------------ forward SDE of a path
-_alpha, _sigma = alpha_f(t), sigma_f(t)
-_f = sp.diff(_alpha, t) / _alpha
-_g2 = sp.diff(_sigma**2, t) - 2 * _f * _sigma**2
-
-register(
-    Derivation(
-        id="D-gaussian-path-sde",
-        title="The forward SDE whose marginals are a Gaussian path's",
-        statement=(
-            r"For any schedule, $dx = f(t)\,x\,dt + g(t)\,dW$ with $f = \dot\alpha_t/\alpha_t$ and "
-            r"$g^2 = \tfrac{d}{dt}\sigma_t^2 - 2f\sigma_t^2$ started at $x_0$ has "
-            r"$x_t \mid x_0 \sim \mathcal N(\alpha_t x_0, \sigma_t^2 I)$: the mean solves "
-            r"$\dot m = f m$ and the variance $\dot v = 2 f v + g^2$ (linear SDE moment equations), "
-            r"both with the right initial values ($\alpha_0 = 1$, $\sigma_0 = 0$ for a path that "
-            r"starts at the data). Equivalently $g^2 = -\sigma_t^2\,\dot\lambda_t$."
-        ),
-        start=sp.diff(_alpha * x0, t) - _f * (_alpha * x0),
-        steps=[
-            Step(
-                rhs=sp.Integer(0),
-                reason=r"The mean $\alpha_t x_0$ solves $\dot m = f(t)\,m$.",
-            ),
-            Step(
-                lhs=sp.diff(_sigma**2, t) - (2 * _f * _sigma**2 + _g2),
-                rhs=sp.Integer(0),
-                reason=r"The variance $\sigma_t^2$ solves $\dot v = 2 f v + g^2$.",
-            ),
-            Step(
-                lhs=_g2,
-                rhs=-(_sigma**2) * sp.diff(2 * sp.log(_alpha) - 2 * sp.log(_sigma), t),
-                reason=r"With $\lambda = 2\log\alpha - 2\log\sigma$: $-\sigma^2\dot\lambda = 2\sigma\dot\sigma - 2\sigma^2\dot\alpha/\alpha$.",
-            ),
-        ],
-        symbols=(t, x0),
-        references=("song2021score", "kingma2021variational", "sarkka2019applied"),
-        code=(
-            "genmath.GaussianPath.drift",
-            "genmath.GaussianPath.diffusion",
-            "genmath.schedules.Schedule.diffusion_squared",
-        ),
-        tests=("tests/core/test_path.py",),
-    )
-)
-
-
 # ------------------------------------------------------------------------ exact-numeric checks
 def _builtins():
     return [CondOT(), VP(0.1, 20.0), CosineVP(0.008), CosineVP(0.0), VE(0.01, 50.0)]
@@ -287,7 +241,7 @@ register(
         tolerance=1e-12,
         code=("genmath.schedules.Schedule",),
         tests=("tests/core/test_schedules.py",),
-        derivation="D-gaussian-path-sde",
+        derivation="D-forward-sde",
     )
 )
 

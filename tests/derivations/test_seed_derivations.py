@@ -27,7 +27,7 @@ SEED_IDS = (
     "D-elbo-gap",
     "D-elbo-recon-kl",
     "D-change-of-variables-1d",
-    "D-coupling-logdet",
+    "D-flow-coupling-logdet",
     "D-tweedie",
     "D-ddpm-posterior",
     "D-parameterizations",
@@ -140,7 +140,7 @@ PLANTED = [
     # (id, step, change) — each change a sign flip or a factor of 2
     ("D-kl-vae", 2, lambda r: 2 * r),
     ("D-elbo-gap", 5, lambda r: -r),
-    ("D-coupling-logdet", 4, lambda r: 2 * r),
+    ("D-flow-coupling-logdet", 2, lambda r: 2 * r),
     ("D-tweedie", 5, lambda r: -r),
     ("D-ddpm-posterior", 3, lambda r: 2 * r),
     ("D-parameterizations", 4, lambda r: r.subs(sp.Symbol(r"\dot{sigma}", real=True), 0)),
