@@ -38,7 +38,7 @@ def build_flow() -> Flow:
     return Flow(Compose(*planars, scale), Independent(Normal(torch.zeros(2), torch.ones(2)), 1))
 
 
-def main(quick: bool = False) -> None:
+def main(quick: bool = False, out: pathlib.Path = OUT) -> None:
     flow = build_flow()
     n, half = (261, 6.5) if quick else (521, 6.5)
     grid = torch.linspace(-half, half, n)
@@ -64,11 +64,13 @@ def main(quick: bool = False) -> None:
         ax.set_ylim(-half, half)
     fig.suptitle("Three planar layers and an affine map on a standard normal base", fontsize=10)
     fig.tight_layout()
-    fig.savefig(OUT, dpi=110)
-    print(f"wrote {OUT} (grid mass {mass:.6f})")
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out} (grid mass {mass:.6f})")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    main(parser.parse_args().quick)
+    parser.add_argument("--out", type=pathlib.Path, default=OUT)
+    args = parser.parse_args()
+    main(args.quick, args.out)

@@ -34,7 +34,7 @@ def _data() -> GaussianMixture:
     )
 
 
-def main(quick: bool = False) -> pathlib.Path:
+def main(quick: bool = False, out: pathlib.Path = OUTPUT) -> pathlib.Path:
     torch.set_default_dtype(torch.float64)
     generator = torch.Generator().manual_seed(0)
     data, path = _data(), GaussianPath(VP())
@@ -72,12 +72,13 @@ def main(quick: bool = False) -> pathlib.Path:
         "VP path, exact ε from genmath.analytic; contours: exact data density", fontsize=10
     )
     fig.tight_layout()
-    fig.savefig(OUTPUT, dpi=110)
+    fig.savefig(out, dpi=110)
     plt.close(fig)
-    return OUTPUT
+    return out
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer samples and steps")
+    parser.add_argument("--out", type=pathlib.Path, default=OUTPUT)
     print(main(**vars(parser.parse_args())))

@@ -49,7 +49,9 @@ register(
             r"flow, then $\frac{d}{dt}\log p_t(x_t) = -\nabla\cdot v(x_t, t)$ (Chen et al. "
             r"2018). Checked for $v = a(t)x + b(t)$ in 1-D with general $a$, $b$ and Gaussian "
             r"$p_0 = \mathcal N(m_0, s_0^2)$, and for $v = Ax + c$ in 2-D with a non-symmetric "
-            r"$A$, where the answer is $-\operatorname{tr}A$."
+            r"$A$, where the answer is $-\operatorname{tr}A$. The general argument from the continuity "
+            "equation is [D-instantaneous-change-of-variables](D-instantaneous-change-of-variables.md); "
+            "here every step is checked, none cited."
         ),
         start=sp.Derivative(_trajectory, t),
         steps=[
