@@ -378,6 +378,18 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
         "year": "2016",
     }),
+    "shi2024simplified": ("inproceedings", {
+        "author": "Shi, Jiaxin and Han, Kehang and Wang, Zhe and Doucet, Arnaud and Titsias, Michalis K.",
+        "title": "Simplified and Generalized Masked Diffusion for Discrete Data",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2024",
+    }),
+    "lou2024discrete": ("inproceedings", {
+        "author": "Lou, Aaron and Meng, Chenlin and Ermon, Stefano",
+        "title": "Discrete Diffusion Modeling by Estimating the Ratios of the Data Distribution",
+        "booktitle": "International Conference on Machine Learning (ICML)",
+        "year": "2024",
+    }),
 }
 
 
