@@ -421,13 +421,13 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "year": "2017",
     }),
     "arjovsky2017towards": ("inproceedings", {
-        "author": "Arjovsky, Martin and Bottou, L{\'e}on",
+        "author": "Arjovsky, Martin and Bottou, L{\\'e}on",
         "title": "Towards Principled Methods for Training Generative Adversarial Networks",
         "booktitle": "International Conference on Learning Representations (ICLR)",
         "year": "2017",
     }),
     "arjovsky2017wasserstein": ("inproceedings", {
-        "author": "Arjovsky, Martin and Chintala, Soumith and Bottou, L{\'e}on",
+        "author": "Arjovsky, Martin and Chintala, Soumith and Bottou, L{\\'e}on",
         "title": "Wasserstein Generative Adversarial Networks",
         "booktitle": "International Conference on Machine Learning (ICML)",
         "year": "2017",
