@@ -135,7 +135,6 @@ class Derivation:
         code: dotted names of the genmath objects that implement the result.
         tests: test files (or node ids) that check the implementation.
         domain: optional sampling interval ``(low, high)`` per symbol for numeric steps.
-        result_name: optional LaTeX for the left side of the displayed result.
     """
 
     id: str
