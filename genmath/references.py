@@ -474,6 +474,25 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "booktitle": "International Conference on Machine Learning (ICML)",
         "year": "2008",
     }),
+    "finlay2020how": ("inproceedings", {
+        "author": "Finlay, Chris and Jacobsen, J{\\\"o}rn-Henrik and Nurbekyan, Levon and Oberman, Adam M.",
+        "title": "How to Train Your Neural {ODE}: the World of {Jacobian} and Kinetic Regularization",
+        "booktitle": "International Conference on Machine Learning (ICML)",
+        "year": "2020",
+    }),
+    "miyato2018spectral": ("inproceedings", {
+        "author": "Miyato, Takeru and Kataoka, Toshiki and Koyama, Masanori and Yoshida, Yuichi",
+        "title": "Spectral Normalization for Generative Adversarial Networks",
+        "booktitle": "International Conference on Learning Representations (ICLR)",
+        "year": "2018",
+    }),
+    "gregory1982piecewise": ("article", {
+        "author": "Gregory, John A. and Delbourgo, Roland",
+        "title": "Piecewise Rational Quadratic Interpolation to Monotonic Data",
+        "journal": "IMA Journal of Numerical Analysis",
+        "volume": "2", "number": "2", "pages": "123--130",
+        "year": "1982",
+    }),
 }
 
 
