@@ -442,14 +442,18 @@ class Affine(Bijection):
                 "Affine.from_matrix expected an invertible matrix W, got a singular one "
                 f"(smallest |U_ii| of its LU factorisation {u.abs().min().item():.3g})"
             )
-        out = cls(d, permutation=P.argmax(dim=1), diagonal="signed")
+        # Move to the matrix's dtype before copying the factors in: copying float64 factors into
+        # default-dtype (possibly float32) parameters would round them.
+        out = cls(d, permutation=P.argmax(dim=1), diagonal="signed").to(
+            device=matrix.device, dtype=matrix.dtype
+        )
         with torch.no_grad():
             out.lower.copy_(L)
             out.upper.copy_(U)
             out.diag.copy_(u)
             if bias is not None:
                 out.bias.copy_(torch.as_tensor(bias, dtype=matrix.dtype))
-        return out.to(device=matrix.device, dtype=matrix.dtype)
+        return out
 
     def _factors(self):
         L = self.lower * self._strict_lower + self._eye

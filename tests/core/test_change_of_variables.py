@@ -614,3 +614,19 @@ def test_flow_derivations_and_checks_verify(item_id):
 
     result = get(item_id).verify()
     assert result.ok, [s for s in result.steps if not s.ok]
+
+
+def test_affine_from_a_float64_matrix_keeps_float64_precision_under_a_float32_default():
+    matrix = torch.tensor([[2.0, 0.3, -0.7], [0.1, -1.5, 0.2], [0.4, 0.9, 3.1]], dtype=torch.float64)
+    matrix = matrix + 1e-9 * torch.arange(9, dtype=torch.float64).reshape(3, 3)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        affine = Affine.from_matrix(matrix)
+    finally:
+        torch.set_default_dtype(previous)
+    x = torch.eye(3, dtype=torch.float64)
+    y, logdet = affine(x)
+    assert y.dtype == torch.float64
+    torch.testing.assert_close(y, x @ matrix.T, atol=1e-14, rtol=0)
+    torch.testing.assert_close(logdet, torch.linalg.slogdet(matrix)[1].expand(3), atol=1e-14, rtol=0)
