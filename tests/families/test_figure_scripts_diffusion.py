@@ -1,0 +1,26 @@
+"""The diffusion page's worked-example figure script runs (in --quick mode) and writes its
+image, so it cannot rot."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("sklearn")
+
+FIGURES = pathlib.Path(__file__).resolve().parents[2] / "docs" / "figures"
+
+
+@pytest.mark.parametrize("script", ["diffusion_2d.py", "diffusion_digits.py"])
+def test_figure_script_runs_quick(script, tmp_path):
+    out = tmp_path / script.replace(".py", ".png")
+    result = subprocess.run(
+        [sys.executable, str(FIGURES / script), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert out.exists() and out.stat().st_size > 1000
