@@ -262,7 +262,7 @@ def _fast_time(
     the error that says why ``t`` is not a valid time."""
     if isinstance(t, torch.Tensor) and t.ndim <= 1 and t.numel():
         t_cast = t.to(dtype=x.dtype, device=x.device)
-        low, high = torch.aminmax(t_cast)  # NaN propagates and fails both comparisons
+        low, high = torch.aminmax(t_cast.detach())  # NaN propagates and fails both comparisons
         if float(low) >= t_min and float(high) <= t_max:
             return t_cast, True
     t = as_time(t, like=x)
