@@ -493,6 +493,30 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "volume": "2", "number": "2", "pages": "123--130",
         "year": "1982",
     }),
+    "esser2024scaling": ("inproceedings", {
+        "author": "Esser, Patrick and Kulal, Sumith and Blattmann, Andreas and Entezari, Rahim and M{\\\"u}ller, Jonas and Saini, Harry and Levi, Yam and Lorenz, Dominik and Sauer, Axel and Boesel, Frederic and Podell, Dustin and Dockhorn, Tim and English, Zion and Rombach, Robin",
+        "title": "Scaling Rectified Flow Transformers for High-Resolution Image Synthesis",
+        "booktitle": "International Conference on Machine Learning (ICML)",
+        "year": "2024",
+    }),
+    "song2024improved": ("inproceedings", {
+        "author": "Song, Yang and Dhariwal, Prafulla",
+        "title": "Improved Techniques for Training Consistency Models",
+        "booktitle": "International Conference on Learning Representations (ICLR)",
+        "year": "2024",
+    }),
+    "geng2025improved": ("article", {
+        "author": "Geng, Zhengyang and others",
+        "title": "Improved Mean Flows",
+        "journal": "preprint",
+        "year": "2025",
+    }),
+    "pooladian2023multisample": ("inproceedings", {
+        "author": "Pooladian, Aram-Alexandre and Ben-Hamu, Heli and Domingo-Enrich, Carles and Amos, Brandon and Lipman, Yaron and Chen, Ricky T. Q.",
+        "title": "Multisample Flow Matching: Straightening Flows with Minibatch Couplings",
+        "booktitle": "International Conference on Machine Learning (ICML)",
+        "year": "2023",
+    }),
 }
 
 

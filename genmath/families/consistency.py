@@ -1,0 +1,310 @@
+r"""Consistency models: one network that maps every point of a probability-flow trajectory to
+its end (Song et al. 2023).
+
+**Composition.** Consistency model = Gaussian path (`genmath.GaussianPath`, any schedule) +
+its probability-flow ODE (a teacher velocity in any parameterization, converted by
+`GaussianPath.convert`; one Euler or Heun step of the core solvers) + EDM's time grid
+(`genmath.core.grids.karras_grid`) + a boundary-respecting parameterization.
+
+A consistency function $f(x_t, t)$ returns the point $x_{t_\mathrm{min}}$ of the ODE trajectory
+through $x_t$: it is constant along trajectories and the identity at $t_\mathrm{min}$. The
+boundary condition is built in (derivation D-consistency-boundary):
+
+$$
+f_\theta(x, t) = c_\mathrm{skip}(s)\,x + c_\mathrm{out}(s)\,F_\theta(x, t),\quad
+c_\mathrm{skip}(s) = \frac{\sigma_d^2}{(s - s_\mathrm{min})^2 + \sigma_d^2},\quad
+c_\mathrm{out}(s) = \frac{\sigma_d\,(s - s_\mathrm{min})}{\sqrt{\sigma_d^2 + s^2}},
+$$
+
+with $s = \sigma_t/\alpha_t$ the path's noise level (EDM's $\sigma$; $s = e^{-\lambda_t/2}$),
+so $c_\mathrm{skip}(s_\mathrm{min}) = 1$ and $c_\mathrm{out}(s_\mathrm{min}) = 0$ exactly.
+Consistency **distillation** regresses $f_\theta(x_{t_{n+1}}, t_{n+1})$ onto the EMA target
+$f_{\theta^-}(\hat x_{t_n}, t_n)$, $\hat x_{t_n}$ one teacher ODE step from $x_{t_{n+1}}$;
+consistency **training** replaces the teacher step by the same noise at the lower level,
+$x_{t_n} = \alpha_{t_n} x_0 + \sigma_{t_n}\varepsilon$ (an unbiased one-sample estimate of the
+teacher's velocity), with a step count $N(k)$ that grows during training.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ..core import _solvers
+from ..core._shapes import as_time, check_batch, expand_time
+from ..core.dynamics import SampleResult, reparameterize
+from ..core.grids import check_grid, karras_grid
+from ..core.path import GaussianPath
+from .flow_matching import interpolate
+
+__all__ = [
+    "boundary_coefficients",
+    "ConsistencyModel",
+    "ema_update",
+    "training_steps",
+    "ema_decay",
+    "consistency_distillation_loss",
+    "consistency_training_loss",
+    "sample",
+    "METRICS",
+]
+
+METRICS = ("l2", "pseudo_huber")
+
+Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def boundary_coefficients(
+    s: torch.Tensor, s_min: float, sigma_data: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""$(c_\mathrm{skip}(s), c_\mathrm{out}(s))$ of Song et al. (2023, App. C): EDM's skip and
+    output scalings with $s$ shifted by $s_\mathrm{min}$ so that $c_\mathrm{skip}(s_\mathrm{min})
+    = 1$, $c_\mathrm{out}(s_\mathrm{min}) = 0$ (D-consistency-boundary)."""
+    if not sigma_data > 0:
+        raise ValueError(f"sigma_data must be positive, got {sigma_data!r}")
+    shifted = s - s_min
+    c_skip = sigma_data**2 / (shifted**2 + sigma_data**2)
+    c_out = sigma_data * shifted / (sigma_data**2 + s**2).sqrt()
+    return c_skip, c_out
+
+
+class ConsistencyModel(nn.Module):
+    r"""$f_\theta(x, t) = c_\mathrm{skip}\,x + c_\mathrm{out}\,F_\theta(x, t)$ on a Gaussian path.
+
+    Arguments:
+        network: $F_\theta(x, t)$, ``t`` of shape ``(B,)`` (e.g. `genmath.nn.VelocityMLP`).
+        path: the `GaussianPath` whose probability-flow trajectories the model follows.
+        t_min, t_max: the time range; default the schedule's `safe_interval` (where the noise
+            level $s = \sigma_t/\alpha_t$ is finite and positive). $f(x, t_\mathrm{min}) = x$.
+        sigma_data: $\sigma_d$ of the scalings (0.5 in Song et al.).
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        path: GaussianPath,
+        *,
+        t_min: float | None = None,
+        t_max: float | None = None,
+        sigma_data: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if not isinstance(path, GaussianPath):
+            raise ValueError(f"path must be a genmath.GaussianPath, got {type(path).__name__}")
+        lo, hi = path.schedule.safe_interval
+        t_min = float(lo if t_min is None else t_min)
+        t_max = float(hi if t_max is None else t_max)
+        if not lo <= t_min < t_max <= hi:
+            raise ValueError(
+                f"need safe_interval[0] = {lo:.6g} <= t_min < t_max <= safe_interval[1] = "
+                f"{hi:.6g}, got t_min = {t_min}, t_max = {t_max}"
+            )
+        if not sigma_data > 0:
+            raise ValueError(f"sigma_data must be positive, got {sigma_data!r}")
+        self.network, self.path = network, path
+        self.t_min, self.t_max, self.sigma_data = t_min, t_max, float(sigma_data)
+        self.s_min = float(self.noise_level(torch.tensor(t_min, dtype=torch.float64)))
+
+    def noise_level(self, t) -> torch.Tensor:
+        r"""$s_t = \sigma_t/\alpha_t$, EDM's noise level of the path at $t$."""
+        return self.path.sigma(t) / self.path.alpha(t)
+
+    def _times(self, t, x: torch.Tensor) -> torch.Tensor:
+        t = as_time(t, like=x)
+        if t.ndim == 0:
+            t = t.expand(x.shape[0])
+        elif t.shape != (x.shape[0],):
+            raise ValueError(
+                f"t must be a scalar or have shape ({x.shape[0]},), got {tuple(t.shape)}"
+            )
+        # a relative slack absorbs the round-off of grids pinned to the interval's ends
+        slack = 1e-12
+        if bool(((t < self.t_min - slack) | (t > self.t_max + slack)).any()):
+            raise ValueError(
+                f"t must lie in [t_min, t_max] = [{self.t_min:.6g}, {self.t_max:.6g}], got t in "
+                f"[{float(t.min()):.6g}, {float(t.max()):.6g}]"
+            )
+        return t
+
+    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+        check_batch(x)
+        t = self._times(t, x)
+        c_skip, c_out = boundary_coefficients(self.noise_level(t), self.s_min, self.sigma_data)
+        return expand_time(c_skip, x) * x + expand_time(c_out, x) * self.network(x, t)
+
+    def target_copy(self) -> ConsistencyModel:
+        """A frozen copy for the EMA target $\\theta^-$ (update it with `ema_update`)."""
+        target = copy.deepcopy(self)
+        target.requires_grad_(False)
+        return target
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, online: nn.Module, decay: float) -> None:
+    r"""$\theta^- \leftarrow \mu\,\theta^- + (1 - \mu)\,\theta$ in place, $\mu$ = ``decay``."""
+    if not 0.0 <= decay <= 1.0:
+        raise ValueError(f"decay must lie in [0, 1], got {decay!r}")
+    for p_target, p_online in zip(target.parameters(), online.parameters(), strict=True):
+        p_target.lerp_(p_online, 1.0 - decay)
+
+
+def training_steps(k: int, total: int, s0: int = 2, s1: int = 150) -> int:
+    r"""Consistency training's step count $N(k) = \lceil\sqrt{k/K\,((s_1 + 1)^2 - s_0^2) +
+    s_0^2} - 1\rceil + 1$ at iteration $k$ of $K$ (Song et al. 2023, App. C)."""
+    if not (0 <= k <= total and total >= 1 and 1 <= s0 <= s1):
+        raise ValueError(f"need 0 <= k <= total, total >= 1, 1 <= s0 <= s1; got {k, total, s0, s1}")
+    return math.ceil(math.sqrt(k / total * ((s1 + 1) ** 2 - s0**2) + s0**2) - 1) + 1
+
+
+def ema_decay(steps: int, s0: int = 2, mu0: float = 0.95) -> float:
+    r"""The EMA decay paired with $N$ steps, $\mu = \exp(s_0 \log\mu_0 / N)$ (Song et al. 2023)."""
+    return math.exp(s0 * math.log(mu0) / steps)
+
+
+def _distance(a: torch.Tensor, b: torch.Tensor, metric: str, huber_c: float | None) -> torch.Tensor:
+    squared = (a - b).pow(2).flatten(1).sum(1)
+    if metric == "l2":
+        return squared
+    c = huber_c if huber_c is not None else 0.00054 * math.sqrt(a[0].numel())
+    return (squared + c**2).sqrt() - c
+
+
+def _grid(grid, path: GaussianPath, like: torch.Tensor) -> torch.Tensor:
+    if isinstance(grid, int) and not isinstance(grid, bool):
+        grid = karras_grid(grid, path.schedule)
+    grid = check_grid(grid, path.schedule).to(like)
+    if not bool((grid[1:] < grid[:-1]).all()):
+        raise ValueError("the consistency grid must decrease, from t_max to t_min")
+    return grid
+
+
+def _adjacent_times(grid, path, x0, generator):
+    grid = _grid(grid, path, x0)
+    n = torch.randint(0, grid.numel() - 1, (x0.shape[0],), generator=generator, device=x0.device)
+    return grid[n], grid[n + 1]
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+
+
+def _loss(model, target_model, x_hi, t_hi, x_lo, t_lo, metric, huber_c, reduction):
+    with torch.no_grad():
+        anchor = target_model(x_lo, t_lo)
+    values = _distance(model(x_hi, t_hi), anchor, metric, huber_c)
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "none":
+        return values
+    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+
+
+def consistency_distillation_loss(
+    model: Model,
+    target_model: Model,
+    x0: torch.Tensor,
+    path: GaussianPath,
+    teacher,
+    *,
+    grid=18,
+    solver="heun",
+    teacher_parameterization: str = "velocity",
+    metric: str = "l2",
+    huber_c: float | None = None,
+    generator: torch.Generator | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    r"""Consistency distillation: $d\big(f_\theta(x_{t_{n+1}}, t_{n+1}),
+    f_{\theta^-}(\hat x_{t_n}, t_n)\big)$ with $x_{t_{n+1}}$ drawn from the path and
+    $\hat x_{t_n}$ one teacher step of the probability-flow ODE.
+
+    Arguments:
+        model, target_model: $f_\theta$ and the EMA target $f_{\theta^-}$ (`ConsistencyModel`).
+        x0: data ``(B, *event)``.
+        path: the `GaussianPath`.
+        teacher: ``teacher(x, t)`` predicting ``teacher_parameterization``; its velocity
+            comes from `GaussianPath.convert`.
+        grid: a decreasing time grid inside the safe interval, or an int $N$ for
+            `karras_grid(N, path.schedule)`; $n$ is uniform on its $N$ intervals.
+        solver: ``"euler"``, ``"heun"`` (the core fixed steps), or a callable
+            ``solver(x, t_from, t_to)`` (e.g. an exact flow map).
+        metric: ``"l2"`` (squared) or ``"pseudo_huber"`` ($\sqrt{\|\cdot\|^2 + c^2} - c$).
+    """
+    check_batch(x0, "x0")
+    _check_metric(metric)
+    t_hi, t_lo = _adjacent_times(grid, path, x0, generator)
+    x_hi, _ = interpolate(
+        x0, torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device), t_hi, path
+    )
+    if callable(solver):
+        x_lo = solver(x_hi, t_hi, t_lo)
+    elif solver in ("euler", "heun"):
+        velocity = reparameterize(teacher, path, teacher_parameterization, "velocity")
+
+        def field(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return velocity(x, t.reshape(-1))  # the step's broadcast times, back to (B,)
+
+        with torch.no_grad():
+            # per-sample times shaped to broadcast over the event, as the core step expects
+            x_lo = _solvers._fixed_step(
+                solver, field, x_hi, expand_time(t_hi, x_hi), expand_time(t_lo, x_hi)
+            )
+    else:
+        raise ValueError(f"solver must be 'euler', 'heun' or a callable, got {solver!r}")
+    return _loss(model, target_model, x_hi, t_hi, x_lo.detach(), t_lo, metric, huber_c, reduction)
+
+
+def consistency_training_loss(
+    model: Model,
+    target_model: Model,
+    x0: torch.Tensor,
+    path: GaussianPath,
+    *,
+    steps: int = 18,
+    metric: str = "l2",
+    huber_c: float | None = None,
+    generator: torch.Generator | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    r"""Consistency training from data: adjacent times of `karras_grid(steps)` share the noise,
+    $x_{t} = \alpha_t x_0 + \sigma_t\varepsilon$ at $t_{n+1}$ and $t_n$; loss
+    $d(f_\theta(x_{t_{n+1}}, t_{n+1}), f_{\theta^-}(x_{t_n}, t_n))$. Grow ``steps`` with
+    `training_steps` and set the EMA decay with `ema_decay`."""
+    check_batch(x0, "x0")
+    _check_metric(metric)
+    t_hi, t_lo = _adjacent_times(steps, path, x0, generator)
+    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    x_hi, _ = interpolate(x0, eps, t_hi, path)
+    x_lo, _ = interpolate(x0, eps, t_lo, path)
+    return _loss(model, target_model, x_hi, t_hi, x_lo, t_lo, metric, huber_c, reduction)
+
+
+def sample(
+    model: ConsistencyModel,
+    noise: torch.Tensor,
+    *,
+    times=None,
+    generator: torch.Generator | None = None,
+) -> SampleResult:
+    r"""Multistep consistency sampling (Song et al. 2023, Alg. 1): $x = f(\sigma_{T} z, T)$ at
+    $T$ = ``model.t_max``, then for each further time $\tau$ of the decreasing ``times``
+    re-noise along the path, $x_\tau = \alpha_\tau x + \sigma_\tau z$ (`GaussianPath.sample`),
+    and map back, $x = f(x_\tau, \tau)$. ``times=None`` is one step."""
+    check_batch(noise, "noise")
+    t_max = torch.tensor(model.t_max, dtype=noise.dtype, device=noise.device)
+    grid = t_max.reshape(1)
+    if times is not None:
+        grid = torch.cat([grid, torch.as_tensor(times).to(noise).reshape(-1)])
+        check_grid(grid, model.path.schedule, name="[t_max, *times]")
+        if not bool((grid[1:] < grid[:-1]).all()):
+            raise ValueError(f"times must decrease from below t_max = {model.t_max:.6g}")
+    x = model(model.path.sigma(t_max).to(noise) * noise, t_max)
+    for tau in grid[1:]:
+        x_tau, _ = model.path.sample(x, tau, generator=generator)
+        x = model(x_tau, tau)
+    return SampleResult(x=x, nfe=grid.numel(), grid=grid)
