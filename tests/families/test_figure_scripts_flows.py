@@ -12,7 +12,7 @@ pytest.importorskip("matplotlib")
 FIGURES = pathlib.Path(__file__).resolve().parents[2] / "docs" / "figures"
 
 
-@pytest.mark.parametrize("script", ["flows_2d.py", "cnf_2d.py"])
+@pytest.mark.parametrize("script", ["flows_2d.py", "cnf_2d.py", "flows_digits.py"])
 def test_figure_script_runs_quick(script, tmp_path):
     out = tmp_path / script.replace(".py", ".png")
     result = subprocess.run(
