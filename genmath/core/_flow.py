@@ -10,20 +10,14 @@ import torch
 from torch.distributions import Distribution, Independent, Transform, constraints
 
 from ._bijections import Bijection, _shape_text, _sum_event
+from ._random import global_stream_from
 
 __all__ = ["Flow", "BijectionTransform", "TransformBijection", "as_transform", "from_transform"]
 
 
 def _draw(sample_fn, generator: torch.Generator | None):
-    """Run `sample_fn` with the global RNG seeded from `generator` (restored afterwards), so
-    any torch Distribution can be sampled reproducibly from a caller's generator."""
-    if generator is None:
-        return sample_fn()
-    seed = int(torch.randint(0, 2**62, (), generator=generator, device=generator.device))
-    # manual_seed seeds every device: fork (save and restore) the states of all that are in use
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    """Run `sample_fn` reproducibly from `generator` (see `global_stream_from`)."""
+    with global_stream_from(generator):
         return sample_fn()
 
 

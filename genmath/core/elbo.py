@@ -19,7 +19,6 @@ dimension is summed, so ``Normal(loc, scale)`` with ``loc`` of shape ``(B, k)`` 
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import distributions as D
 
+from ._random import global_stream_from
 from ._shapes import check_batch
 
 if TYPE_CHECKING:
@@ -93,37 +93,8 @@ def _per_example(log_density: torch.Tensor, leading: tuple[int, ...], what: str)
     return log_density.sum(extra) if extra else log_density
 
 
-@contextlib.contextmanager
-def _random_stream(generator: torch.Generator | None):
-    """Make torch.distributions (which draw from the global stream) reproducible from
-    ``generator``, without disturbing the global stream the caller sees afterwards.
-
-    Only the global generator of ``generator``'s device is seeded and restored
-    (`torch.manual_seed` would reseed every backend, which costs more than a small ELBO)."""
-    if generator is None:
-        yield
-        return
-    seed = int(torch.randint(0, 2**62, (), generator=generator, device=generator.device))
-    if generator.device.type == "cuda":
-        index = generator.device.index
-        saved = torch.cuda.get_rng_state(index)
-        global_generator = torch.cuda.default_generators[
-            torch.cuda.current_device() if index is None else index
-        ]
-        restore = lambda: torch.cuda.set_rng_state(saved, index)  # noqa: E731
-    else:
-        saved = torch.get_rng_state()
-        global_generator = torch.default_generator
-        restore = lambda: torch.set_rng_state(saved)  # noqa: E731
-    global_generator.manual_seed(seed)
-    try:
-        yield
-    finally:
-        restore()
-
-
 def _draw(q: D.Distribution, n: int, generator, reparameterize: bool) -> torch.Tensor:
-    with _random_stream(generator):
+    with global_stream_from(generator):
         if reparameterize and q.has_rsample:
             return q.rsample((n,))
         # Without a reparameterization gradients cannot flow through z; the score-function

@@ -253,15 +253,16 @@ def _affine_divergence_error() -> float:
 def _mlp_divergence_error() -> float:
     from genmath.nn import VelocityMLP
 
-    torch.manual_seed(0)
-    model = VelocityMLP(4, hidden=16).double()
-    x = torch.randn(3, 4, dtype=torch.float64)
+    with torch.random.fork_rng(devices=[]):  # seed the weights without touching the caller's RNG
+        torch.manual_seed(0)
+        model = VelocityMLP(4, hidden=16).double()
+        x = torch.randn(3, 4, dtype=torch.float64)
     _, div = model.velocity_and_divergence(x, 0.3)
     traces = [
         torch.autograd.functional.jacobian(lambda y: model(y[None], 0.3)[0], row).trace()
         for row in x
     ]
-    return float((div - torch.stack(traces)).abs().max())
+    return float((div - torch.stack(traces)).abs().max().detach())
 
 
 def _linear_flow_likelihood_error() -> float:

@@ -25,6 +25,8 @@ import torch
 from torch import distributions as D
 from torch import nn
 
+from genmath.core._random import global_stream_from
+
 from ..analytic import PPCA
 from ..core._autoregressive import _mlp
 from ..core.elbo import elbo as _elbo
@@ -381,13 +383,8 @@ class VAE(nn.Module):
 
 
 def _draw(dist: D.Distribution, n: int, generator: torch.Generator | None) -> torch.Tensor:
-    # torch.distributions draw from the global stream: seed a forked stream from generator
-    if generator is not None:
-        seed = int(torch.randint(0, 2**62, (), generator=generator))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return dist.sample((n,))
-    return dist.sample((n,))
+    with global_stream_from(generator):
+        return dist.sample((n,))
 
 
 class BetaVAE(VAE):
