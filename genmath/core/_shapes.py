@@ -53,3 +53,11 @@ def check_batch(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     if not x.is_floating_point():
         raise ValueError(f"{name} must be floating point, got dtype {x.dtype}")
     return x
+
+
+def positive_int(value, name: str, minimum: int = 1) -> int:
+    """``value`` if it is an integer (not a bool) of at least ``minimum``, else a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return value

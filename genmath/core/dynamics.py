@@ -37,7 +37,7 @@ from collections.abc import Callable
 import torch
 
 from . import _solvers
-from ._shapes import check_batch
+from ._shapes import check_batch, positive_int
 from .grids import check_grid, karras_grid, log_snr_grid, uniform_grid
 
 __all__ = [
@@ -244,11 +244,6 @@ def _integrate_torchdiffeq(method, field: _solvers.CountedField, x1, times, rtol
     return states[-1], states
 
 
-def _check_positive_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def sample_sde(
     drift: Model,
     diffusion: Callable[[torch.Tensor], torch.Tensor | float],
@@ -300,7 +295,7 @@ def sample_sde(
             raise ValueError("method 'pc' needs score(x, t) for its Langevin corrector, got None")
         if not (isinstance(snr, int | float) and snr > 0):
             raise ValueError(f"snr must be a positive number, got {snr!r}")
-        _check_positive_int(corrector_steps, "corrector_steps")
+        positive_int(corrector_steps, "corrector_steps")
     times = _resolve_grid(grid, steps, _schedule_of(path), x1, adaptive=False)
     drift_field = _solvers.CountedField(drift, "drift")
     score_field = _solvers.CountedField(score, "score") if method == "pc" else None

@@ -20,18 +20,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..core._shapes import check_batch
+from ..core._shapes import check_batch, positive_int
 
 __all__ = ["NULL_LABEL", "TimeEmbedding", "MLPDenoiser", "UNet8"]
 
 NULL_LABEL = -1
 """The label of an unconditional entry (a dropped condition)."""
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def _time_column(t, x: torch.Tensor) -> torch.Tensor:
@@ -57,7 +51,7 @@ class TimeEmbedding(nn.Module):
 
     def __init__(self, features: int = 64, width: int = 128, max_frequency: float = 1000.0):
         super().__init__()
-        _positive_int(features, "features")
+        positive_int(features, "features")
         half = max(features // 2, 1)
         frequencies = max_frequency ** (torch.arange(half, dtype=torch.float64) / max(half - 1, 1))
         self.register_buffer("frequencies", frequencies.to(torch.get_default_dtype()))
@@ -73,7 +67,7 @@ class _LabelEmbedding(nn.Module):
 
     def __init__(self, classes: int, width: int):
         super().__init__()
-        self.classes = _positive_int(classes, "classes")
+        self.classes = positive_int(classes, "classes")
         self.table = nn.Embedding(classes + 1, width)
 
     def forward(self, condition, batch: int, device) -> torch.Tensor:
@@ -123,9 +117,9 @@ class MLPDenoiser(nn.Module):
         max_frequency: float = 1000.0,
     ):
         super().__init__()
-        self.dim = _positive_int(dim, "dim")
-        _positive_int(hidden, "hidden")
-        _positive_int(depth, "depth")
+        self.dim = positive_int(dim, "dim")
+        positive_int(hidden, "hidden")
+        positive_int(depth, "depth")
         self.time = TimeEmbedding(64, hidden, max_frequency)
         self.label = _LabelEmbedding(classes, hidden) if classes is not None else None
         self.input = nn.Linear(dim, hidden)
@@ -198,8 +192,8 @@ class UNet8(nn.Module):
         max_frequency: float = 1000.0,
     ):
         super().__init__()
-        self.channels = _positive_int(channels, "channels")
-        _positive_int(width, "width")
+        self.channels = positive_int(channels, "channels")
+        positive_int(width, "width")
         embedding = 4 * width
         self.time = TimeEmbedding(64, embedding, max_frequency)
         self.label = _LabelEmbedding(classes, embedding) if classes is not None else None

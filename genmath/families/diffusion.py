@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ..core import score as _score
-from ..core._shapes import as_time, check_batch, expand_time
+from ..core._shapes import as_time, check_batch, expand_time, positive_int
 from ..core.dynamics import ReverseSDE, SampleResult, reparameterize
 from ..core.elbo import diagonal_gaussian_kl
 from ..core.grids import check_grid, karras_grid, uniform_grid
@@ -97,12 +97,6 @@ def _check_parameterization(name: str) -> str:
     return name
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def _bind_condition(model: Model, condition, batch: int) -> Callable:
     """``(x, t) -> model(x, t[, condition])``, with the condition's batch size checked."""
     if condition is None:
@@ -144,7 +138,7 @@ def linear_betas(steps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -
     ``beta_end``, $i = 1..T$; shape ``(T,)``. Its continuous-time limit is the VP SDE with
     $\beta(t) = T\beta_{start} + t\,T(\beta_{end} - \beta_{start})$, i.e. ``VP(0.1, 20)`` for
     the defaults at $T = 1000$ (Song et al. 2021)."""
-    _positive_int(steps, "steps")
+    positive_int(steps, "steps")
     if not 0 < beta_start <= beta_end < 1:
         raise ValueError(
             f"need 0 < beta_start <= beta_end < 1, got beta_start={beta_start}, beta_end={beta_end}"
@@ -156,7 +150,7 @@ def cosine_betas(steps: int, s: float = 0.008, max_beta: float = 0.999) -> torch
     r"""Nichol & Dhariwal (2021)'s cosine schedule, shape ``(T,)``: $\bar\alpha_i$ is
     `CosineVP(s)`'s $\alpha^2$ at $t = i/T$, and $\beta_i = \min(1 - \bar\alpha_i /
     \bar\alpha_{i-1}, \beta_{max})$ — the clipping keeps the last steps from being pure noise."""
-    _positive_int(steps, "steps")
+    positive_int(steps, "steps")
     if not 0 < max_beta < 1:
         raise ValueError(f"max_beta must lie in (0, 1), got {max_beta}")
     times = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.get_default_dtype())
@@ -229,7 +223,7 @@ class DiscreteSchedule:
     @classmethod
     def from_path(cls, path: GaussianPath, steps: int) -> DiscreteSchedule:
         """The path at $t_i = i/T$, $i = 0..T$."""
-        _positive_int(steps, "steps")
+        positive_int(steps, "steps")
         return cls.from_times(path, torch.linspace(0.0, 1.0, steps + 1))
 
     @classmethod
@@ -285,7 +279,7 @@ class DiscreteSchedule:
         $\tau_k = \mathrm{round}(kT/K)$, hence $\beta'_k = 1 - \bar\alpha'_k/\bar\alpha'_{k-1}$.
         The path's marginals at the kept times are unchanged, so a model trained on the full
         schedule samples with fewer steps."""
-        _positive_int(steps, "steps")
+        positive_int(steps, "steps")
         if steps > self.steps:
             raise ValueError(f"cannot respace {self.steps} steps to more ({steps})")
         index = torch.linspace(0, self.steps, steps + 1, dtype=torch.float64).round().long()
@@ -537,7 +531,7 @@ class DDPM(nn.Module):
         x0 = check_batch(x0, "x0")
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
-        _positive_int(chunk, "chunk")
+        positive_int(chunk, "chunk")
         batch, T = x0.shape[0], self.schedule.steps
         abar = self.schedule.alphas_cumprod.to(x0)
         abar_T = abar[-1]
@@ -683,7 +677,7 @@ def ddim_sample(
     if grid is None:
         if steps is None:
             raise ValueError("ddim_sample needs steps (a positive integer) or an explicit grid")
-        grid = uniform_grid(_positive_int(steps, "steps"), path.schedule)
+        grid = uniform_grid(positive_int(steps, "steps"), path.schedule)
     grid = check_grid(grid).to(dtype=x.dtype, device=x.device)
     if grid[1] > grid[0]:
         raise ValueError("ddim_sample runs from noise to data: the grid must decrease")
@@ -881,7 +875,7 @@ def lognormal_noise_levels(
 ) -> torch.Tensor:
     r"""EDM's training noise levels, $\ln s \sim \mathcal N(P_\mathrm{mean}, P_\mathrm{std}^2)$,
     shape ``(n,)``."""
-    _positive_int(n, "n")
+    positive_int(n, "n")
     if not p_std > 0:
         raise ValueError(f"p_std must be positive, got {p_std}")
     z = torch.randn(n, generator=generator, dtype=dtype, device=device)
@@ -1012,7 +1006,7 @@ def edm_sample(
     x = check_batch(x1, "x1")
     _check_path(path)
     _check_parameterization(parameterization)
-    _positive_int(steps, "steps")
+    positive_int(steps, "steps")
     for name, value in (("churn", churn), ("s_noise", s_noise), ("rho", rho)):
         if not (isinstance(value, int | float) and value >= 0):
             raise ValueError(f"{name} must be a number >= 0, got {value!r}")

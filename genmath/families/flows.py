@@ -37,6 +37,7 @@ from torch import nn
 from torch.distributions import Independent, Normal
 from torch.nn import functional as F
 
+from ..core._shapes import positive_int
 from ..core.change_of_variables import (
     ActNorm,
     Affine,
@@ -65,16 +66,10 @@ __all__ = [
 ]
 
 
-def _positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def checkerboard_mask(features: int, parity: int = 0) -> torch.Tensor:
     """Boolean `(features,)` mask, `True` on the conditioning half: even indices for
     `parity=0`, odd for `parity=1` (RealNVP's alternating masks on vectors)."""
-    _positive_int(features, "features", 2)
+    positive_int(features, "features", 2)
     return torch.arange(features) % 2 == parity % 2
 
 
@@ -119,7 +114,7 @@ class FlowModel(nn.Module):
         return self.distribution(context).log_prob(x)
 
     def _sample_context(self, n: int, context: torch.Tensor | None) -> torch.Tensor | None:
-        _positive_int(n, "n")
+        positive_int(n, "n")
         if context is None:
             return None
         if context.ndim not in (1, 2) or (context.ndim == 2 and context.shape[0] != n):
@@ -183,8 +178,8 @@ class RealNVP(FlowModel):
         scale_clamp: float | None = None,
         activation: type[nn.Module] = nn.ReLU,
     ):
-        _positive_int(features, "features", 2)
-        _positive_int(layers, "layers")
+        positive_int(features, "features", 2)
+        positive_int(layers, "layers")
         blocks: list[Bijection] = []
         for i in range(layers):
             if actnorm:
@@ -234,8 +229,8 @@ class MAF(FlowModel):
         scale_clamp: float | None = None,
         activation: type[nn.Module] = nn.ReLU,
     ):
-        _positive_int(features, "features")
-        _positive_int(layers, "layers")
+        positive_int(features, "features")
+        positive_int(layers, "layers")
         blocks = [
             MaskedAutoregressive(
                 features,
@@ -293,8 +288,8 @@ class PlanarFlow(FlowModel):
         explicit: str = "sample",
         generator: torch.Generator | None = None,
     ):
-        _positive_int(features, "features")
-        _positive_int(layers, "layers")
+        positive_int(features, "features")
+        positive_int(layers, "layers")
         if explicit not in ("sample", "density"):
             raise ValueError(f"explicit must be 'sample' or 'density', got {explicit!r}")
         planar = Compose(*[Planar(features, generator=generator) for _ in range(layers)])
@@ -408,8 +403,8 @@ class RationalQuadraticCoupling(Bijection):
         activation: type[nn.Module] = nn.ReLU,
     ):
         super().__init__()
-        _positive_int(features, "features", 2)
-        _positive_int(bins, "bins", 2)
+        positive_int(features, "features", 2)
+        positive_int(bins, "bins", 2)
         if not bound > 0:
             raise ValueError(f"bound must be positive, got {bound!r}")
         self.features, self.bins, self.bound = features, bins, float(bound)
@@ -470,8 +465,8 @@ class NSF(FlowModel):
         bound: float = 4.0,
         context_features: int = 0,
     ):
-        _positive_int(features, "features", 2)
-        _positive_int(layers, "layers")
+        positive_int(features, "features", 2)
+        positive_int(layers, "layers")
         blocks = [
             RationalQuadraticCoupling(
                 features,
@@ -551,7 +546,7 @@ class InvertibleConv1x1(_ChannelsLast):
         matrix: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ):
-        _positive_int(channels, "channels")
+        positive_int(channels, "channels")
         if matrix is None:
             matrix, _ = torch.linalg.qr(torch.randn(channels, channels, generator=generator))
         matrix = torch.as_tensor(matrix)
@@ -620,7 +615,7 @@ class ChannelCoupling(_ChannelsLast):
     """
 
     def __init__(self, channels: int, hidden: int = 64, *, scale_clamp: float | None = 3.0):
-        _positive_int(channels, "channels", 2)
+        positive_int(channels, "channels", 2)
         split = channels // 2
         conditioner = _ConvConditioner(split, 2 * (channels - split), hidden)
         coupling = AffineCoupling(channels, conditioner, split=split, scale_clamp=scale_clamp)
@@ -640,7 +635,7 @@ class GlowStep(Compose):
     def __init__(
         self, channels: int, hidden: int = 64, *, generator: torch.Generator | None = None
     ):
-        _positive_int(channels, "channels", 2)
+        positive_int(channels, "channels", 2)
         super().__init__(
             ActNorm((channels, 1, 1), event_dim=3),
             InvertibleConv1x1(channels, generator=generator),
@@ -673,7 +668,7 @@ class Glow(FlowModel):
         if len(shape) != 3:
             raise ValueError(f"Glow expected an image shape (C, H, W), got {shape}")
         for name, value in zip(("C", "H", "W"), shape, strict=True):
-            _positive_int(value, name)
-        _positive_int(steps, "steps")
+            positive_int(value, name)
+        positive_int(steps, "steps")
         layers = [GlowStep(shape[0], hidden, generator=generator) for _ in range(steps)]
         super().__init__(Compose(*layers), shape)

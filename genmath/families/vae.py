@@ -29,6 +29,7 @@ from genmath.core._random import global_stream_from
 
 from ..analytic import PPCA
 from ..core._autoregressive import _mlp
+from ..core._shapes import positive_int
 from ..core.elbo import elbo as _elbo
 from ..core.elbo import iwae as _iwae
 from ..core.elbo import kl_divergence as _kl_divergence
@@ -107,12 +108,6 @@ def _flatten(x: torch.Tensor, features: int, who: str) -> torch.Tensor:
     return flat
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def _event_shape(event_shape) -> tuple[int, ...]:
     shape = (event_shape,) if isinstance(event_shape, int) else tuple(event_shape)
     if not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
@@ -149,8 +144,8 @@ class GaussianEncoder(nn.Module):
         activation=nn.ReLU,
     ):
         super().__init__()
-        self.in_features = _positive_int(in_features, "in_features")
-        self.latent_dim = _positive_int(latent_dim, "latent_dim")
+        self.in_features = positive_int(in_features, "in_features")
+        self.latent_dim = positive_int(latent_dim, "latent_dim")
         self.network = network or _mlp(in_features, 2 * latent_dim, hidden, activation)
 
     def mean_and_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,7 +170,7 @@ class GaussianEncoder(nn.Module):
 class _Decoder(nn.Module):
     def __init__(self, latent_dim, event_shape, outputs_per_feature, hidden, network, activation):
         super().__init__()
-        self.latent_dim = _positive_int(latent_dim, "latent_dim")
+        self.latent_dim = positive_int(latent_dim, "latent_dim")
         self.event_shape = _event_shape(event_shape)
         self.outputs_per_feature = outputs_per_feature
         out = math.prod(self.event_shape) * outputs_per_feature
@@ -253,7 +248,7 @@ class CategoricalDecoder(_Decoder):
         network=None,
         activation=nn.ReLU,
     ):
-        self.categories = _positive_int(categories, "categories")
+        self.categories = positive_int(categories, "categories")
         super().__init__(latent_dim, event_shape, categories, hidden, network, activation)
 
     def forward(self, z: torch.Tensor) -> D.Independent:
@@ -358,7 +353,7 @@ class VAE(nn.Module):
         chunks of ``chunk`` and combined exactly:
         $\log\frac1k\sum_i w_i = \operatorname{logsumexp}_c(\mathcal L_{k_c} + \log k_c) - \log k$.
         """
-        k, chunk = _positive_int(k, "k"), _positive_int(chunk, "chunk")
+        k, chunk = positive_int(k, "k"), positive_int(chunk, "chunk")
         sizes = [chunk] * (k // chunk) + ([k % chunk] if k % chunk else [])
         with torch.no_grad():
             parts = [
@@ -374,7 +369,7 @@ class VAE(nn.Module):
     ):
         """The decoder's distribution $p(x \\mid z)$ at ``n`` latents $z \\sim p(z)$ (take
         ``.sample()`` or ``.mean`` of it)."""
-        n = _positive_int(n, "n")
+        n = positive_int(n, "n")
         if like is None:
             first = next(self.parameters(), None)
             like = first if first is not None else torch.empty(0)
@@ -413,7 +408,7 @@ class IWAE(VAE):
         prior: D.Distribution | None = None,
     ):
         super().__init__(encoder, decoder, prior)
-        self.k = _positive_int(k, "k")
+        self.k = positive_int(k, "k")
 
     def bound(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """$\\mathcal L_k(x)$, shape ``(B,)``."""
@@ -475,8 +470,8 @@ class LinearGaussianVAE(VAE):
 
     def __init__(self, data_dim: int, latent_dim: int, generator: torch.Generator | None = None):
         data_dim, latent_dim = (
-            _positive_int(data_dim, "data_dim"),
-            _positive_int(latent_dim, "latent_dim"),
+            positive_int(data_dim, "data_dim"),
+            positive_int(latent_dim, "latent_dim"),
         )
         super().__init__(_LinearEncoder(data_dim, latent_dim), _LinearDecoder(data_dim, latent_dim))
         self.data_dim, self.latent_dim = data_dim, latent_dim
@@ -541,7 +536,7 @@ def ppca_maximum_likelihood(x: torch.Tensor, latent_dim: int) -> PPCA:
     if not isinstance(x, torch.Tensor) or x.ndim != 2:
         raise ValueError(f"x must have shape (N, d), got {getattr(x, 'shape', type(x).__name__)}")
     n, d = x.shape
-    k = _positive_int(latent_dim, "latent_dim")
+    k = positive_int(latent_dim, "latent_dim")
     if k >= d:
         raise ValueError(f"latent_dim must be smaller than the data dimension d = {d}, got {k}")
     mean = x.mean(0)
