@@ -12,7 +12,7 @@ pytest.importorskip("matplotlib")
 FIGURES = pathlib.Path(__file__).resolve().parents[2] / "docs" / "figures"
 
 
-@pytest.mark.parametrize("script", ["reflow_2d.py", "one_step_2d.py"])
+@pytest.mark.parametrize("script", ["reflow_2d.py", "one_step_2d.py", "flow_matching_digits.py"])
 def test_figure_script_runs_quick(script, tmp_path):
     out = tmp_path / script.replace(".py", ".png")
     result = subprocess.run(
