@@ -52,3 +52,7 @@ if check_results:
 
 with mkdocs_gen_files.open("derivations/index.md", "w") as f:
     f.write("\n".join(index) + "\n")
+
+failed = [r.id for r in (*results.values(), *check_results.values()) if not r.ok]
+if failed:  # the pages above say which steps failed; a site claiming "verified" must not ship
+    raise RuntimeError(f"derivations or checks failed verification: {', '.join(failed)}")

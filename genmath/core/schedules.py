@@ -37,6 +37,13 @@ __all__ = ["Schedule", "CondOT", "VP", "CosineVP", "VE"]
 _GRID_POINTS = 257  # points on which a user's schedule is validated at construction
 _BISECTION_STEPS = 64  # halves [0, 1] below float64 resolution
 
+# The boundary rule, in one place: a schedule's `safe_interval` is where sigma_t (near t = 0)
+# and alpha_t (near t = 1) stay at least this value, so conversions dividing by either lose at
+# most ~3 digits there (see `Schedule.safe_interval`). Every schedule takes it as `min_scale`.
+DEFAULT_MIN_SCALE = 1e-3
+# How exactly a user-supplied closed-form inverse of the log-SNR must invert it to be accepted.
+_INVERSE_CHECK_TOLERANCE = 1e-8
+
 
 def _dispatch(torch_fn: Callable, math_fn: Callable) -> Callable:
     # lambdify leaves constant sub-expressions (sqrt(2), cos(pi/5)) as Python numbers,
@@ -180,7 +187,7 @@ class Schedule:
         inverse_log_snr=None,
         lam: sp.Symbol | None = None,
         name: str | None = None,
-        min_scale: float = 1e-3,
+        min_scale: float = DEFAULT_MIN_SCALE,
     ) -> None:
         if not isinstance(t, sp.Symbol):
             raise ValueError(f"t must be a sympy Symbol, got {type(t).__name__}")
@@ -248,7 +255,7 @@ class Schedule:
         if self._inverse is not None:
             inner = grid[1:-1]
             error = (self._inverse(self._log_snr(inner)) - inner).abs().max()
-            if not error <= 1e-8:
+            if not error <= _INVERSE_CHECK_TOLERANCE:
                 raise ValueError(
                     f"{self.name}: inverse_log_snr does not invert the log-SNR: "
                     f"|t(lambda(t)) - t| reaches {float(error):.3g} on [0, 1]"
@@ -365,7 +372,7 @@ class CondOT(Schedule):
     t = 1; their $t$ is $1 - t$ here.
     """
 
-    def __init__(self, *, min_scale: float = 1e-3) -> None:
+    def __init__(self, *, min_scale: float = DEFAULT_MIN_SCALE) -> None:
         alpha, sigma, inverse = self.definition(_T, _LAM)
         super().__init__(
             alpha, sigma, _T, inverse_log_snr=inverse, lam=_LAM, name="CondOT", min_scale=min_scale
@@ -394,7 +401,9 @@ class VP(Schedule):
     $L = \log(1 + e^{-\lambda})$ (D-schedule-log-snr-inverse).
     """
 
-    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, *, min_scale=1e-3) -> None:
+    def __init__(
+        self, beta_min: float = 0.1, beta_max: float = 20.0, *, min_scale: float = DEFAULT_MIN_SCALE
+    ) -> None:
         self.beta_min = _positive_parameter(beta_min, "beta_min")
         self.beta_max = _positive_parameter(beta_max, "beta_max")
         alpha, sigma, inverse = self.definition(_T, _LAM, self.beta_min, self.beta_max)
@@ -425,7 +434,7 @@ class CosineVP(Schedule):
     Inverse: $t = (1 + s)\frac{2}{\pi}\arccos\big(\cos\phi_0/\sqrt{1 + e^{-\lambda}}\big) - s$.
     """
 
-    def __init__(self, s: float = 0.008, *, min_scale: float = 1e-3) -> None:
+    def __init__(self, s: float = 0.008, *, min_scale: float = DEFAULT_MIN_SCALE) -> None:
         s = float(s)
         if not (math.isfinite(s) and 0 <= s < 1):
             raise ValueError(f"CosineVP offset s must lie in [0, 1), got {s}")
@@ -465,7 +474,13 @@ class VE(Schedule):
     Requires $0 < \sigma_{min} < \sigma_{max}$.
     """
 
-    def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0, *, min_scale=1e-3):
+    def __init__(
+        self,
+        sigma_min: float = 0.01,
+        sigma_max: float = 50.0,
+        *,
+        min_scale: float = DEFAULT_MIN_SCALE,
+    ):
         self.sigma_min = _positive_parameter(sigma_min, "sigma_min")
         self.sigma_max = _positive_parameter(sigma_max, "sigma_max")
         if not self.sigma_min < self.sigma_max:

@@ -5,7 +5,7 @@ See [How verification works](../verification.md). A derivation is cited by its i
 """
 
 from ._engine import CITED, NUMERIC, SYMBOLIC, Check, Derivation, Result, Step, StepResult
-from ._registry import checks, derivations, get, register, run, select
+from ._registry import by_topic, checks, derivations, get, register, run, select
 from ._render import render_markdown
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Result",
     "Step",
     "StepResult",
+    "by_topic",
     "checks",
     "derivations",
     "get",

@@ -11,12 +11,14 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import pkgutil
+import sys
 from collections.abc import Callable, Iterable
 
 from ._engine import Check, Derivation, Result
 
 _DERIVATIONS: dict[str, Derivation] = {}
 _CHECKS: dict[str, Check] = {}
+_TOPIC_OF: dict[str, str] = {}  # id -> the module that registered it
 _LOADED = False
 
 
@@ -31,6 +33,7 @@ def register(item: Derivation | Check) -> Derivation | Check:
     if item.id in table and table[item.id] is not item:
         raise ValueError(f"duplicate id {item.id!r}: ids are citable and must be unique")
     table[item.id] = item
+    _TOPIC_OF[item.id] = sys._getframe(1).f_globals.get("__name__", "?")
     return item
 
 
@@ -55,6 +58,15 @@ def checks() -> list[Check]:
     """All registered exact-numeric checks, in id order."""
     _load_topics()
     return [_CHECKS[k] for k in sorted(_CHECKS)]
+
+
+def by_topic() -> dict[str, list[Derivation | Check]]:
+    """Registered derivations and checks grouped by the module that registered them."""
+    _load_topics()
+    grouped: dict[str, list[Derivation | Check]] = {}
+    for item in [*derivations(), *checks()]:
+        grouped.setdefault(_TOPIC_OF[item.id], []).append(item)
+    return grouped
 
 
 def get(item_id: str) -> Derivation | Check:

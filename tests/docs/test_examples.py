@@ -24,11 +24,14 @@ def test_page_examples_run(page, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # an example that writes a file writes it here
     previous = torch.get_default_dtype()
     namespace: dict = {"__name__": "__example__"}
+    failures = []
     try:
         for i, code in enumerate(blocks):
             try:
                 exec(compile(code, f"{page}[block {i}]", "exec"), namespace)
-            except Exception as exc:
-                raise AssertionError(f"{page}, python block {i} failed: {exc!r}\n{code}") from exc
+            except Exception as exc:  # report the block and stop: later blocks build on it
+                failures.append(f"python block {i} failed: {exc!r}\n{code}")
+                break
     finally:
         torch.set_default_dtype(previous)
+    assert not failures, f"{page}: {failures[0]}"

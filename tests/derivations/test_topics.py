@@ -1,0 +1,58 @@
+"""Every derivation topic registers something, and everything it registers verifies.
+
+This is `genmath verify`, run by pytest one topic at a time, so a failing derivation or
+exact-numeric check fails CI and names its topic.
+"""
+
+import pkgutil
+
+import pytest
+
+import genmath.derivations
+from genmath import derivations as registry
+
+TOPICS = [
+    "change_of_variables_formula",
+    "continuity_equation",
+    "ddpm_posterior",
+    "denoising_score_matching",
+    "discrete_paths",
+    "edm_preconditioning",
+    "elbo",
+    "elbo_gap",
+    "families_diffusion",
+    "families_discrete",
+    "families_flow_matching",
+    "families_flows",
+    "families_gan_ebm",
+    "families_latent",
+    "flows",
+    "forward_sde",
+    "gaussian_kl",
+    "gaussian_marginals",
+    "instantaneous_change_of_variables",
+    "likelihood",
+    "optimal_discriminator",
+    "parameterizations",
+    "reverse_sde",
+    "schedules",
+    "score_matching",
+    "tweedie",
+]
+
+
+def test_the_topic_list_is_complete():
+    discovered = sorted(
+        m.name for m in pkgutil.iter_modules(genmath.derivations.__path__) if not m.name.startswith("_")
+    )
+    assert discovered == sorted(TOPICS)
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_topic_registers_items_that_all_verify(topic):
+    items = registry.by_topic().get(f"genmath.derivations.{topic}", [])
+    assert items, f"topic {topic} registers no derivation or check"
+    failures = {
+        r.id: [(s.index, s.residual) for s in r.failures()] for r in registry.run(items) if not r.ok
+    }
+    assert not failures, f"{topic}: failed steps (index, residual): {failures}"
