@@ -278,7 +278,7 @@ def _linear_flow_likelihood_error() -> float:
     )
     log_prob = ode_log_likelihood(lambda y, s: y @ m.T, x, prior.log_prob, rtol=1e-10, atol=1e-10)
     exact = prior.log_prob(x @ torch.linalg.matrix_exp(m).T) + torch.trace(m)
-    return float((log_prob - exact).abs().max())
+    return float((log_prob - exact).abs().max().detach())
 
 
 register(
