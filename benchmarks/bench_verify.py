@@ -26,6 +26,11 @@ run_seconds = time.perf_counter() - t0
 
 rows = sorted(results, key=lambda r: -r.seconds)
 lines = [
+    "# genmath verify: run time",
+    "",
+    "Every derivation and exact-numeric check, verified one by one in one process "
+    "(`python benchmarks/bench_verify.py`).",
+    "",
     "| | |",
     "| --- | ---: |",
     f"| derivations | {sum(r.kind == 'derivation' for r in results)} |",
