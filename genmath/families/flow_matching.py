@@ -233,7 +233,10 @@ def cfm_loss(
     if t is None:
         interval = _default_interval(path, parameterization, noise_scale)
         if noise_scale > 0:
-            interval = (max(interval[0], 1e-3), min(interval[1], 1 - 1e-3))
+            # d/dt gamma_t blows up at both ends: keep t as far inside as the schedule's own
+            # boundary rule keeps conversions (min_scale), rather than a second constant.
+            margin = path.schedule.min_scale
+            interval = (max(interval[0], margin), min(interval[1], 1 - margin))
         t = sample_times(
             batch,
             time_distribution,
