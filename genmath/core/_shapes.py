@@ -61,3 +61,18 @@ def positive_int(value, name: str, minimum: int = 1) -> int:
         expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"{name} must be {expected}, got {value!r}")
     return value
+
+
+REDUCTIONS = ("mean", "none")
+
+
+def check_reduction(reduction: str) -> str:
+    """A loss's ``reduction``: ``"mean"`` over the batch or ``"none"`` (per-sample, ``(B,)``)."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def reduce_batch(values: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Per-sample ``values`` reduced as ``reduction`` says (validated)."""
+    return values.mean() if check_reduction(reduction) == "mean" else values

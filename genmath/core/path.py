@@ -81,12 +81,23 @@ class GaussianPath:
         return expand_time(as_time(t, like=x), x)
 
     def sample(
-        self, x0: torch.Tensor, t, generator: torch.Generator | None = None
+        self,
+        x0: torch.Tensor,
+        t,
+        generator: torch.Generator | None = None,
+        *,
+        eps: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        r"""Draw $x_t = \alpha_t x_0 + \sigma_t\varepsilon$; returns ``(xt, eps)``."""
+        r"""Draw $x_t = \alpha_t x_0 + \sigma_t\varepsilon$; returns ``(xt, eps)``.
+
+        ``eps`` pairs ``x0`` with given noise (a coupling, e.g. minibatch OT or reflow) instead
+        of a fresh $\varepsilon \sim \mathcal N(0, I)$."""
         check_batch(x0, "x0")
         tt = self._broadcast_time(t, x0)
-        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        if eps is None:
+            eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        else:
+            _same_shape(eps, x0, "eps", "x0")
         return self.schedule._alpha(tt) * x0 + self.schedule._sigma(tt) * eps, eps
 
     def conditional_velocity(self, x0: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
@@ -176,6 +187,23 @@ class GaussianPath:
             )
         c_xt, c_pred = direction.coefficients(expand_time(t, xt))
         return torch.addcmul(c_xt * xt, c_pred, pred)
+
+
+def check_parameterization(name: str) -> str:
+    """``name`` if it is one of `PARAMETERIZATIONS`, else a ValueError saying which are known."""
+    if name not in PARAMETERIZATIONS:
+        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {name!r}")
+    return name
+
+
+def check_gaussian_path(path) -> GaussianPath:
+    """``path`` if it is a `GaussianPath`, else a ValueError naming what was given."""
+    if not isinstance(path, GaussianPath):
+        raise ValueError(
+            f"path must be a genmath.GaussianPath (e.g. GaussianPath(CondOT())), "
+            f"got {type(path).__name__}"
+        )
+    return path
 
 
 class _Direction(NamedTuple):

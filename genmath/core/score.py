@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ._shapes import as_time, check_batch, expand_time
+from ._shapes import as_time, check_batch, check_reduction, expand_time, reduce_batch
 from .divergence import divergence, draw_probes
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ __all__ = [
     "denoising",
 ]
 
-_REDUCTIONS = ("mean", "none")
 _PROJECTIONS = ("gaussian", "rademacher")
 
 
@@ -108,18 +107,6 @@ def tweedie(xt: torch.Tensor, score: torch.Tensor, alpha, sigma) -> torch.Tensor
     return (xt + sigma**2 * score) / alpha
 
 
-def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return values.mean()
-    return values
-
-
-def _check_reduction(reduction: str) -> str:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    return reduction
-
-
 def _evaluate(fn, x: torch.Tensor, what: str) -> torch.Tensor:
     out = fn(x)
     if not torch.is_tensor(out) or out.shape != x.shape:
@@ -150,14 +137,14 @@ def explicit(
         reduction: ``"mean"`` (the objective, a scalar) or ``"none"`` (per sample, ``(B,)``).
     """
     x = check_batch(x)
-    reduction = _check_reduction(reduction)
+    check_reduction(reduction)
     target = true_score if torch.is_tensor(true_score) else _evaluate(true_score, x, "true_score")
     if target.shape != x.shape:
         raise ValueError(
             f"true_score must have the shape of x {tuple(x.shape)}, got {tuple(target.shape)}"
         )
     residual = _evaluate(score_model, x, "score_model") - target
-    return _reduce(0.5 * _squared_norm(residual), reduction)
+    return reduce_batch(0.5 * _squared_norm(residual), reduction)
 
 
 def implicit(
@@ -174,12 +161,12 @@ def implicit(
     (derivation D-hyvarinen-score-matching; Hyvärinen 2005, Thm. 1).
     """
     x = check_batch(x)
-    reduction = _check_reduction(reduction)
+    check_reduction(reduction)
     with torch.enable_grad():
         inner = x if x.requires_grad else x.detach().requires_grad_(True)
         values = _evaluate(score_model, inner, "score_model")
         trace = divergence(_reuse(score_model, inner, values), inner, method="exact")
-    return _reduce(0.5 * _squared_norm(values) + trace, reduction)
+    return reduce_batch(0.5 * _squared_norm(values) + trace, reduction)
 
 
 def _reuse(score_model, inner: torch.Tensor, values: torch.Tensor):
@@ -214,7 +201,7 @@ def sliced(
     formed.
     """
     x = check_batch(x)
-    reduction = _check_reduction(reduction)
+    check_reduction(reduction)
     if isinstance(n_projections, bool) or not isinstance(n_projections, int) or n_projections < 1:
         raise ValueError(f"n_projections must be a positive integer, got {n_projections!r}")
     if projection not in _PROJECTIONS:
@@ -231,7 +218,7 @@ def sliced(
                 generator=generator,
                 noise=projection,
             )
-        return _reduce(0.5 * _squared_norm(values) + trace, reduction)
+        return reduce_batch(0.5 * _squared_norm(values) + trace, reduction)
 
     v = draw_probes(x, n_projections, projection, generator)
     with torch.enable_grad():
@@ -242,7 +229,7 @@ def sliced(
             projected = (v_k * values).flatten(1).sum(1)
             (vjp,) = torch.autograd.grad(projected.sum(), inner, create_graph=True)
             terms.append((vjp * v_k).flatten(1).sum(1) + 0.5 * projected.pow(2))
-    return _reduce(torch.stack(terms).mean(0), reduction)
+    return reduce_batch(torch.stack(terms).mean(0), reduction)
 
 
 def _targets(path, x0, eps, xt, t, parameterization):
@@ -296,7 +283,7 @@ def denoising(
         reduction: ``"mean"`` (the objective) or ``"none"`` (``(B,)``).
     """
     x0 = check_batch(x0, "x0")
-    reduction = _check_reduction(reduction)
+    check_reduction(reduction)
     batch = x0.shape[0]
     if t is None:
         lo, hi = (float(v) for v in path.schedule.safe_interval)
@@ -324,4 +311,4 @@ def denoising(
     if weighting is not None:
         weight = weighting(t) if callable(weighting) else weighting
         values = values * torch.as_tensor(weight, dtype=x0.dtype, device=x0.device)
-    return _reduce(values, reduction)
+    return reduce_batch(values, reduction)

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ..core import _solvers
-from ..core._shapes import as_time, check_batch, expand_time
+from ..core._shapes import as_time, check_batch, expand_time, reduce_batch
 from ..core.dynamics import SampleResult, reparameterize
 from ..core.grids import check_grid, karras_grid
 from ..core.path import GaussianPath
@@ -196,12 +196,7 @@ def _check_metric(metric: str) -> None:
 def _loss(model, target_model, x_hi, t_hi, x_lo, t_lo, metric, huber_c, reduction):
     with torch.no_grad():
         anchor = target_model(x_lo, t_lo)
-    values = _distance(model(x_hi, t_hi), anchor, metric, huber_c)
-    if reduction == "mean":
-        return values.mean()
-    if reduction == "none":
-        return values
-    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    return reduce_batch(_distance(model(x_hi, t_hi), anchor, metric, huber_c), reduction)
 
 
 def consistency_distillation_loss(

@@ -43,7 +43,7 @@ from ..core.dynamics import ReverseSDE, SampleResult, reparameterize
 from ..core.elbo import diagonal_gaussian_kl
 from ..core.grids import check_grid, karras_grid, uniform_grid
 from ..core.likelihood import bits_per_dim, ode_log_likelihood
-from ..core.path import PARAMETERIZATIONS, GaussianPath
+from ..core.path import GaussianPath, check_gaussian_path, check_parameterization
 from ..core.schedules import VE, CosineVP, Schedule
 from .denoisers import NULL_LABEL
 from .flow_matching import guided as _guided_combination
@@ -81,20 +81,6 @@ _VP_TOLERANCE = 1e-6  # |alpha^2 + sigma^2 - 1| allowed on a DDPM's times (round
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def _check_path(path) -> GaussianPath:
-    if not isinstance(path, GaussianPath):
-        raise ValueError(
-            f"path must be a genmath.GaussianPath (e.g. GaussianPath(VP())), got {type(path).__name__}"
-        )
-    return path
-
-
-def _check_parameterization(name: str) -> str:
-    if name not in PARAMETERIZATIONS:
-        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {name!r}")
-    return name
 
 
 def _bind_condition(model: Model, condition, batch: int) -> Callable:
@@ -178,7 +164,7 @@ class DiscreteSchedule:
     """
 
     def __init__(self, alphas_cumprod: torch.Tensor, times: torch.Tensor, path: GaussianPath):
-        self.path = _check_path(path)
+        self.path = check_gaussian_path(path)
         abar = torch.as_tensor(alphas_cumprod)
         times = torch.as_tensor(times, dtype=abar.dtype)
         if abar.ndim != 1 or abar.numel() < 2 or times.shape != abar.shape:
@@ -231,7 +217,7 @@ class DiscreteSchedule:
         r"""The path at the given increasing times $0 = t_0 < \dots < t_T \le 1$; e.g.
         $t_{1..T}$ equally spaced in log-SNR (`genmath.core.grids.log_snr_grid`, reversed),
         on which the per-step KLs converge to the continuous-time ELBO as $T$ grows."""
-        _check_path(path)
+        check_gaussian_path(path)
         times = torch.as_tensor(times)
         times = times if times.is_floating_point() else times.to(torch.get_default_dtype())
         return cls(path.alpha(times) ** 2, times, path)
@@ -244,7 +230,7 @@ class DiscreteSchedule:
             betas = betas.to(torch.get_default_dtype())
         if betas.ndim != 1 or betas.numel() < 1 or not ((betas > 0) & (betas < 1)).all():
             raise ValueError(f"betas must be a 1-D tensor of values in (0, 1), got {betas}")
-        path = GaussianPath(CosineVP()) if path is None else _check_path(path)
+        path = GaussianPath(CosineVP()) if path is None else check_gaussian_path(path)
         abar = torch.cat([betas.new_ones(1), torch.cumprod(1 - betas, 0)])
         # log(abar / (1 - abar)), accurate for abar near 1 where 1 - abar is tiny
         log_snr = torch.log(abar[1:]) - torch.log1p(-abar[1:])
@@ -372,7 +358,7 @@ class DDPM(nn.Module):
         self.variance_model = variance_model
         self.schedule = schedule
         self.path = schedule.path
-        self.parameterization = _check_parameterization(parameterization)
+        self.parameterization = check_parameterization(parameterization)
         self.variance = variance
 
     # -- the reverse kernel ----------------------------------------------------------------
@@ -670,8 +656,8 @@ def ddim_sample(
             multiplies a trained network's error by $1/\alpha_t$. ``None``: no clipping.
     """
     x = check_batch(x1, "x1")
-    _check_path(path)
-    _check_parameterization(parameterization)
+    check_gaussian_path(path)
+    check_parameterization(parameterization)
     if not (isinstance(eta, int | float) and 0 <= eta <= 1):
         raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
     if grid is None:
@@ -753,8 +739,8 @@ class ScoreSDE:
 
     def __init__(self, model: Model, path: GaussianPath, parameterization: str = "score"):
         self.model = model
-        self.path = _check_path(path)
-        self.parameterization = _check_parameterization(parameterization)
+        self.path = check_gaussian_path(path)
+        self.parameterization = check_parameterization(parameterization)
 
     def loss(
         self,
@@ -900,7 +886,7 @@ class EDM(nn.Module):
     def __init__(self, network: Model, path: GaussianPath | None = None, sigma_data: float = 0.5):
         super().__init__()
         self.network = network
-        self.path = GaussianPath(VE(0.002, 80.0)) if path is None else _check_path(path)
+        self.path = GaussianPath(VE(0.002, 80.0)) if path is None else check_gaussian_path(path)
         self.sigma_data = _check_sigma_data(sigma_data)
 
     def noise_level(self, t) -> torch.Tensor:
@@ -1004,8 +990,8 @@ def edm_sample(
     $x = \alpha\tilde x$ at $t_\mathrm{lo}$; ``nfe`` counts model calls ($2N$).
     """
     x = check_batch(x1, "x1")
-    _check_path(path)
-    _check_parameterization(parameterization)
+    check_gaussian_path(path)
+    check_parameterization(parameterization)
     positive_int(steps, "steps")
     for name, value in (("churn", churn), ("s_noise", s_noise), ("rho", rho)):
         if not (isinstance(value, int | float) and value >= 0):

@@ -37,10 +37,10 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from ..core._shapes import as_time, check_batch, expand_time
+from ..core._shapes import as_time, check_batch, check_reduction, expand_time, reduce_batch
 from ..core.dynamics import SampleResult, reparameterize, sample_ode
 from ..core.likelihood import ode_log_likelihood
-from ..core.path import PARAMETERIZATIONS, GaussianPath
+from ..core.path import GaussianPath, check_gaussian_path, check_parameterization
 
 __all__ = [
     "TIME_DISTRIBUTIONS",
@@ -59,20 +59,6 @@ __all__ = [
 TIME_DISTRIBUTIONS = ("uniform", "logit_normal")
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def _check_path(path) -> GaussianPath:
-    if not isinstance(path, GaussianPath):
-        raise ValueError(
-            f"path must be a genmath.GaussianPath (e.g. GaussianPath(CondOT())), got {type(path).__name__}"
-        )
-    return path
-
-
-def _check_parameterization(name: str) -> str:
-    if name not in PARAMETERIZATIONS:
-        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {name!r}")
-    return name
 
 
 def sample_times(
@@ -135,7 +121,7 @@ def interpolate(
     paired with $x_0$ (independent noise, an OT coupling, reflow pairs). With $a > 0$ the time
     must lie strictly inside $(0, 1)$, where $\dot\gamma_t$ is finite.
     """
-    _check_path(path)
+    check_gaussian_path(path)
     check_batch(x0, "x0")
     if not isinstance(x1, torch.Tensor) or x1.shape != x0.shape:
         got = tuple(x1.shape) if isinstance(x1, torch.Tensor) else type(x1).__name__
@@ -153,11 +139,10 @@ def interpolate(
 
 def _interpolate(x0, x1, t, path, noise_scale, generator):
     """`interpolate` on validated input (the training loop validates once)."""
-    tt = expand_time(t, x0)
-    # the schedule's compiled alpha, sigma: `t` is already validated
-    xt = path.schedule._alpha(tt) * x0 + path.schedule._sigma(tt) * x1
+    xt, _ = path.sample(x0, t, eps=x1)
     target = path.conditional_velocity(x0, x1, t)
     if noise_scale > 0:
+        tt = expand_time(t, x0)
         z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         gamma, d_gamma = _interpolant_noise_scale(tt, noise_scale)
         xt = xt + gamma * z
@@ -213,11 +198,10 @@ def cfm_loss(
         generator: seeds the times, the noise and $z$.
         reduction: ``"mean"`` or ``"none"`` (per-sample values, shape ``(B,)``).
     """
-    _check_path(path)
-    _check_parameterization(parameterization)
+    check_gaussian_path(path)
+    check_parameterization(parameterization)
     check_batch(x0, "x0")
-    if reduction not in ("mean", "none"):
-        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    check_reduction(reduction)
     if coupling not in ("independent", "ot"):
         raise ValueError(f"coupling must be 'independent' or 'ot', got {coupling!r}")
     if noise_scale > 0 and parameterization != "velocity":
@@ -272,7 +256,7 @@ def cfm_loss(
     values = (velocity - target).pow(2).flatten(1).sum(1)
     if weighting is not None:
         values = values * weighting(t)
-    return values.mean() if reduction == "mean" else values
+    return reduce_batch(values, reduction)
 
 
 def ot_coupling(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
@@ -395,8 +379,8 @@ class FlowMatching(nn.Module):
 
             path = GaussianPath(CondOT())
         self.network = network
-        self.path = _check_path(path)
-        self.parameterization = _check_parameterization(parameterization)
+        self.path = check_gaussian_path(path)
+        self.parameterization = check_parameterization(parameterization)
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
         return self.network(x, t)

@@ -38,7 +38,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..core._shapes import as_time, check_batch, expand_time
+from ..core._shapes import as_time, check_batch, expand_time, reduce_batch
 from ..core.dynamics import SampleResult
 from ..core.grids import check_grid
 from ..core.path import GaussianPath
@@ -59,6 +59,10 @@ __all__ = [
 
 AverageVelocity = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
+
+# The small constant c of MeanFlow's adaptive weight 1 / (||Δ||² + c)^p (Geng et al. 2025),
+# one default shared by `adaptive_weight` and both losses.
+ADAPTIVE_C = 1e-3
 
 def _time_pair(r, t, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(r, t)`` as ``(B,)`` tensors in [0, 1] with ``r <= t``."""
@@ -203,7 +207,7 @@ def meanflow_target(
 
 
 def adaptive_weight(
-    squared_error: torch.Tensor, power: float = 1.0, c: float = 1e-3
+    squared_error: torch.Tensor, power: float = 1.0, c: float = ADAPTIVE_C
 ) -> torch.Tensor:
     r"""MeanFlow's adaptive loss weight $\mathrm{sg}\big(1/(\|\Delta\|^2 + c)^p\big)$;
     $p = 0$ gives the plain squared error, $p = 1/2$ a pseudo-Huber-like loss."""
@@ -234,14 +238,6 @@ def _draw_pair(x, path, r, t, noise, generator, pair_options):
     return path, r, t, z, v
 
 
-def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return values.mean()
-    if reduction == "none":
-        return values
-    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-
-
 def meanflow_loss(
     model: AverageVelocity,
     x: torch.Tensor,
@@ -253,7 +249,7 @@ def meanflow_loss(
     guidance_scale: float = 1.0,
     unconditional: AverageVelocity | None = None,
     adaptive_power: float = 1.0,
-    adaptive_c: float = 1e-3,
+    adaptive_c: float = ADAPTIVE_C,
     generator: torch.Generator | None = None,
     reduction: str = "mean",
     **pair_options,
@@ -284,7 +280,7 @@ def meanflow_loss(
             v = guidance_scale * v + (1 - guidance_scale) * unconditional(z, t, t)
     u, target = meanflow_target(model, z, r, t, v)
     squared = (u - target.detach()).pow(2).flatten(1).sum(1)
-    return _reduce(adaptive_weight(squared, adaptive_power, adaptive_c) * squared, reduction)
+    return reduce_batch(adaptive_weight(squared, adaptive_power, adaptive_c) * squared, reduction)
 
 
 def improved_meanflow_loss(
@@ -296,7 +292,7 @@ def improved_meanflow_loss(
     t=None,
     noise: torch.Tensor | None = None,
     adaptive_power: float = 1.0,
-    adaptive_c: float = 1e-3,
+    adaptive_c: float = ADAPTIVE_C,
     generator: torch.Generator | None = None,
     reduction: str = "mean",
     **pair_options,
@@ -315,7 +311,7 @@ def improved_meanflow_loss(
     # target = tangent - (t - r) du/dt, so (t - r) du/dt = tangent - target
     reconstructed = u + (tangent - target).detach()
     squared = (reconstructed - v).pow(2).flatten(1).sum(1)
-    return _reduce(adaptive_weight(squared, adaptive_power, adaptive_c) * squared, reduction)
+    return reduce_batch(adaptive_weight(squared, adaptive_power, adaptive_c) * squared, reduction)
 
 
 def sample(

@@ -238,3 +238,16 @@ def test_forward_sde_textbook_coefficients():
     sigma = 0.5 * 6.0**t
     assert_close(ve.drift_coefficient(t), torch.zeros(4), atol=0)
     assert_close(ve.diffusion(t), sigma * math.sqrt(2 * math.log(6.0)), atol=1e-13)
+
+
+def test_sample_with_given_noise_is_the_path_at_that_pair():
+    path = GaussianPath(VP())
+    x0 = torch.randn(5, 2, 3)
+    eps = torch.randn(5, 2, 3)
+    t = torch.tensor([0.01, 0.2, 0.5, 0.8, 1.0])
+    xt, returned = path.sample(x0, t, eps=eps)
+    assert returned is eps
+    a, s = path.alpha(t).reshape(5, 1, 1), path.sigma(t).reshape(5, 1, 1)
+    torch.testing.assert_close(xt, a * x0 + s * eps, atol=1e-15, rtol=0)
+    with pytest.raises(ValueError, match="eps"):
+        path.sample(x0, t, eps=torch.randn(5, 6))
