@@ -10,6 +10,30 @@ import time
 from . import __version__
 
 
+def _summary(results, audit) -> dict:
+    """Counts for the summary line and the JSON report."""
+    derivations = [r for r in results if r.kind == "derivation"]
+    steps = [s for r in results for s in r.steps]
+    return {
+        "derivations": len(derivations),
+        "checks": sum(1 for r in results if r.kind == "check"),
+        "failed": sum(1 for r in results if not r.ok),
+        "steps": {
+            "symbolic": sum(1 for s in steps if s.tag == "symbolic"),
+            "numeric": sum(1 for s in steps if s.tag == "numeric"),
+            "cited": sum(1 for s in steps if s.tag == "cited"),
+            "exact-numeric": sum(1 for s in steps if s.tag == "exact-numeric"),
+            "failed": sum(1 for s in steps if not s.ok),
+        },
+        "bindings": sum(len(r.bindings) for r in derivations),
+        "bindings_failed": sum(1 for r in derivations for b in r.bindings if not b.ok),
+        "bound_derivations": sum(1 for r in derivations if r.bindings),
+        "unbound_derivations": len(audit.unbound_derivations) if audit else None,
+        "unbound_functions": len(audit.unbound_functions) if audit else None,
+        "undeclared_formulas": len(audit.undeclared_formulas) if audit else None,
+    }
+
+
 def _verify(args: argparse.Namespace) -> int:
     from . import derivations as registry
 
@@ -28,32 +52,58 @@ def _verify(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     results = registry.run(items, progress=progress)
+    # the audit needs every binding's record of what it called: only a full run has them
+    audit = registry.audit(results) if args.only is None else None
     total = time.perf_counter() - t0
     if show_progress:
         sys.stderr.write("\r\033[K")
     failed = [r for r in results if not r.ok]
+    unbound = [r for r in results if r.kind == "derivation" and not r.bindings]
+    audit_failed = audit is not None and not audit.ok
+    summary = _summary(results, audit)
     if args.json:
         payload = {
             "version": __version__,
-            "ok": not failed,
+            "ok": not failed and not unbound and not audit_failed,
             "seconds": round(total, 3),
+            "summary": summary,
             "results": [r.as_dict() for r in results],
         }
+        if audit is not None:
+            payload["audit"] = audit.as_dict()
         print(json.dumps(payload, indent=2))
     else:
         _print_table(results)
+        steps = summary["steps"]
         print(
-            f"\n{len(results) - len(failed)} passed, {len(failed)} failed "
-            f"({sum(len(r.steps) for r in results)} steps) in {total:.1f} s"
+            f"\n{len(results) - len(failed)} passed, {len(failed)} failed: "
+            f"{summary['derivations']} derivations ({summary['bound_derivations']} bound, "
+            f"{len(unbound)} unbound), {summary['checks']} checks; steps: "
+            f"{steps['symbolic']} symbolic, {steps['numeric']} numeric, {steps['cited']} cited "
+            f"(not verified), {steps['exact-numeric']} exact-numeric; {summary['bindings']} "
+            f"bindings; in {total:.1f} s"
         )
         for r in failed:
             for s in r.failures():
-                print(f"FAILED {r.id} step {s.index} ({s.tag}): residual {s.residual}")
-    return 1 if failed else 0
+                print(f"FAILED {r.id} step {s.index} ({s.tag}): {s.method}: {s.residual}")
+            for b in r.binding_failures():
+                print(f"FAILED {r.id} binding of {', '.join(b.code)}: {b.residual}")
+        for r in unbound:
+            print(f"UNBOUND {r.id}: no binding ties it to the code that implements it")
+        if audit is not None:
+            for name in audit.unbound_functions:
+                ids = ", ".join(audit.functions[name]["derivations"])
+                print(f"UNBOUND {name}: implements {ids}, but no binding of it calls this code")
+            for name in audit.undeclared_formulas:
+                print(
+                    f"UNDECLARED {name}: computes, but has neither @implements(...) nor "
+                    "@plumbing(...)"
+                )
+    return 1 if failed or unbound or audit_failed else 0
 
 
 def _print_table(results) -> None:
-    header = ("id", "title", "steps", "sym", "num", "cited", "exact", "status", "s")
+    header = ("id", "title", "steps", "sym", "num", "cited", "exact", "bound", "status", "s")
     rows = [
         (
             r.id,
@@ -63,7 +113,8 @@ def _print_table(results) -> None:
             str(r.count("numeric")),
             str(r.count("cited")),
             str(r.count("exact-numeric")),
-            "ok" if r.ok else "FAILED",
+            "-" if r.kind == "check" else str(len(r.bindings)),
+            r.status if r.ok else "FAILED",
             f"{r.seconds:.2f}",
         )
         for r in results

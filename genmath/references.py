@@ -54,6 +54,33 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "edition": "2", "publisher": "Wiley",
         "year": "2006",
     }),
+    "rudin1976principles": ("book", {
+        "author": "Rudin, Walter",
+        "title": "Principles of Mathematical Analysis",
+        "edition": "3", "publisher": "McGraw-Hill",
+        "year": "1976",
+    }),
+    "billingsley1995probability": ("book", {
+        "author": "Billingsley, Patrick",
+        "title": "Probability and Measure",
+        "edition": "3", "publisher": "Wiley",
+        "year": "1995",
+    }),
+    "cramer1936eigenschaft": ("article", {
+        "author": "Cram{\\'e}r, Harald",
+        "title": "{\\\"U}ber eine {E}igenschaft der normalen {V}erteilungsfunktion",
+        "journal": "Mathematische Zeitschrift",
+        "volume": "41", "pages": "405--414",
+        "year": "1936",
+        "doi": "10.1007/BF01180430",
+    }),
+    "villani2009optimal": ("book", {
+        "author": "Villani, C{\\'e}dric",
+        "title": "Optimal Transport: Old and New",
+        "publisher": "Springer",
+        "year": "2009",
+        "doi": "10.1007/978-3-540-71050-9",
+    }),
     "dinh2017density": ("inproceedings", {
         "author": "Dinh, Laurent and Sohl-Dickstein, Jascha and Bengio, Samy",
         "title": "Density Estimation Using {Real NVP}",

@@ -14,22 +14,28 @@ import pkgutil
 import sys
 from collections.abc import Callable, Iterable
 
-from ._engine import Check, Derivation, Result
+from ._engine import Binding, Check, Derivation, Result
 
 _DERIVATIONS: dict[str, Derivation] = {}
 _CHECKS: dict[str, Check] = {}
+_BINDINGS: dict[str, list[Binding]] = {}  # derivation id -> its bindings
 _TOPIC_OF: dict[str, str] = {}  # id -> the module that registered it
 _LOADED = False
 
 
-def register(item: Derivation | Check) -> Derivation | Check:
-    """Add a derivation or a check to the registry; ids must be unique."""
+def register(item: Derivation | Check | Binding) -> Derivation | Check | Binding:
+    """Add a derivation, a check or a binding to the registry; ids must be unique."""
+    if isinstance(item, Binding):
+        existing = _BINDINGS.setdefault(item.derivation, [])
+        if item not in existing:
+            existing.append(item)
+        return item
     if isinstance(item, Derivation):
         table = _DERIVATIONS
     elif isinstance(item, Check):
         table = _CHECKS
     else:
-        raise TypeError(f"expected a Derivation or a Check, got {type(item).__name__}")
+        raise TypeError(f"expected a Derivation, a Check or a Binding, got {type(item).__name__}")
     if item.id in table and table[item.id] is not item:
         raise ValueError(f"duplicate id {item.id!r}: ids are citable and must be unique")
     table[item.id] = item
@@ -58,6 +64,18 @@ def checks() -> list[Check]:
     """All registered exact-numeric checks, in id order."""
     _load_topics()
     return [_CHECKS[k] for k in sorted(_CHECKS)]
+
+
+def bindings_of(derivation_id: str) -> list[Binding]:
+    """The bindings registered for a derivation (empty: unbound)."""
+    _load_topics()
+    return list(_BINDINGS.get(derivation_id, ()))
+
+
+def bindings() -> list[Binding]:
+    """Every registered binding, by derivation id."""
+    _load_topics()
+    return [b for k in sorted(_BINDINGS) for b in _BINDINGS[k]]
 
 
 def by_topic() -> dict[str, list[Derivation | Check]]:

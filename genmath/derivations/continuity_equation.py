@@ -3,7 +3,7 @@ equation."""
 
 import sympy as sp
 
-from ._engine import Derivation, Step
+from ._engine import Derivation, Step, sound_rewrite
 from ._registry import register
 
 x, z = sp.symbols("x z", real=True)
@@ -20,6 +20,9 @@ velocity = (m1 - m0) + c_t / v_t * (x - m_t)
 density = sp.exp(-((x - m_t) ** 2) / (2 * v_t)) / sp.sqrt(2 * sp.pi * v_t)
 
 
+@sound_rewrite(
+    'p_t(x) > 0 (a Gaussian density), so the equation holds iff it holds divided by p_t'
+)
 def _divide_by_density(expr):
     """Both sides carry the positive factor $p_t(x)$; compare what multiplies it."""
     return sp.cancel(sp.expand(sp.powsimp(sp.expand(expr / density))))

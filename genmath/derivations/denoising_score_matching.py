@@ -2,7 +2,7 @@
 
 import sympy as sp
 
-from ._engine import Derivation, Step
+from ._engine import Derivation, Step, sound_rewrite
 from ._registry import register
 from .elbo_gap import _Integral
 
@@ -35,6 +35,9 @@ def _gaussian_expectation(integral):
     return total
 
 
+@sound_rewrite(
+    "a Gaussian integral of a polynomial equals the sum of its monomials' standard-normal moments E[z^k] = (k-1)!! (k even), 0 (k odd)"
+)
 def _moments(expr):
     expr = expr.replace(lambda node: isinstance(node, _Integral), _gaussian_expectation)
     return sp.cancel(sp.expand(expr))

@@ -50,6 +50,7 @@ register(
                 ),
                 tag=CITED,
                 theorem="Jensen's inequality (Burda et al. 2016, Theorem 1)",
+                reference="burda2016importance",
             ),
             Step(
                 lhs=_iwae_two_point(1),

@@ -9,7 +9,7 @@ import mpmath
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from ._engine import CITED, NUMERIC, SYMBOLIC, Derivation, Step
+from ._engine import CITED, NUMERIC, SYMBOLIC, Derivation, Step, sound_rewrite
 from ._registry import register
 
 x = sp.Symbol("x", real=True)
@@ -56,6 +56,9 @@ def _expectation(integrand):
     return _Integral(q(z) * integrand, (z, -sp.oo, sp.oo))
 
 
+@sound_rewrite(
+    'linearity of the integral over a common variable and limits; log of a product of positive densities is the sum of logs'
+)
 def _merge_integrals(expr):
     """Linearity of the integral: combine integrals over the same variable and limits into one,
     pulling factors that do not depend on the integration variable inside, then expand the
@@ -116,6 +119,7 @@ def _register_elbo_gap(closed_form_steps):
                     reason=r"$q$ is a probability density: $\int q(z)\,dz = 1$.",
                     tag=CITED,
                     theorem="normalisation of a probability density",
+                    reference="billingsley1995probability",
                 ),
                 *closed_form_steps,
             ],
@@ -194,6 +198,7 @@ _elbo_gap_steps = [
         ),
         tag=CITED,
         theorem="Jensen's inequality",
+        reference="cover2006elements",
     ),
     Step(
         lhs=_log_evidence,

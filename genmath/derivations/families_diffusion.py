@@ -88,6 +88,7 @@ register(
                     "prior terms) gives a reweighted bound that trains better; it is no longer "
                     "the bound itself"
                 ),
+                reference="ho2020denoising",
                 reason=(
                     r"$L_\mathrm{simple}$ samples $i$ uniformly and regresses $\hat\varepsilon$ "
                     r"onto $\varepsilon$ with unit weight, whatever the step."
@@ -315,6 +316,7 @@ register(
                     "Cramér's decomposition theorem: if x_t = alpha x_0 + sigma eps is Gaussian "
                     "with eps Gaussian and independent of x_0, then x_0 is Gaussian"
                 ),
+                reference="cramer1936eigenschaft",
                 reason=(
                     "A marginal with an affine score is Gaussian, so only Gaussian data could "
                     "match the guided scores, and the previous step rules those out."

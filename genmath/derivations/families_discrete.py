@@ -66,6 +66,7 @@ register(
                 rhs=-sp.diff(cosine, t) / (1 - cosine),
                 tag=CITED,
                 theorem="Riemann sums of a continuous integrand converge to the integral",
+                reference="rudin1976principles",
                 reason=(
                     r"For any $C^1$ schedule the sum over steps $\sum_i (c_i/h)\,h\,(\cdot)$ is a "
                     "Riemann sum of the integral."

@@ -4,7 +4,7 @@ and samplers rely on."""
 import sympy as sp
 import torch
 
-from ._engine import Check, Derivation, Step
+from ._engine import Check, Derivation, Step, sound_rewrite
 from ._registry import register
 
 # --------------------------------------------------------------------------- CFM = FM + const
@@ -66,6 +66,9 @@ trajectory = sp.Function("Z")
 chord = trajectory(1) - trajectory(0)
 
 
+@sound_rewrite(
+    'linearity of the integral, and the fundamental theorem of calculus on terms that are exact derivatives'
+)
 def _integrate_termwise(expr):
     """Linearity of the integral: split each integrand into its additive terms and carry out
     what can be done (constants, the fundamental theorem on a derivative); what cannot

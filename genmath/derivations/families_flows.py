@@ -149,6 +149,7 @@ register(
                 ),
                 tag=CITED,
                 theorem="Fubini–Tonelli for absolutely convergent double series",
+                reference="rudin1976principles",
             ),
             Step(
                 lhs=sp.Sum(_p_stop, (n, k, sp.oo)),

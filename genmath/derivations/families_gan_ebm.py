@@ -441,6 +441,7 @@ register(
                 ),
                 tag=CITED,
                 theorem="Kantorovich–Rubinstein duality",
+                reference="villani2009optimal",
             ),
         ],
         symbols=(x, m1, m2, s),

@@ -3,7 +3,7 @@ probability-flow ODE."""
 
 import sympy as sp
 
-from ._engine import Derivation, Step
+from ._engine import Derivation, Step, sound_rewrite
 from ._registry import register
 
 x = sp.Symbol("x", real=True)
@@ -42,6 +42,9 @@ eps_hat = sigma * (x - mean_t) / var_t
 marginal_velocity = sp.Derivative(alpha, t) * x0_hat + sp.Derivative(sigma, t) * eps_hat
 
 
+@sound_rewrite(
+    'p_t(x) > 0 (a Gaussian density), so the equation holds iff it holds divided by p_t'
+)
 def _divide_by_density(expr):
     """The equation carries the positive factor $p_t(x)$; compare what multiplies it."""
     return sp.cancel(sp.expand(sp.powsimp(sp.expand(sp.expand(expr.doit()) / p_t))))

@@ -2,7 +2,7 @@
 
 import sympy as sp
 
-from ._engine import SYMBOLIC, Check, Derivation, Step
+from ._engine import SYMBOLIC, Check, Derivation, Step, sound_rewrite
 from ._registry import register
 from .elbo_gap import _Integral
 
@@ -71,6 +71,9 @@ mu_i = sp.IndexedBase("mu", real=True)[i]
 s_i = sp.IndexedBase("sigma", positive=True)[i]
 
 
+@sound_rewrite(
+    'linearity of a finite sum over a common range'
+)
 def _merge_sums(expr):
     """Linearity of a finite sum: collect ``Sum``s over the same range into one, then expand the
     summand (much faster than ``simplify`` for this shape)."""

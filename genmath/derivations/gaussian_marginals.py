@@ -202,6 +202,7 @@ register(
                 ),
                 tag=CITED,
                 theorem="linearity of the integral (Fubini) and the law of total expectation",
+                reference="billingsley1995probability",
             ),
         ],
         symbols=(x, mu1, mu2, s1, s2, a, sg, w),

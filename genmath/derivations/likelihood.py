@@ -39,6 +39,7 @@ register(
                 ),
                 tag=CITED,
                 theorem="continuity equation of the flow (conservation of probability mass)",
+                reference="chen2018neural",
             ),
             Step(
                 rhs=-(sp.diff(v1, x1) + sp.diff(v2, x2)),

@@ -99,6 +99,7 @@ register(
                 reason=r"$\mathrm{JSD} \ge 0$ (Gibbs' inequality), with equality iff $q = p$.",
                 tag=CITED,
                 theorem="Gibbs' inequality (non-negativity of the KL divergence)",
+                reference="cover2006elements",
             ),
             Step(
                 lhs=_value_at_optimum(

@@ -88,6 +88,7 @@ register(
                 ),
                 tag=CITED,
                 theorem="Hyvärinen (2005), Theorem 1 (integration by parts in each coordinate)",
+                reference="hyvarinen2005estimation",
             ),
             Step(
                 lhs=E(half * (_model - _true_score) ** 2, u),

@@ -3,7 +3,7 @@ mean."""
 
 import sympy as sp
 
-from ._engine import NUMERIC, Derivation, Step
+from ._engine import NUMERIC, Derivation, Step, sound_rewrite
 from ._registry import register
 from .elbo_gap import _Integral, _merge_integrals
 
@@ -32,6 +32,9 @@ P = sp.Symbol("P", positive=True)  # p_t(x), named for the algebra of step 4
 M = sp.Symbol("M", real=True)  # p_t(x) E[x_0 | x]
 
 
+@sound_rewrite(
+    "Leibniz's rule: the integrands are Gaussian-weighted and smooth in x, so dominated convergence lets d/dx pass under the integral"
+)
 def _differentiate_under_integral(expr):
     """Leibniz's rule on our unevaluated integrals: d/dx ∫ f(x, x0) dx0 = ∫ ∂f/∂x dx0."""
     return expr.replace(
