@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .core._shapes import check_batch
+from .core._shapes import check_batch, network_time
+from .core._validate import check_dtype, check_option, positive_int
 
 __all__ = ["ACTIVATIONS", "VelocityMLP"]
 
@@ -80,13 +81,11 @@ class VelocityMLP(nn.Module):
         self, dim: int, hidden: int = 256, depth: int = 2, activation: str = "softplus"
     ) -> None:
         super().__init__()
-        for name, value in (("dim", dim), ("hidden", hidden)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if depth not in (1, 2):
+        positive_int(dim, "dim")
+        positive_int(hidden, "hidden")
+        if depth not in (1, 2) or isinstance(depth, bool):
             raise ValueError(f"depth must be 1 or 2 hidden layers, got {depth!r}")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        check_option(activation, ACTIVATIONS, "activation")
         self.dim, self.hidden, self.depth, self.activation = dim, hidden, depth, activation
         self.input = nn.Linear(dim + 1, hidden)
         self.middle = nn.Linear(hidden, hidden) if depth == 2 else None
@@ -109,17 +108,10 @@ class VelocityMLP(nn.Module):
         check_batch(x)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}")
+        check_dtype(x, self.input.weight.dtype, "x", "VelocityMLP")
         # Any finite t is accepted: a network has no singular end, and adaptive solvers may
         # probe slightly past the interval they integrate over.
-        time = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-        if time.ndim > 1 or not torch.isfinite(time).all():
-            raise ValueError(f"t must be a finite scalar or have shape (B,), got {t!r}")
-        if time.ndim == 0:
-            time = time.expand(x.shape[0])
-        elif time.shape[0] != x.shape[0]:
-            raise ValueError(
-                f"t must be a scalar or have shape ({x.shape[0]},) to match x, got {tuple(time.shape)}"
-            )
+        time = network_time(t, x)
         phi, phi_prime = _ACTIVATIONS[self.activation]
         a1 = self.input(torch.cat([x, time[:, None]], dim=1))
         h = phi(a1)

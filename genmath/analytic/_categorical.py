@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..core._validate import InputTypeError, check_finite, check_generator, positive_int
+
 __all__ = ["Categorical"]
 
 
@@ -19,6 +21,8 @@ class Categorical:
     """
 
     def __init__(self, probs):
+        if not isinstance(probs, torch.Tensor | list | tuple):
+            raise InputTypeError(f"probs must be a tensor (or nested lists), got {type(probs).__name__}")
         probs = torch.as_tensor(probs)
         if not probs.is_floating_point():
             probs = probs.to(torch.get_default_dtype())
@@ -41,16 +45,23 @@ class Categorical:
     @classmethod
     def from_logits(cls, logits) -> Categorical:
         """The table ``softmax(logits)`` over all entries; ``logits`` has shape ``(K,) * L``."""
+        if not isinstance(logits, torch.Tensor | list | tuple):
+            raise InputTypeError(f"logits must be a tensor (or nested lists), got {type(logits).__name__}")
         logits = torch.as_tensor(logits)
+        if not logits.is_floating_point():
+            logits = logits.to(torch.get_default_dtype())
+        check_finite(logits, "logits")
         return cls(torch.softmax(logits.flatten(), 0).reshape(logits.shape))
 
     def _check_tokens(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+            raise InputTypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
             raise ValueError(f"x must hold integer token ids, got dtype {x.dtype}")
         if x.ndim != 2 or x.shape[1] != self.length:
             raise ValueError(f"x must have shape (B, L) = (B, {self.length}), got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise ValueError(f"x must hold at least one sequence, got an empty batch {tuple(x.shape)}")
         if x.numel() and (x.min() < 0 or x.max() >= self.vocab_size):
             raise ValueError(
                 f"token ids must lie in [0, {self.vocab_size - 1}] (K = {self.vocab_size}), "
@@ -74,10 +85,8 @@ class Categorical:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` independent sequences, integer tensor of shape ``(n, L)``."""
-        if not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be a non-negative int, got {n!r}")
-        if n == 0:
-            return torch.zeros(0, self.length, dtype=torch.long)
+        positive_int(n, "n")
+        check_generator(generator)
         flat = torch.multinomial(self.probs.flatten(), n, replacement=True, generator=generator)
         return (flat[:, None] // self._place.to(flat.device)) % self.vocab_size
 

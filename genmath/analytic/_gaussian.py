@@ -15,11 +15,14 @@ import math
 import torch
 
 from ..core._shapes import as_time, check_batch
+from ..core._validate import InputTypeError, check_dtype, check_generator, positive_int
 
 __all__ = ["Gaussian", "GaussianMarginal", "MixtureMarginal"]
 
 
 def _as_float_tensor(value, name: str) -> torch.Tensor:
+    if isinstance(value, str) or not isinstance(value, torch.Tensor | list | tuple | int | float):
+        raise InputTypeError(f"{name} must be a tensor (or numbers), got {type(value).__name__}")
     tensor = torch.as_tensor(value)
     if not tensor.is_floating_point():
         tensor = tensor.to(torch.get_default_dtype())
@@ -52,11 +55,23 @@ def _validated_covariances(covs: torch.Tensor, name: str) -> torch.Tensor:
     return covs
 
 
-def _check_points(x: torch.Tensor, dim: int, name: str = "x") -> torch.Tensor:
+def _check_points(x: torch.Tensor, dim: int, dtype: torch.dtype, name: str = "x") -> torch.Tensor:
+    """Points ``(B, dim)`` in the oracle's dtype: an oracle never evaluates float32 data with
+    its float64 parameters silently (nor the reverse)."""
     check_batch(x, name)
     if x.ndim != 2 or x.shape[1] != dim:
         raise ValueError(f"{name} must have shape (B, {dim}), got shape {tuple(x.shape)}")
-    return x
+    return check_dtype(x, dtype, name, "the oracle (its parameters)")
+
+
+def _check_path(path):
+    missing = [m for m in ("alpha", "sigma", "d_alpha", "d_sigma") if not hasattr(path, m)]
+    if missing:
+        raise InputTypeError(
+            "path must be a genmath.GaussianPath (anything with alpha, sigma, d_alpha and "
+            f"d_sigma methods of t), got {type(path).__name__}"
+        )
+    return path
 
 
 def _time(
@@ -172,14 +187,14 @@ class MixtureMarginal:
     def __init__(self, components: _EigenGaussians, log_weights: torch.Tensor, path):
         self._components = components
         self._log_weights = log_weights
-        self.path = path
+        self.path = _check_path(path)
 
     @property
     def dim(self) -> int:
         return self._components.means.shape[-1]
 
     def _setup(self, x, t):
-        x = _check_points(x, self.dim)
+        x = _check_points(x, self.dim, self._components.means.dtype)
         comps = self._components.to(x)
         times = _time(self.path, t, x)
         y = comps.rotate_in(x, times["alpha"])
@@ -267,7 +282,7 @@ class GaussianMarginal(MixtureMarginal):
         """The exact probability-flow ODE map from time ``t_from`` to ``t_to`` (either order):
         $x \\mapsto \\alpha_{t'}\\mu + A_{t'} A_t^{-1}(x - \\alpha_t \\mu)$ with
         $A_t = C_t^{1/2}$ the symmetric square root (D-gaussian-flow-map)."""
-        x = _check_points(x, self.dim)
+        x = _check_points(x, self.dim, self._components.means.dtype)
         comps = self._components.to(x)
         src = _time(self.path, t_from, x, name="t_from")
         dst = _time(self.path, t_to, x, name="t_to")
@@ -313,15 +328,15 @@ class Gaussian:
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """$\\log \\mathcal N(x; \\mu, \\Sigma)$, shape ``(B,)``."""
-        x = _check_points(x, self.dim)
+        x = _check_points(x, self.dim, self.mean.dtype)
         comps = self._components.to(x)
         one, zero = x.new_ones(()), x.new_zeros(())
         return comps.log_prob(comps.rotate_in(x, one), comps.variances(one, zero))[:, 0]
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` independent draws, shape ``(n, d)``: $\\mu + L z$, $LL^\\top = \\Sigma$."""
-        if not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be a non-negative int, got {n!r}")
+        positive_int(n, "n")
+        check_generator(generator)
         z = torch.randn(
             n, self.dim, generator=generator, dtype=self.mean.dtype, device=self.mean.device
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..core._validate import check_generator, positive_int
 from ._gaussian import (
     MixtureMarginal,
     _as_float_tensor,
@@ -81,7 +82,7 @@ class GaussianMixture:
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """$\\log p(x)$, shape ``(B,)``."""
-        x = _check_points(x, self.dim)
+        x = _check_points(x, self.dim, self.means.dtype)
         comps = self._components.to(x)
         one, zero = x.new_ones(()), x.new_zeros(())
         joint = self.weights.to(x).log() + comps.log_prob(
@@ -97,10 +98,8 @@ class GaussianMixture:
         self, n: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x, k)``: ``n`` draws and the index of the component each came from."""
-        if not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be a non-negative int, got {n!r}")
-        if n == 0:
-            return self.means.new_zeros(0, self.dim), torch.zeros(0, dtype=torch.long)
+        positive_int(n, "n")
+        check_generator(generator)
         labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn(
             n, self.dim, generator=generator, dtype=self.means.dtype, device=self.means.device

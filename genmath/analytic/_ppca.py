@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch.distributions import Independent, MultivariateNormal, Normal
 
+from ..core._validate import InputTypeError, check_dtype, check_generator, positive_int
 from ._gaussian import Gaussian, GaussianMarginal, _as_float_tensor, _check_points
 
 __all__ = ["PPCA"]
@@ -65,7 +66,7 @@ class PPCA:
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mean (B, k), cov (k, k))`` of $p(z \\mid x)$ (D-ppca-posterior)."""
-        x = _check_points(x, self.dim)
+        x = _check_points(x, self.dim, self.W.dtype)
         chol = self._m_chol.to(x)
         projected = (x - self.b.to(x)) @ self.W.to(x)  # rows are W^T (x - b)
         mean = torch.cholesky_solve(projected.mT, chol).mT
@@ -76,28 +77,43 @@ class PPCA:
         """The exact posterior $p(z \\mid x)$ as a batch of ``B`` `MultivariateNormal`s over
         $\\mathbb R^k$ (use it as the encoder of `genmath.elbo`)."""
         mean, cov = self.posterior(x)
-        return MultivariateNormal(mean, covariance_matrix=cov.expand(mean.shape[0], -1, -1))
+        return MultivariateNormal(
+            mean, covariance_matrix=cov.expand(mean.shape[0], -1, -1), validate_args=False
+        )
 
     @property
     def prior(self) -> MultivariateNormal:
         """$p(z) = \\mathcal N(0, I_k)$."""
         k = self.latent_dim
         return MultivariateNormal(
-            self.W.new_zeros(k), scale_tril=torch.eye(k, dtype=self.W.dtype, device=self.W.device)
+            self.W.new_zeros(k),
+            scale_tril=torch.eye(k, dtype=self.W.dtype, device=self.W.device),
+            validate_args=False,  # NaN latents propagate to NaN densities, as everywhere
         )
 
     def likelihood(self, z: torch.Tensor) -> Independent:
         """$p(x \\mid z) = \\mathcal N(Wz + b, s^2 I_d)$ for ``z`` of shape ``(..., k)``: a
         distribution with event shape ``(d,)`` (use it as the decoder of `genmath.elbo`)."""
-        if not isinstance(z, torch.Tensor) or z.ndim < 1 or z.shape[-1] != self.latent_dim:
-            got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-            raise ValueError(f"z must have shape (..., {self.latent_dim}), got {got}")
-        loc = z @ self.W.to(z).mT + self.b.to(z)
-        return Independent(Normal(loc, self.noise_std.to(z).expand_as(loc)), 1)
+        if not isinstance(z, torch.Tensor):
+            raise InputTypeError(f"z must be a torch.Tensor, got {type(z).__name__}")
+        if z.ndim < 1 or z.shape[-1] != self.latent_dim:
+            raise ValueError(f"z must have shape (..., {self.latent_dim}), got {tuple(z.shape)}")
+        if not z.is_floating_point():
+            raise ValueError(f"z must be floating point, got dtype {z.dtype}")
+        check_dtype(z, self.W.dtype, "z", "the oracle (its parameters)")
+        loc = z @ self.W.mT + self.b
+        return Independent(
+            Normal(loc, self.noise_std.expand_as(loc), validate_args=False), 1, validate_args=False
+        )
 
     def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """$\\log p(x, z) = \\log p(x \\mid z) + \\log p(z)$, shape ``(B,)``."""
-        x = _check_points(x, self.dim)
+        x = _check_points(x, self.dim, self.W.dtype)
+        if not isinstance(z, torch.Tensor) or z.shape != (x.shape[0], self.latent_dim):
+            got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(
+                f"z must have shape (B, {self.latent_dim}) with B = x.shape[0] = {x.shape[0]}, got {got}"
+            )
         return self.likelihood(z).log_prob(x) + self.prior.log_prob(z)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -108,8 +124,8 @@ class PPCA:
         self, n: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x (n, d), z (n, k))`` drawn from the joint: $z$ from the prior, then $x \\mid z$."""
-        if not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be a non-negative int, got {n!r}")
+        positive_int(n, "n")
+        check_generator(generator)
         opts = {"generator": generator, "dtype": self.W.dtype, "device": self.W.device}
         z = torch.randn(n, self.latent_dim, **opts)
         noise = torch.randn(n, self.dim, **opts)

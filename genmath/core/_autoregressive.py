@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._bijections import Bijection, _affine_forward, _affine_inverse, _shape_text
+from ._validate import check_int, positive, positive_int
 
 __all__ = ["AffineCoupling", "MaskedAutoregressive"]
 
@@ -21,6 +22,10 @@ def _mlp(in_features: int, out_features: int, hidden, activation) -> nn.Sequenti
         width = h
     layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)
+
+
+def _check_clamp(scale_clamp) -> float | None:
+    return None if scale_clamp is None else positive(scale_clamp, "scale_clamp")
 
 
 def _bounded(raw: torch.Tensor, scale_clamp: float | None) -> torch.Tensor:
@@ -65,13 +70,13 @@ class AffineCoupling(Bijection):
         scale_clamp: float | None = None,
     ):
         super().__init__()
-        self.features = int(features)
-        self.context_features = int(context_features)
-        self.scale_clamp = scale_clamp
+        self.features = positive_int(features, "features", 2)
+        self.context_features = check_int(context_features, "context_features", 0)
+        self.scale_clamp = _check_clamp(scale_clamp)
         if mask is not None and split is not None:
             raise ValueError("give either mask or split, not both")
         if mask is None:
-            split = self.features // 2 if split is None else int(split)
+            split = self.features // 2 if split is None else check_int(split, "split")
             mask = torch.arange(self.features) < split
         mask = torch.as_tensor(mask, dtype=torch.bool).cpu()
         if mask.shape != (self.features,):
@@ -202,9 +207,9 @@ class MaskedAutoregressive(Bijection):
         scale_clamp: float | None = None,
     ):
         super().__init__()
-        self.features = int(features)
-        self.context_features = int(context_features)
-        self.scale_clamp = scale_clamp
+        self.features = positive_int(features, "features")
+        self.context_features = check_int(context_features, "context_features", 0)
+        self.scale_clamp = _check_clamp(scale_clamp)
         d = self.features
         ordering = torch.arange(d) if ordering is None else torch.as_tensor(ordering).long().cpu()
         if ordering.shape != (d,) or not torch.equal(ordering.sort().values, torch.arange(d)):

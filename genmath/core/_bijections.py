@@ -11,6 +11,17 @@ import math
 import torch
 from torch import nn
 
+from ._validate import (
+    InputTypeError,
+    check_dtype,
+    check_finite,
+    check_generator,
+    check_int,
+    check_option,
+    module_dtype,
+    positive_int,
+)
+
 __all__ = [
     "Bijection",
     "Compose",
@@ -63,15 +74,18 @@ class Bijection(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None):
         """$(f(x), \\log|\\det J_f(x)|)$ with the log-determinant of shape `batch`."""
-        context = self._check_input(x, context, "x")
-        y, logdet = self._forward(x, context)
-        return y, self._finish(logdet, x, "forward")
+        return self._pass(x, context, "x", "forward")
 
     def inverse(self, y: torch.Tensor, context: torch.Tensor | None = None):
         """$(f^{-1}(y), \\log|\\det J_{f^{-1}}(y)|)$ with the log-determinant of shape `batch`."""
-        context = self._check_input(y, context, "y")
-        x, logdet = self._inverse(y, context)
-        return x, self._finish(logdet, y, "inverse")
+        return self._pass(y, context, "y", "inverse")
+
+    def _pass(self, x, context, name: str, direction: str):
+        """One validated pass in ``direction``; ``name`` is the caller's name for ``x`` (a
+        `Flow`'s ``value``), used in every error."""
+        context = self._check_input(x, context, name)
+        y, logdet = (self._forward if direction == "forward" else self._inverse)(x, context)
+        return y, self._finish(logdet, x, direction, name)
 
     def _forward(self, x, context):
         raise NotImplementedError
@@ -81,9 +95,15 @@ class Bijection(nn.Module):
 
     def _check_input(self, x, context, name):
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+            raise InputTypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
             raise ValueError(f"{name} must be floating point, got dtype {x.dtype}")
+        if x.numel() == 0:
+            raise ValueError(
+                f"{name} must hold at least one sample, got an empty tensor of shape "
+                f"{_shape_text(x.shape)}"
+            )
+        check_dtype(x, module_dtype(self), name, type(self).__name__)
         if x.ndim < self.event_dim:
             raise ValueError(
                 f"{type(self).__name__} expected {name} with at least {self.event_dim} event "
@@ -105,7 +125,11 @@ class Bijection(nn.Module):
                 f"{type(self).__name__} is conditional: expected a context of shape "
                 f"(*batch, {self.context_features}), got None"
             )
-        if context.shape[-1] != self.context_features:
+        if not isinstance(context, torch.Tensor) or not context.is_floating_point():
+            got = context.dtype if isinstance(context, torch.Tensor) else type(context).__name__
+            raise InputTypeError(f"context must be a floating-point tensor, got {got}")
+        check_dtype(context, x.dtype, "context", f"{type(self).__name__} (the data)")
+        if context.ndim == 0 or context.shape[-1] != self.context_features:
             raise ValueError(
                 f"{type(self).__name__} expected a context of shape (*batch, "
                 f"{self.context_features}), got shape {_shape_text(context.shape)}"
@@ -119,11 +143,13 @@ class Bijection(nn.Module):
                 f"shape {_shape_text(batch)} of the input {_shape_text(x.shape)}"
             ) from None
 
-    def _finish(self, logdet, x, direction):
+    def _finish(self, logdet, x, direction, name="x"):
         logdet = _sum_event(logdet, x.ndim - self.event_dim)
         if logdet.shape != x.shape[: x.ndim - self.event_dim]:
             logdet = logdet.expand(x.shape[: x.ndim - self.event_dim])
         if not torch.isfinite(logdet).all():
+            # say why, when the input itself is the reason (checked only on this failure path)
+            check_finite(x, name, f"{type(self).__name__}.{direction} has no log|det J| there")
             bad = int((~torch.isfinite(logdet)).sum())
             raise ValueError(
                 f"{type(self).__name__}.{direction}: expected a finite log|det J|, got a non-finite "
@@ -202,6 +228,16 @@ class Inverse(Bijection):
         return self.bijection._forward(y, context)
 
 
+def _as_matrix(matrix, name: str) -> torch.Tensor:
+    """A finite floating matrix from a tensor or nested lists (ints are converted)."""
+    if not isinstance(matrix, torch.Tensor | list | tuple):
+        raise InputTypeError(f"{name} must be a tensor (or nested lists), got {type(matrix).__name__}")
+    matrix = torch.as_tensor(matrix)
+    if not matrix.is_floating_point():
+        matrix = matrix.to(torch.get_default_dtype())
+    return check_finite(matrix, name)
+
+
 def _softplus(x: torch.Tensor) -> torch.Tensor:
     r"""$\log(1 + e^x)$ to full precision for every $x$ (torch's `softplus` returns $x$ itself
     above a threshold, an error of $e^{-x}$ that the log-determinant checks resolve)."""
@@ -240,8 +276,15 @@ class ElementwiseAffine(Bijection):
         shift: torch.Tensor | list | None = None,
     ):
         super().__init__()
-        param_shape = torch.Size([param_shape] if isinstance(param_shape, int) else param_shape)
-        self.event_dim = len(param_shape) if event_dim is None else int(event_dim)
+        shape = (param_shape,) if isinstance(param_shape, int) else param_shape
+        if isinstance(shape, torch.Tensor) or not isinstance(shape, tuple | list | torch.Size):
+            raise InputTypeError(
+                f"param_shape must be a positive integer or a tuple of them, got {param_shape!r:.40}"
+            )
+        param_shape = torch.Size([positive_int(n, "param_shape") for n in shape])
+        self.event_dim = (
+            len(param_shape) if event_dim is None else check_int(event_dim, "event_dim", 0)
+        )
         if self.event_dim < len(param_shape):
             raise ValueError(
                 f"event_dim must be at least len(param_shape) = {len(param_shape)}, "
@@ -257,7 +300,7 @@ class ElementwiseAffine(Bijection):
     def _initial(value, shape, name):
         if value is None:
             return torch.zeros(shape)
-        value = torch.as_tensor(value, dtype=torch.get_default_dtype())
+        value = check_finite(torch.as_tensor(value, dtype=torch.get_default_dtype()), name)
         if value.shape != shape:
             raise ValueError(
                 f"{name} expected shape {_shape_text(shape)}, got {_shape_text(value.shape)}"
@@ -308,6 +351,7 @@ class ActNorm(ElementwiseAffine):
     @torch.no_grad()
     def initialize(self, x: torch.Tensor) -> None:
         """Set $s, t$ so that `forward(x)` has zero mean and unit variance per entry."""
+        self._check_input(x, None, "x")
         batch_ndim = x.ndim - self.event_dim
         param_ndim = self.log_scale.ndim
         reduce = list(range(batch_ndim))
@@ -340,7 +384,7 @@ class Sigmoid(Bijection):
 
     def __init__(self, event_dim: int = 1):
         super().__init__()
-        self.event_dim = int(event_dim)
+        self.event_dim = check_int(event_dim, "event_dim", 0)
 
     def _forward(self, x, context):
         return torch.sigmoid(x), -_softplus(x) - _softplus(-x)
@@ -365,7 +409,7 @@ class Logit(Bijection):
 
     def __init__(self, event_dim: int = 1):
         super().__init__()
-        self.event_dim = int(event_dim)
+        self.event_dim = check_int(event_dim, "event_dim", 0)
         self._sigmoid = Sigmoid(event_dim)
 
     def _forward(self, x, context):
@@ -401,9 +445,8 @@ class Affine(Bijection):
         diagonal: str = "positive",
     ):
         super().__init__()
-        if diagonal not in ("positive", "signed"):
-            raise ValueError(f"diagonal must be 'positive' or 'signed', got {diagonal!r}")
-        self.features = int(features)
+        check_option(diagonal, ("positive", "signed"), "diagonal")
+        self.features = positive_int(features, "features")
         self.diagonal = diagonal
         d = self.features
         if permutation is None:
@@ -430,9 +473,9 @@ class Affine(Bijection):
 
         Raises `ValueError` when $W$ is singular to working precision.
         """
-        matrix = torch.as_tensor(matrix)
+        matrix = _as_matrix(matrix, "matrix")
         if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-            raise ValueError(f"expected a square matrix W, got shape {_shape_text(matrix.shape)}")
+            raise ValueError(f"matrix must be a square matrix W, got shape {_shape_text(matrix.shape)}")
         d = matrix.shape[0]
         P, L, U = torch.linalg.lu(matrix)
         u = torch.diagonal(U)
@@ -514,7 +557,8 @@ class Planar(Bijection):
 
     def __init__(self, features: int, *, generator: torch.Generator | None = None):
         super().__init__()
-        self.features = int(features)
+        self.features = positive_int(features, "features")
+        check_generator(generator)
         scale = 1.0 / math.sqrt(self.features)
         self.u = nn.Parameter(torch.randn(self.features, generator=generator) * scale)
         self.w = nn.Parameter(torch.randn(self.features, generator=generator) * scale)

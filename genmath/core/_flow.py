@@ -11,12 +11,14 @@ from torch.distributions import Distribution, Independent, Transform, constraint
 
 from ._bijections import Bijection, _shape_text, _sum_event
 from ._random import global_stream_from
+from ._validate import InputTypeError, check_generator, check_int
 
 __all__ = ["Flow", "BijectionTransform", "TransformBijection", "as_transform", "from_transform"]
 
 
 def _draw(sample_fn, generator: torch.Generator | None):
     """Run `sample_fn` reproducibly from `generator` (see `global_stream_from`)."""
+    check_generator(generator)
     with global_stream_from(generator):
         return sample_fn()
 
@@ -97,19 +99,30 @@ class Flow(Distribution):
     def support(self):
         return constraints.independent(constraints.real, len(self.event_shape))
 
-    def _check_value(self, x):
+    def _check_value(self, x, name: str = "value"):
+        if not isinstance(x, torch.Tensor):
+            raise InputTypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
         n = len(self.event_shape)
         if x.shape[x.ndim - n :] != self.event_shape or x.ndim < n:
             raise ValueError(
-                f"Flow expected values of shape (*batch, {', '.join(map(str, self.event_shape))}), "
+                f"{name} must have shape (*batch, {', '.join(map(str, self.event_shape))}), "
                 f"got shape {_shape_text(x.shape)}"
             )
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """$\\log p(x) = \\log p_Z(f(x)) + \\log|\\det J_f(x)|$, shape `value.shape[:-event_dim]`."""
-        self._check_value(value)
-        z, logdet = self.transform.forward(value, self.context)
-        return self.base.log_prob(z) + logdet
+        return self._log_prob(value, "value")
+
+    def _log_prob(self, value: torch.Tensor, name: str) -> torch.Tensor:
+        self._check_value(value, name)
+        z, logdet = self.transform._pass(value, self.context, name, "forward")
+        log_base = self.base.log_prob(z)
+        if log_base.dtype != value.dtype:
+            raise InputTypeError(
+                f"{name} has dtype {value.dtype} but the base distribution computes in "
+                f"{log_base.dtype}; convert one of them"
+            )
+        return log_base + logdet
 
     def rsample(self, sample_shape=(), generator: torch.Generator | None = None):
         """Reparameterized samples $x = f^{-1}(z)$, shape `sample_shape + batch + event`."""
@@ -195,7 +208,7 @@ class TransformBijection(Bijection):
             raise ValueError(f"expected a bijective Transform, got {transform!r}")
         own = max(transform.domain.event_dim, transform.codomain.event_dim)
         self.transform = transform
-        self.event_dim = max(own, 1) if event_dim is None else int(event_dim)
+        self.event_dim = max(own, 1) if event_dim is None else check_int(event_dim, "event_dim", 0)
         if self.event_dim < own:
             raise ValueError(f"event_dim must be at least {own} for {transform!r}, got {event_dim}")
 

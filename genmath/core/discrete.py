@@ -26,6 +26,7 @@ import sympy as sp
 import torch
 
 from ._shapes import as_time
+from ._validate import InputTypeError, check_generator
 from .schedules import _compile
 
 __all__ = ["DiscretePath", "MaskPath", "UniformPath"]
@@ -111,12 +112,16 @@ class DiscretePath:
     # -- validation ------------------------------------------------------------------------
 
     def _check_tokens(self, tokens: torch.Tensor, name: str, allow_mask: bool) -> None:
-        if (
-            not isinstance(tokens, torch.Tensor)
-            or tokens.is_floating_point()
-            or tokens.is_complex()
-        ):
-            raise ValueError(f"{name} must be an integer tensor of token ids, got {tokens!r:.80}")
+        if not isinstance(tokens, torch.Tensor):
+            raise InputTypeError(
+                f"{name} must be an integer tensor of token ids, got {type(tokens).__name__}"
+            )
+        if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+            raise ValueError(f"{name} must be an integer tensor of token ids, got dtype {tokens.dtype}")
+        if tokens.numel() == 0:
+            raise ValueError(
+                f"{name} must hold at least one token, got an empty tensor of shape {tuple(tokens.shape)}"
+            )
         bad = (tokens < 0) | (tokens >= self.num_categories)
         expected = f"in [0, {self.num_categories})"
         if allow_mask and self.mask_id is not None:
@@ -125,14 +130,16 @@ class DiscretePath:
         if bad.any():
             raise ValueError(f"{name} ids must be {expected}, got {tokens[bad][:5].tolist()}")
 
-    def _per_token(self, value: torch.Tensor, tokens: torch.Tensor, name: str) -> torch.Tensor:
+    def _per_token(
+        self, value: torch.Tensor, tokens: torch.Tensor, name: str, data: str = "x0"
+    ) -> torch.Tensor:
         # a (B,) time broadcasts over a token tensor of shape (B, ...)
         if value.ndim == 0:
             return value
         if tokens.ndim == 0 or value.shape[0] != tokens.shape[0]:
             raise ValueError(
-                f"{name} has shape {tuple(value.shape)} but the tokens have shape "
-                f"{tuple(tokens.shape)}: a per-sample {name} needs shape (B,) with B = tokens.shape[0]"
+                f"{name} has shape {tuple(value.shape)} but {data} has shape "
+                f"{tuple(tokens.shape)}: a per-sample {name} needs shape (B,) with B = {data}.shape[0]"
             )
         return value.reshape(value.shape[0], *([1] * (tokens.ndim - 1)))
 
@@ -186,6 +193,7 @@ class DiscretePath:
 
     def sample(self, x0: torch.Tensor, t, generator: torch.Generator | None = None) -> torch.Tensor:
         r"""Draw token ids $x_t \sim q(x_t \mid x_0)$ (same shape as ``x0``)."""
+        check_generator(generator)
         probs = self.forward_probs(x0, t)
         flat = probs.reshape(-1, probs.shape[-1])
         states = torch.multinomial(flat, 1, generator=generator).reshape(x0.shape)

@@ -47,6 +47,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from ._shapes import check_batch
+from ._validate import check_generator, check_option, positive_int
 
 __all__ = [
     "METHODS",
@@ -127,8 +128,9 @@ def divergence(
     Returns:
         Tensor of shape `(B,)` in the dtype and device of `x`.
     """
-    check_batch(x)
+    check_batch(x, event=True)
     _check_method(method, probes, noise)
+    check_generator(generator)
     if create_graph is None:
         create_graph = torch.is_grad_enabled()
     if method == "exact" and structured and isinstance(fn, FieldWithDivergence):
@@ -273,13 +275,12 @@ def _hutchinson_from_graph(
     return total / z.shape[0]
 
 
-def _check_method(method: str, probes: int, noise: str) -> None:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
-        raise ValueError(f"probes must be a positive integer, got {probes!r}")
-    if noise not in NOISES:
-        raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
+def _check_method(method: str, probes: int, noise: str, name: str = "method") -> None:
+    """The divergence options; ``name`` is the argument the caller passed the method as
+    (``divergence=`` in `ode_log_likelihood`)."""
+    check_option(method, METHODS, name)
+    positive_int(probes, "probes")
+    check_option(noise, NOISES, "noise")
 
 
 def _check_field(

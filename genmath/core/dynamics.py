@@ -38,6 +38,14 @@ import torch
 
 from . import _solvers
 from ._shapes import check_batch, positive_int
+from ._validate import (
+    InputTypeError,
+    check_finite,
+    check_generator,
+    check_option,
+    non_negative,
+    positive,
+)
 from .grids import check_grid, karras_grid, log_snr_grid, uniform_grid
 
 __all__ = [
@@ -86,8 +94,11 @@ class SampleResult:
 def reparameterize(model: Model, path, source: str, target: str) -> Model:
     """`(x, t) -> ` the prediction of `model` (which predicts `source`) converted to `target`
     through `path.convert` (one conversion table for the whole library)."""
+    _check_parameterization(path, source, "source")
+    _check_parameterization(path, target, "target")
     if source == target:
         return model
+    _check_path(path)
 
     def converted(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return path.convert(model(x, t), x, t, source, target)
@@ -95,13 +106,23 @@ def reparameterize(model: Model, path, source: str, target: str) -> Model:
     return converted
 
 
-def _check_parameterization(path, name: str) -> None:
+def _check_parameterization(path, name: str, argument: str = "parameterization") -> None:
     try:
         known = importlib.import_module("genmath.core.path").PARAMETERIZATIONS
     except (ImportError, AttributeError):  # a duck-typed path: its convert validates names
         known = ()
-    if known and name not in known:
-        raise ValueError(f"parameterization must be one of {tuple(known)}, got {name!r}")
+    if known:
+        check_option(name, known, argument)
+
+
+def _check_path(path, name: str = "path"):
+    """A Gaussian path, or anything with its ``convert`` and ``schedule`` (duck typing)."""
+    if not (hasattr(path, "convert") and hasattr(path, "schedule")):
+        raise InputTypeError(
+            f"{name} must be a genmath.GaussianPath (anything with .convert and .schedule), "
+            f"got {type(path).__name__}"
+        )
+    return path
 
 
 def _resolve_grid(grid, steps, schedule, like: torch.Tensor, *, adaptive: bool) -> torch.Tensor:
@@ -179,10 +200,12 @@ def sample_ode(
     interval) or not monotone, a model output of the wrong shape, and a non-finite state
     (naming the step and its times).
     """
-    x1 = check_batch(x1, "x1")
-    known = (*ODE_METHODS, *_TORCHDIFFEQ_SOLVERS)
-    if method not in known:
-        raise ValueError(f"method must be one of {known}, got {method!r}")
+    x1 = check_finite(check_batch(x1, "x1"), "x1", "the start of an integration")
+    check_option(method, (*ODE_METHODS, *_TORCHDIFFEQ_SOLVERS), "method")
+    positive(rtol, "rtol")
+    positive(atol, "atol")
+    if path is not None:
+        _check_path(path)
     if path is None and parameterization != "velocity":
         raise ValueError(
             f"a model predicting {parameterization!r} needs the path to convert it to a velocity; "
@@ -287,14 +310,15 @@ def sample_sde(
         [`SampleResult`][genmath.core.dynamics.SampleResult]; `nfe` counts drift and score
         evaluations.
     """
-    x1 = check_batch(x1, "x1")
-    if method not in SDE_METHODS:
-        raise ValueError(f"method must be one of {SDE_METHODS}, got {method!r}")
+    x1 = check_finite(check_batch(x1, "x1"), "x1", "the start of an integration")
+    check_option(method, SDE_METHODS, "method")
+    check_generator(generator)
+    if path is not None:
+        _check_path(path)
     if method == "pc":
         if score is None:
             raise ValueError("method 'pc' needs score(x, t) for its Langevin corrector, got None")
-        if not (isinstance(snr, int | float) and snr > 0):
-            raise ValueError(f"snr must be a positive number, got {snr!r}")
+        positive(snr, "snr")
         positive_int(corrector_steps, "corrector_steps")
     times = _resolve_grid(grid, steps, _schedule_of(path), x1, adaptive=False)
     drift_field = _solvers.CountedField(drift, "drift")
@@ -354,6 +378,10 @@ def forward_sde(path) -> SDE:
     """The forward SDE $dx = f_t x\\,dt + g_t\\,dW$ of a Gaussian path (coefficients from
     `path.drift` and `path.diffusion`), whose marginals are the path's: simulate it with an
     increasing grid, e.g. `forward_sde(path).sample(x0, grid=uniform_grid(n, start=0, end=1))`."""
+    if not (hasattr(path, "drift") and hasattr(path, "diffusion")):
+        raise InputTypeError(
+            f"path must be a genmath.GaussianPath (with .drift and .diffusion), got {type(path).__name__}"
+        )
     return SDE(path.drift, path.diffusion)
 
 
@@ -371,19 +399,16 @@ class ReverseSDE(SDE):
     """
 
     def __init__(self, path, model: Model, parameterization: str = "eps", noise=1.0):
+        _check_path(path)
         _check_parameterization(path, parameterization)
         if callable(noise):
             nu = noise
-        elif isinstance(noise, int | float) and noise >= 0:
-            scale = float(noise)
+        else:
+            scale = non_negative(noise, "noise")
 
             def nu(t):
                 return scale * path.diffusion(t)
 
-        else:
-            raise ValueError(
-                f"noise must be a number >= 0 (nu = noise * g) or a callable t -> nu_t, got {noise!r}"
-            )
         self.path = path
         self.model = model
         self.parameterization = parameterization
@@ -424,6 +449,7 @@ class ProbabilityFlowODE(ODE):
     included (the model is converted to $\\hat x_0$ for those)."""
 
     def __init__(self, path, model: Model, parameterization: str = "eps"):
+        _check_path(path)
         _check_parameterization(path, parameterization)
         self.path = path
         self.model = model

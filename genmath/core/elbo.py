@@ -20,6 +20,7 @@ dimension is summed, so ``Normal(loc, scale)`` with ``loc`` of shape ``(B, k)`` 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,16 @@ import torch
 from torch import distributions as D
 
 from ._random import global_stream_from
-from ._shapes import check_batch
+from ._shapes import check_batch, check_like
+from ._validate import (
+    InputTypeError,
+    check_float_tensor,
+    check_generator,
+    check_option,
+    check_real,
+    positive_int,
+    positive_tensor,
+)
 
 if TYPE_CHECKING:
     from .path import GaussianPath
@@ -59,25 +69,43 @@ of each parameterization of `GaussianPath`."""
 
 
 def _check_count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    return positive_int(value, name)
 
 
 def _check_distribution(dist, role: str) -> D.Distribution:
     if not isinstance(dist, D.Distribution):
-        raise ValueError(
+        raise InputTypeError(
             f"{role} must be a torch.distributions.Distribution, got {type(dist).__name__}"
         )
     return dist
 
 
 def _check_input(x) -> torch.Tensor:
+    """Data of shape ``(B, *event)``, ``B >= 1``: floating, or integer class values (for a
+    categorical decoder)."""
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"x must be a torch.Tensor of shape (B, *event), got {type(x).__name__}")
+        raise InputTypeError(f"x must be a torch.Tensor of shape (B, *event), got {type(x).__name__}")
+    if x.is_complex() or x.dtype == torch.bool:
+        raise ValueError(f"x must hold real numbers or integer class values, got dtype {x.dtype}")
     if x.ndim < 1:
         raise ValueError("x must have shape (B, *event), got a 0-d tensor")
+    if x.shape[0] == 0:
+        raise ValueError(f"x must hold at least one sample, got an empty batch of shape {tuple(x.shape)}")
     return x
+
+
+def _same_dtype_terms(x: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+    """The log-densities of one bound share the data's dtype (or, for integer data, the
+    encoder's): a float64 prior must not turn float32 data into a float64 ELBO silently."""
+    reference = x.dtype if x.is_floating_point() else next(iter(terms.values())).dtype
+    for role, term in terms.items():
+        if term.dtype != reference:
+            what = "x" if x.is_floating_point() else "encoder(x)"
+            raise InputTypeError(
+                f"{role} has dtype {term.dtype} but {what} has dtype {reference}; the data, the "
+                "encoder, the decoder and the prior must share a dtype (convert the data or "
+                "the model/distribution)"
+            )
 
 
 def _per_example(log_density: torch.Tensor, leading: tuple[int, ...], what: str) -> torch.Tensor:
@@ -114,11 +142,32 @@ def _log_likelihood(x: torch.Tensor, z: torch.Tensor, decoder) -> torch.Tensor:
     return log_px.reshape(n, batch)
 
 
+def _as_multivariate_normal(dist: D.Distribution) -> D.Distribution:
+    """A diagonal Gaussian vector (``Independent(Normal, 1)``) as the `MultivariateNormal`
+    it is, so that torch's Gaussian-Gaussian closed form applies to it; others unchanged."""
+    if (
+        isinstance(dist, D.Independent)
+        and isinstance(dist.base_dist, D.Normal)
+        and dist.reinterpreted_batch_ndims == 1
+    ):
+        base = dist.base_dist
+        return D.MultivariateNormal(base.loc, scale_tril=torch.diag_embed(base.scale))
+    return dist
+
+
 def _analytic_kl(q: D.Distribution, prior: D.Distribution, batch: int) -> torch.Tensor | None:
     try:
         kl = D.kl_divergence(q, prior)
     except NotImplementedError:
-        return None
+        # a diagonal Gaussian against a full-covariance one (PPCA's prior, an exact
+        # posterior): torch's MultivariateNormal closed form covers both once rewritten
+        q_mvn, prior_mvn = _as_multivariate_normal(q), _as_multivariate_normal(prior)
+        if q_mvn is q and prior_mvn is prior:
+            return None
+        try:
+            kl = D.kl_divergence(q_mvn, prior_mvn)
+        except NotImplementedError:
+            return None
     return _per_example(kl, (batch,), "kl_divergence(q, prior)")
 
 
@@ -136,13 +185,12 @@ def _latent_terms(x, encoder, prior, n, generator, reparameterize):
         )
     log_q = _per_example(q.log_prob(z), (n, batch), "encoder(x).log_prob(z)")
     log_prior = _per_example(prior.log_prob(z), (n, batch), "prior.log_prob(z)")
+    _same_dtype_terms(x, {"encoder(x)": log_q, "prior": log_prior})
     return q, z, log_q, log_prior
 
 
-def _kl_method(kl: str) -> str:
-    if kl not in KL_METHODS:
-        raise ValueError(f"kl must be one of {KL_METHODS}, got {kl!r}")
-    return kl
+def _kl_method(kl: str, name: str = "kl") -> str:
+    return check_option(kl, KL_METHODS, name)
 
 
 def _resolve_kl(q, prior, batch: int, kl: str) -> torch.Tensor | None:
@@ -155,7 +203,21 @@ def _resolve_kl(q, prior, batch: int, kl: str) -> torch.Tensor | None:
             f"kl='analytic' but torch registers no closed-form KL between "
             f"{type(q).__name__} and {type(prior).__name__}; use kl='mc' or kl='auto'"
         )
+    if analytic is None:
+        warnings.warn(
+            f"kl='auto': torch registers no closed-form KL between {_describe(q)} and "
+            f"{_describe(prior)}, so the Monte-Carlo estimate (higher variance) is used; pass "
+            "kl='mc' to choose it explicitly, or register a closed form with "
+            "torch.distributions.kl.register_kl",
+            stacklevel=3,
+        )
     return analytic
+
+
+def _describe(dist: D.Distribution) -> str:
+    if isinstance(dist, D.Independent):
+        return f"Independent({type(dist.base_dist).__name__})"
+    return type(dist).__name__
 
 
 # --------------------------------------------------------------------------- ELBO and IWAE
@@ -196,8 +258,10 @@ def elbo(
     """
     n = _check_count(n_samples, "n_samples")
     kl = _kl_method(kl)
+    check_generator(generator)
     q, z, log_q, log_prior = _latent_terms(x, encoder, prior, n, generator, True)
     log_px = _log_likelihood(x, z, decoder)
+    _same_dtype_terms(x, {"encoder(x)": log_q, "decoder(z)": log_px})
     kl_term = _resolve_kl(q, prior, x.shape[0], kl)
     if kl_term is None:
         return (log_px + log_prior - log_q).mean(0)
@@ -224,8 +288,11 @@ def iwae(
     (derivation D-iwae-bound).
     """
     k = _check_count(k, "k")
+    check_generator(generator)
     _, z, log_q, log_prior = _latent_terms(x, encoder, prior, k, generator, True)
-    log_w = _log_likelihood(x, z, decoder) + log_prior - log_q
+    log_px = _log_likelihood(x, z, decoder)
+    _same_dtype_terms(x, {"encoder(x)": log_q, "decoder(z)": log_px})
+    log_w = log_px + log_prior - log_q
     return torch.logsumexp(log_w, dim=0) - math.log(k)
 
 
@@ -245,8 +312,9 @@ def kl_divergence(
     """
     _check_distribution(q, "q")
     _check_distribution(p, "p")
-    method = _kl_method(method)
+    method = _kl_method(method, "method")
     n = _check_count(n_samples, "n_samples")
+    check_generator(generator)
     if not q.batch_shape:
         raise ValueError("q must have a batch dimension: batch_shape (B, ...), got ()")
     batch = q.batch_shape[0]
@@ -269,19 +337,21 @@ def diagonal_gaussian_kl(
     \mathcal N(\mu_p, \operatorname{diag}\sigma_p^2))$ summed over event dimensions, shape
     ``(B,)`` — the VAE's closed-form KL term, computed by torch (derivation D-kl-gaussian).
     """
-    mean = check_batch(mean, "mean")
-    if not torch.is_tensor(std) or std.shape != mean.shape:
-        shape = tuple(std.shape) if torch.is_tensor(std) else type(std).__name__
-        raise ValueError(
-            f"std must be a tensor of the shape of mean {tuple(mean.shape)}, got {shape}"
-        )
-    if (std <= 0).any():
-        raise ValueError(f"std must be positive, got minimum {float(std.min())}")
-    prior_mean = torch.as_tensor(prior_mean, dtype=mean.dtype, device=mean.device)
-    prior_std = torch.as_tensor(prior_std, dtype=mean.dtype, device=mean.device)
-    if (prior_std <= 0).any():
-        raise ValueError(f"prior_std must be positive, got minimum {float(prior_std.min())}")
-    kl = D.kl_divergence(D.Normal(mean, std), D.Normal(prior_mean, prior_std))
+    mean = check_batch(mean, "mean", event=True)
+    check_like(std, mean, "std", "mean")
+    positive_tensor(std, "std", like=mean)
+    if isinstance(prior_mean, torch.Tensor):
+        check_float_tensor(prior_mean, "prior_mean")
+        if prior_mean.dtype != mean.dtype:
+            raise InputTypeError(
+                f"prior_mean has dtype {prior_mean.dtype} but mean has dtype {mean.dtype}"
+            )
+    else:
+        prior_mean = torch.tensor(check_real(prior_mean, "prior_mean"), dtype=mean.dtype, device=mean.device)
+    prior_std = positive_tensor(prior_std, "prior_std", like=mean)
+    kl = D.kl_divergence(
+        D.Normal(mean, std, validate_args=False), D.Normal(prior_mean, prior_std, validate_args=False)
+    )
     return _per_example(kl, (mean.shape[0],), "KL")
 
 
@@ -314,10 +384,8 @@ def score_function_surrogate(
             independent of $z_s$; needs $S \ge 2$), ``None`` (no baseline), or a tensor that
             must not depend on the samples (it is detached).
     """
-    if f.shape != log_q.shape:
-        raise ValueError(
-            f"f and log_q must have the same shape, got {tuple(f.shape)} and {tuple(log_q.shape)}"
-        )
+    check_float_tensor(f, "f")
+    check_like(log_q, f, "log_q", "f")
     signal = f.detach()
     if isinstance(baseline, str):
         if baseline != "leave_one_out":
@@ -357,9 +425,11 @@ def reinforce_elbo(
     """
     n = _check_count(n_samples, "n_samples")
     kl = _kl_method(kl)
+    check_generator(generator)
     q, z, log_q, log_prior = _latent_terms(x, encoder, prior, n, generator, False)
     z = z.detach()
     log_px = _log_likelihood(x, z, decoder)
+    _same_dtype_terms(x, {"encoder(x)": log_q, "decoder(z)": log_px})
     kl_term = _resolve_kl(q, prior, x.shape[0], kl)
     if kl_term is None:
         return score_function_surrogate(log_px + log_prior - log_q, log_q, baseline).mean(0)
@@ -432,12 +502,15 @@ def gaussian_path_elbo(
         terms: also return the three terms of $-\mathrm{ELBO}$ as a dict of ``(B,)`` tensors
             (``"prior"``, ``"reconstruction"``, ``"diffusion"``).
     """
-    x0 = check_batch(x0, "x0")
+    from .path import check_gaussian_path, check_parameterization
+
+    x0 = check_batch(x0, "x0", event=True)
+    check_gaussian_path(path)
+    check_parameterization(parameterization)
     n = _check_count(n_t, "n_t")
-    if method not in ("mc", "quadrature"):
-        raise ValueError(f"method must be 'mc' or 'quadrature', got {method!r}")
-    if sampling not in ("log_snr", "t"):
-        raise ValueError(f"sampling must be 'log_snr' or 't', got {sampling!r}")
+    check_option(method, ("mc", "quadrature"), "method")
+    check_option(sampling, ("log_snr", "t"), "sampling")
+    check_generator(generator)
     t_lo, t_hi = _interval(path, t_interval)
     batch, dim = x0.shape[0], x0[0].numel()
     like = dict(dtype=x0.dtype, device=x0.device)
@@ -515,9 +588,14 @@ def elbo_weighting(loss: str, path: GaussianPath, lam: float | torch.Tensor) -> 
         path: the `GaussianPath` whose schedule maps $\lambda$ to $t$.
         lam: log-SNR values (float or tensor).
     """
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    lam = torch.as_tensor(lam, dtype=torch.get_default_dtype()) if not torch.is_tensor(lam) else lam
+    from .path import check_gaussian_path
+
+    check_option(loss, LOSSES, "loss")
+    check_gaussian_path(path)
+    if not torch.is_tensor(lam):
+        if isinstance(lam, bool) or not isinstance(lam, int | float | list | tuple):
+            raise InputTypeError(f"lam must be a number or a tensor of log-SNRs, got {type(lam).__name__}")
+        lam = torch.as_tensor(lam, dtype=torch.get_default_dtype())
     shape = lam.shape
     t = path.schedule.inverse_log_snr(lam.reshape(-1))
     column = torch.zeros(t.shape[0], 1, dtype=t.dtype, device=t.device)

@@ -11,9 +11,10 @@ explicit grid that leaves it is rejected with the offending index.
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from ._shapes import as_time
+from ._validate import InputTypeError, positive, positive_int
 
 __all__ = ["uniform_grid", "karras_grid", "log_snr_grid", "check_grid"]
 
@@ -21,6 +22,11 @@ __all__ = ["uniform_grid", "karras_grid", "log_snr_grid", "check_grid"]
 def _interval(schedule) -> tuple[float, float]:
     if schedule is None:
         return 0.0, 1.0
+    if not hasattr(schedule, "safe_interval") or not hasattr(schedule, "inverse_log_snr"):
+        raise InputTypeError(
+            "schedule must be a genmath.schedules.Schedule (e.g. path.schedule) or None, "
+            f"got {type(schedule).__name__}"
+        )
     lo, hi = schedule.safe_interval
     return float(lo), float(hi)
 
@@ -41,8 +47,8 @@ def uniform_grid(
     """
     _check_steps(steps)
     lo, hi = _interval(schedule)
-    start = hi if start is None else float(start)
-    end = lo if end is None else float(end)
+    start = hi if start is None else float(as_time(start, name="start"))
+    end = lo if end is None else float(as_time(end, name="end"))
     grid = torch.linspace(start, end, steps + 1, dtype=dtype, device=device)
     return check_grid(grid, schedule)
 
@@ -76,8 +82,7 @@ def karras_grid(
         raise ValueError(
             "the Karras grid is defined by noise levels: it needs a schedule, got None"
         )
-    if not (isinstance(rho, int | float) and math.isfinite(rho) and rho > 0):
-        raise ValueError(f"rho must be a positive number, got {rho!r}")
+    positive(rho, "rho")
     lo, hi = _interval(schedule)
     ends = torch.tensor([hi, lo], dtype=torch.float64)
     log_snr = schedule.log_snr(ends).to(torch.float64)
@@ -115,6 +120,8 @@ def log_snr_grid(
 def check_grid(grid, schedule=None, *, name: str = "grid") -> torch.Tensor:
     """Validate a time grid: 1-D, at least two points, finite, strictly monotone, inside
     $[0, 1]$ and, given a schedule, inside its safe interval. Returns it as a tensor."""
+    if not isinstance(grid, torch.Tensor | list | tuple):
+        raise InputTypeError(f"{name} must be a 1-D tensor of times, got {type(grid).__name__}")
     grid = torch.as_tensor(grid)
     if not grid.is_floating_point():
         grid = grid.to(torch.get_default_dtype())
@@ -153,5 +160,4 @@ def check_grid(grid, schedule=None, *, name: str = "grid") -> torch.Tensor:
 
 
 def _check_steps(steps) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    positive_int(steps, "steps")

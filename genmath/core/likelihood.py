@@ -25,8 +25,10 @@ from collections.abc import Callable
 
 import torch
 from torchdiffeq import odeint
+from torchdiffeq._impl.odeint import SOLVERS as _SOLVERS
 
 from ._shapes import as_time, check_batch
+from ._validate import InputTypeError, check_finite, check_generator, check_option, positive
 from .divergence import (
     VelocityWithDivergence,
     _check_field,
@@ -40,6 +42,7 @@ __all__ = ["ODELikelihood", "ode_log_likelihood", "bits_per_dim", "DEQUANTIZATIO
 
 DEQUANTIZATIONS = ("uniform", "none")
 _ADAPTIVE_METHODS = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun")
+_TORCHDIFFEQ_METHODS = tuple(_SOLVERS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,8 +117,12 @@ def ode_log_likelihood(
             shape, or non-finite states / velocities during integration (the message names
             the time and the evaluation count).
     """
-    check_batch(x)
-    _check_method(divergence, probes, noise)
+    check_finite(check_batch(x, event=True), "x", "the start of an integration")
+    _check_method(divergence, probes, noise, name="divergence")
+    check_option(method, _TORCHDIFFEQ_METHODS, "method")
+    positive(rtol, "rtol")
+    positive(atol, "atol")
+    check_generator(generator)
     start = as_time(t0, like=x, name="t0")
     end = as_time(t1, like=x, name="t1")
     if start.ndim or end.ndim:
@@ -233,8 +240,13 @@ def bits_per_dim(
         data_range: $(a, b)$, the interval the dequantized data were scaled to.
         dequantization: `"uniform"` or `"none"`.
     """
-    if dequantization not in DEQUANTIZATIONS:
-        raise ValueError(f"dequantization must be one of {DEQUANTIZATIONS}, got {dequantization!r}")
+    check_option(dequantization, DEQUANTIZATIONS, "dequantization")
+    if not isinstance(log_prob, torch.Tensor | int | float | list | tuple) or isinstance(
+        log_prob, bool
+    ):
+        raise InputTypeError(
+            f"log_prob must be a tensor of log-densities, got {type(log_prob).__name__}"
+        )
     n_dims = math.prod(dims) if isinstance(dims, (tuple, list, torch.Size)) else dims
     if isinstance(n_dims, bool) or not isinstance(n_dims, int) or n_dims < 1:
         raise ValueError(f"dims must be a positive integer or an event shape, got {dims!r}")

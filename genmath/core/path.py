@@ -24,7 +24,8 @@ from typing import NamedTuple
 import sympy as sp
 import torch
 
-from ._shapes import as_time, check_batch, expand_time
+from ._shapes import as_time, check_batch, check_like, expand_time
+from ._validate import InputTypeError, check_generator, check_option
 from .schedules import Schedule
 
 __all__ = ["GaussianPath", "PARAMETERIZATIONS"]
@@ -45,8 +46,8 @@ class GaussianPath:
 
     def __init__(self, schedule: Schedule) -> None:
         if not isinstance(schedule, Schedule):
-            raise ValueError(
-                "GaussianPath needs a genmath.schedules.Schedule (CondOT(), VP(), ...), "
+            raise InputTypeError(
+                "schedule must be a genmath.schedules.Schedule (CondOT(), VP(), ...), "
                 f"got {type(schedule).__name__}"
             )
         self.schedule = schedule
@@ -77,8 +78,8 @@ class GaussianPath:
 
     # -- sampling and the conditional path -------------------------------------------------
 
-    def _broadcast_time(self, t, x: torch.Tensor) -> torch.Tensor:
-        return expand_time(as_time(t, like=x), x)
+    def _broadcast_time(self, t, x: torch.Tensor, data: str = "x") -> torch.Tensor:
+        return expand_time(as_time(t, like=x), x, data=data)
 
     def sample(
         self,
@@ -93,19 +94,20 @@ class GaussianPath:
         ``eps`` pairs ``x0`` with given noise (a coupling, e.g. minibatch OT or reflow) instead
         of a fresh $\varepsilon \sim \mathcal N(0, I)$."""
         check_batch(x0, "x0")
-        tt = self._broadcast_time(t, x0)
+        check_generator(generator)
+        tt = self._broadcast_time(t, x0, "x0")
         if eps is None:
             eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         else:
-            _same_shape(eps, x0, "eps", "x0")
+            check_like(eps, x0, "eps", "x0")
         return self.schedule._alpha(tt) * x0 + self.schedule._sigma(tt) * eps, eps
 
     def conditional_velocity(self, x0: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
         r"""$\frac{d}{dt}x_t = \dot\alpha_t x_0 + \dot\sigma_t\varepsilon$, the flow-matching
         target for the pair $(x_0, \varepsilon)$."""
         check_batch(x0, "x0")
-        _same_shape(eps, x0, "eps", "x0")
-        tt = self._broadcast_time(t, x0)
+        check_like(eps, x0, "eps", "x0")
+        tt = self._broadcast_time(t, x0, "x0")
         return self.schedule._d_alpha(tt) * x0 + self.schedule._d_sigma(tt) * eps
 
     # -- forward SDE with the path's marginals -------------------------------------------
@@ -166,13 +168,10 @@ class GaussianPath:
         Directions that stay finite (``v → x0``, ``v → eps``, CondOT's ``velocity → x0``)
         accept all of [0, 1]. ``src == dst`` returns ``pred`` unchanged.
         """
-        for label, name in (("src", src), ("dst", dst)):
-            if name not in PARAMETERIZATIONS:
-                raise ValueError(
-                    f"unknown {label} parameterization {name!r}; expected one of {PARAMETERIZATIONS}"
-                )
+        check_option(src, PARAMETERIZATIONS, "src")
+        check_option(dst, PARAMETERIZATIONS, "dst")
         check_batch(xt, "xt")
-        _same_shape(pred, xt, "pred", "xt")
+        check_like(pred, xt, "pred", "xt")
         if src == dst:
             as_time(t, like=xt)
             return pred
@@ -185,22 +184,20 @@ class GaussianPath:
                 f"t must lie in its safe interval [{direction.t_min:.6g}, {direction.t_max:.6g}], "
                 f"got t in [{float(t.min()):.6g}, {float(t.max()):.6g}]"
             )
-        c_xt, c_pred = direction.coefficients(expand_time(t, xt))
+        c_xt, c_pred = direction.coefficients(expand_time(t, xt, data="xt"))
         return torch.addcmul(c_xt * xt, c_pred, pred)
 
 
-def check_parameterization(name: str) -> str:
-    """``name`` if it is one of `PARAMETERIZATIONS`, else a ValueError saying which are known."""
-    if name not in PARAMETERIZATIONS:
-        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {name!r}")
-    return name
+def check_parameterization(name: str, argument: str = "parameterization") -> str:
+    """``name`` if it is one of `PARAMETERIZATIONS`, else a ValueError naming ``argument``."""
+    return check_option(name, PARAMETERIZATIONS, argument)
 
 
-def check_gaussian_path(path) -> GaussianPath:
-    """``path`` if it is a `GaussianPath`, else a ValueError naming what was given."""
+def check_gaussian_path(path, name: str = "path") -> GaussianPath:
+    """``path`` if it is a `GaussianPath`, else a TypeError naming what was given."""
     if not isinstance(path, GaussianPath):
-        raise ValueError(
-            f"path must be a genmath.GaussianPath (e.g. GaussianPath(CondOT())), "
+        raise InputTypeError(
+            f"{name} must be a genmath.GaussianPath (e.g. GaussianPath(CondOT())), "
             f"got {type(path).__name__}"
         )
     return path
@@ -295,12 +292,3 @@ def _fast_time(
             return t_cast, True
     t = as_time(t, like=x)
     return t, bool(((t >= t_min) & (t <= t_max)).all())
-
-
-def _same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
-    if not isinstance(a, torch.Tensor):
-        raise ValueError(f"{name_a} must be a torch.Tensor, got {type(a).__name__}")
-    if a.shape != b.shape:
-        raise ValueError(
-            f"{name_a} must have the shape of {name_b}, {tuple(b.shape)}; got {tuple(a.shape)}"
-        )

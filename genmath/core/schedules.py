@@ -14,6 +14,15 @@ typed by hand:
   verified symbolically in D-schedule-log-snr-inverse), otherwise a bisection on the
   strictly decreasing $\lambda_t$ (documented in `Schedule.inverse_log_snr`).
 
+**The ends t = 0 and t = 1.** A compiled expression can go wrong exactly at an end where it
+is singular: $0 \cdot \infty$ gives NaN (the cosine schedule's $\dot\sigma_0$), the sign of a
+zero denominator flips a pole (CondOT's $\dot\lambda_1 = -\infty$ read as $+\infty$), and
+float32 rounding leaves $\alpha_1 = \cos(\pi/2) < 0$. At construction every derived
+function is compared, at t = 0 and t = 1, with its one-sided limit from inside [0, 1]
+(evaluated from the sympy expression, see `_one_sided_limit`); where float64 or float32
+disagree, that end returns the limit. So every schedule function is defined on all of
+[0, 1], with $\pm\infty$ exactly where the mathematics has a pole and never NaN.
+
 The boundary rule lives in one place, `Schedule.safe_interval`: conversions between
 parameterizations that divide by $\alpha_t$ or $\sigma_t$ are singular where these vanish
 (at t = 0 for $\sigma$, at t = 1 for $\alpha$ on most schedules), and are only allowed on
@@ -29,8 +38,10 @@ from collections.abc import Callable
 import sympy as sp
 import torch
 from sympy.codegen.rewriting import optimize, optims_c99
+from sympy.utilities.lambdify import implemented_function
 
 from ._shapes import as_time
+from ._validate import InputTypeError, in_unit_interval, positive
 
 __all__ = ["Schedule", "CondOT", "VP", "CosineVP", "VE"]
 
@@ -43,6 +54,8 @@ _BISECTION_STEPS = 64  # halves [0, 1] below float64 resolution
 DEFAULT_MIN_SCALE = 1e-3
 # How exactly a user-supplied closed-form inverse of the log-SNR must invert it to be accepted.
 _INVERSE_CHECK_TOLERANCE = 1e-8
+# Distances from an end at which a one-sided limit is read off (see `_one_sided_limit`).
+_LIMIT_STEPS = (sp.Rational(1, 10**20), sp.Rational(1, 10**40), sp.Rational(1, 10**80))
 
 
 def _dispatch(torch_fn: Callable, math_fn: Callable) -> Callable:
@@ -53,6 +66,26 @@ def _dispatch(torch_fn: Callable, math_fn: Callable) -> Callable:
 
     return fn
 
+
+def _softplus_torch(x: torch.Tensor) -> torch.Tensor:
+    # log(1 + e^x) to full precision for every x, never overflowing
+    return torch.clamp_min(x, 0) + torch.log1p(torch.exp(-torch.abs(x)))
+
+
+def _softplus_number(x):
+    import mpmath
+
+    return mpmath.log1p(mpmath.exp(x)) if x < 0 else x + mpmath.log1p(mpmath.exp(-x))
+
+
+# softplus(x) = log(1 + e^x) as a sympy function that the compiler leaves alone: the c99
+# rewrite of log(1 + exp(-lam)) factors it into -lam + log1p(exp(lam)), which overflows for
+# large lam (VP's inverse log-SNR returned NaN at lam = 1e3). Numbers (mpmath, floats) get
+# the mpmath form, tensors the stable torch form.
+softplus = implemented_function(
+    "softplus",
+    lambda x: _softplus_torch(x) if isinstance(x, torch.Tensor) else _softplus_number(x),
+)
 
 _TORCH_FUNCTIONS = {
     "exp": _dispatch(torch.exp, math.exp),
@@ -135,8 +168,82 @@ def _derive(alpha, sigma, t: sp.Symbol) -> dict:
         ),
     }
     derived = {f"{key}_expr": expr for key, expr in expressions.items()}
-    derived.update({f"_{key}": _compile(expr, t) for key, expr in expressions.items()})
+    derived.update(
+        {f"_{key}": _defined_at_ends(expr, t, _compile(expr, t)) for key, expr in expressions.items()}
+    )
     return derived
+
+
+def _evaluate(expr, t: sp.Symbol, point) -> float | None:
+    """``expr`` at ``t = point`` as a float (30 digits), or None where it is undefined or
+    complex there (0/0, a pole of unknown sign)."""
+    value = expr.subs(t, point).evalf(30)
+    if value.has(sp.nan, sp.zoo) or not value.is_number:
+        return None
+    if value in (sp.oo, -sp.oo):
+        return float(value)
+    try:
+        number = complex(value)
+    except (TypeError, ValueError):
+        return None
+    if abs(number.imag) > 1e-25 * max(1.0, abs(number.real)) or math.isnan(number.real):
+        return None
+    return number.real
+
+
+def _one_sided_limit(expr, t: sp.Symbol, end: int) -> float:
+    """The limit of ``expr`` as t tends to ``end`` (0 or 1) from inside [0, 1], as a float.
+
+    The value at the end itself when sympy can evaluate it there; otherwise read off at
+    distances 1e-20, 1e-40, 1e-80 from the end (30 significant digits): values that agree
+    are the (finite) limit, values that keep growing are a pole, and the sign of the closest
+    one is its sign. NaN when neither holds (an oscillation; no schedule has one)."""
+    exact = _evaluate(expr, t, sp.Integer(end))
+    if exact is not None and math.isfinite(exact):
+        return exact
+    inward = 1 if end == 0 else -1
+    near = [_evaluate(expr, t, end + inward * step) for step in _LIMIT_STEPS]
+    if any(v is None for v in near):
+        return math.nan
+    a, b, c = near
+    if abs(c - b) <= 1e-9 * max(1.0, abs(c)):
+        return c
+    if abs(c) > abs(b) > abs(a) and (a > 0) == (b > 0) == (c > 0):
+        return math.copysign(math.inf, c)
+    return math.nan
+
+
+def _agrees(got: float, limit: float, dtype: torch.dtype) -> bool:
+    if math.isnan(limit):
+        return True  # nothing better to offer
+    if math.isinf(limit) or limit == 0:
+        return got == limit
+    tolerance = 8 * torch.finfo(dtype).eps * max(1.0, abs(limit))
+    return math.isfinite(got) and abs(got - limit) <= tolerance
+
+
+def _defined_at_ends(expr, t: sp.Symbol, fn: Callable) -> Callable:
+    """``fn`` (the compiled ``expr``), returning the one-sided limit at t = 0 and t = 1
+    wherever its own value there disagrees with it in float64 or float32 (the boundary rule
+    of the module docstring)."""
+    patches = []
+    for end in (0, 1):
+        limit = _one_sided_limit(expr, t, end)
+        for dtype in (torch.float64, torch.float32):
+            got = float(fn(torch.tensor([float(end)], dtype=dtype))[0])
+            if not _agrees(got, limit, dtype):
+                patches.append((float(end), limit))
+                break
+    if not patches:
+        return fn
+
+    def defined(x: torch.Tensor) -> torch.Tensor:
+        out = fn(x)
+        for end, value in patches:
+            out = torch.where(x == end, value, out)
+        return out
+
+    return defined
 
 
 def _log_snr_expression(alpha, sigma):
@@ -146,13 +253,6 @@ def _log_snr_expression(alpha, sigma):
     plain = 2 * sp.log(alpha) - 2 * sp.log(sigma)
     expanded = sp.expand_log(plain, force=True)
     return plain if expanded.has(sp.I) else expanded
-
-
-def _positive_parameter(value, name: str) -> float:
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
-    return value
 
 
 class Schedule:
@@ -190,7 +290,7 @@ class Schedule:
         min_scale: float = DEFAULT_MIN_SCALE,
     ) -> None:
         if not isinstance(t, sp.Symbol):
-            raise ValueError(f"t must be a sympy Symbol, got {type(t).__name__}")
+            raise InputTypeError(f"t must be a sympy Symbol, got {type(t).__name__}")
         alpha, sigma = sp.sympify(alpha), sp.sympify(sigma)
         for label, expr in (("alpha", alpha), ("sigma", sigma)):
             extra = expr.free_symbols - {t}
@@ -199,10 +299,8 @@ class Schedule:
                     f"{label} may depend only on {t}, got free symbols {sorted(map(str, extra))}; "
                     "substitute numbers for parameters first"
                 )
-        if not 0 < min_scale < 1:
-            raise ValueError(f"min_scale must lie in (0, 1), got {min_scale}")
         self.name = name or "Schedule"
-        self.min_scale = float(min_scale)
+        self.min_scale = in_unit_interval(min_scale, "min_scale", open_low=True, open_high=True)
         self.t_symbol = t
         self.alpha_expr = alpha
         self.sigma_expr = sigma
@@ -308,6 +406,11 @@ class Schedule:
         """
         if isinstance(lam, torch.Tensor):
             lam = lam if lam.is_floating_point() else lam.to(torch.get_default_dtype())
+        elif isinstance(lam, bool) or not isinstance(lam, int | float | list | tuple):
+            raise InputTypeError(
+                f"{self.name}: lam must be a number or a tensor of log-SNR values, got "
+                f"{type(lam).__name__}"
+            )
         else:
             lam = torch.as_tensor(lam, dtype=torch.get_default_dtype())
         if torch.isnan(lam).any():
@@ -365,26 +468,40 @@ _LAM = sp.Symbol("lambda", real=True)
 
 
 class CondOT(Schedule):
-    r"""Conditional optimal transport / rectified flow: $\alpha_t = 1 - t$, $\sigma_t = t$.
+    r"""Conditional optimal transport / rectified flow: $\alpha_t = 1 - t$, $\sigma_t = t$;
+    with ``sigma_min`` $= \sigma_{min} > 0$, Lipman et al.'s OT path,
+    $\sigma_t = \sigma_{min} + (1 - \sigma_{min})\,t$.
 
-    $\lambda_t = 2\log\frac{1-t}{t}$, inverse $t = 1/(1 + e^{\lambda/2})$
-    (D-schedule-log-snr-inverse). Lipman et al. (2023) and Liu et al. (2023) put data at
-    t = 1; their $t$ is $1 - t$ here.
+    $\lambda_t = 2\log\frac{1-t}{\sigma_t}$, inverse $t = 1/(1 + e^{\lambda/2})$, and with
+    $r = e^{\lambda/2}$, $t = (1 - \sigma_{min} r)/(1 + (1 - \sigma_{min}) r)$
+    (D-schedule-log-snr-inverse, D-schedule-condot-sigma-min). Lipman et al. (2023) and Liu
+    et al. (2023) put data at t = 1; their $t$ is $1 - t$ here, so Lipman's
+    $\mu_t = t x_1$, $\sigma_t = 1 - (1 - \sigma_{min})t$ is ``CondOT(sigma_min=...)``.
+
+    Arguments:
+        sigma_min: the noise left at the data end, $\sigma_0 \in [0, 1)$ (default 0).
+        min_scale: the boundary rule's threshold (see `Schedule.safe_interval`).
     """
 
-    def __init__(self, *, min_scale: float = DEFAULT_MIN_SCALE) -> None:
-        alpha, sigma, inverse = self.definition(_T, _LAM)
+    def __init__(self, *, sigma_min: float = 0.0, min_scale: float = DEFAULT_MIN_SCALE) -> None:
+        self.sigma_min = in_unit_interval(sigma_min, "sigma_min", open_high=True)
+        alpha, sigma, inverse = self.definition(_T, _LAM, self.sigma_min)
         super().__init__(
             alpha, sigma, _T, inverse_log_snr=inverse, lam=_LAM, name="CondOT", min_scale=min_scale
         )
 
     @staticmethod
-    def definition(t, lam):
+    def definition(t, lam, sigma_min=0):
         """The symbolic definition ``(alpha, sigma, t(lam))``, shared with the derivations."""
-        return 1 - t, t, 1 / (1 + sp.exp(lam / 2))
+        if sigma_min == 0:
+            return 1 - t, t, 1 / (1 + sp.exp(lam / 2))
+        ratio = sp.exp(lam / 2)
+        return 1 - t, sigma_min + (1 - sigma_min) * t, (1 - sigma_min * ratio) / (
+            1 + (1 - sigma_min) * ratio
+        )
 
     def __repr__(self) -> str:
-        return "CondOT()"
+        return "CondOT()" if self.sigma_min == 0 else f"CondOT(sigma_min={self.sigma_min})"
 
 
 class VP(Schedule):
@@ -404,8 +521,8 @@ class VP(Schedule):
     def __init__(
         self, beta_min: float = 0.1, beta_max: float = 20.0, *, min_scale: float = DEFAULT_MIN_SCALE
     ) -> None:
-        self.beta_min = _positive_parameter(beta_min, "beta_min")
-        self.beta_max = _positive_parameter(beta_max, "beta_max")
+        self.beta_min = positive(beta_min, "beta_min")
+        self.beta_max = positive(beta_max, "beta_max")
         alpha, sigma, inverse = self.definition(_T, _LAM, self.beta_min, self.beta_max)
         super().__init__(
             alpha, sigma, _T, inverse_log_snr=inverse, lam=_LAM, name="VP", min_scale=min_scale
@@ -417,7 +534,7 @@ class VP(Schedule):
         integrated_beta = beta_min * t + (beta_max - beta_min) * t**2 / 2
         alpha = sp.exp(-integrated_beta / 2)
         sigma = sp.sqrt(1 - sp.exp(-integrated_beta))
-        level = sp.log(1 + sp.exp(-lam))
+        level = softplus(-lam)  # log(1 + e^{-lam}), evaluated without overflow
         inverse = 2 * level / (beta_min + sp.sqrt(beta_min**2 + 2 * (beta_max - beta_min) * level))
         return alpha, sigma, inverse
 
@@ -435,10 +552,7 @@ class CosineVP(Schedule):
     """
 
     def __init__(self, s: float = 0.008, *, min_scale: float = DEFAULT_MIN_SCALE) -> None:
-        s = float(s)
-        if not (math.isfinite(s) and 0 <= s < 1):
-            raise ValueError(f"CosineVP offset s must lie in [0, 1), got {s}")
-        self.s = s
+        self.s = s = in_unit_interval(s, "s", open_high=True)
         alpha, sigma, inverse = self.definition(_T, _LAM, sp.nsimplify(s))
         super().__init__(
             alpha,
@@ -481,8 +595,8 @@ class VE(Schedule):
         *,
         min_scale: float = DEFAULT_MIN_SCALE,
     ):
-        self.sigma_min = _positive_parameter(sigma_min, "sigma_min")
-        self.sigma_max = _positive_parameter(sigma_max, "sigma_max")
+        self.sigma_min = positive(sigma_min, "sigma_min")
+        self.sigma_max = positive(sigma_max, "sigma_max")
         if not self.sigma_min < self.sigma_max:
             raise ValueError(
                 f"VE needs sigma_min < sigma_max, got sigma_min={self.sigma_min}, "

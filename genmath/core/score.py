@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ._shapes import as_time, check_batch, check_reduction, expand_time, reduce_batch
+from ._shapes import as_time, check_batch, check_like, check_reduction, expand_time, reduce_batch
+from ._validate import check_generator, check_option, non_negative, positive_int, positive_tensor
 from .divergence import divergence, draw_probes
 
 if TYPE_CHECKING:
@@ -76,13 +77,11 @@ def score_from_energy(
     return lambda x: -_gradient(energy, x, "energy")
 
 
-def _coefficient(value, x: torch.Tensor, name: str) -> torch.Tensor:
-    value = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+def _coefficient(value, x: torch.Tensor, name: str, zero_ok: bool) -> torch.Tensor:
+    value = positive_tensor(value, name, like=x, zero_ok=zero_ok)
     if value.ndim > 1:
         raise ValueError(f"{name} must be a scalar or have shape (B,), got {tuple(value.shape)}")
-    if not torch.isfinite(value).all():
-        raise ValueError(f"{name} must be finite, got {value}")
-    return expand_time(value, x, name)
+    return expand_time(value, x, name, data="xt")
 
 
 def tweedie(xt: torch.Tensor, score: torch.Tensor, alpha, sigma) -> torch.Tensor:
@@ -95,15 +94,9 @@ def tweedie(xt: torch.Tensor, score: torch.Tensor, alpha, sigma) -> torch.Tensor
     (derivation D-tweedie; [Efron 2011]). ``alpha`` and ``sigma`` are scalars or ``(B,)``.
     """
     xt = check_batch(xt, "xt")
-    if not torch.is_tensor(score) or score.shape != xt.shape:
-        shape = tuple(score.shape) if torch.is_tensor(score) else type(score).__name__
-        raise ValueError(f"score must have the shape of xt {tuple(xt.shape)}, got {shape}")
-    alpha = _coefficient(alpha, xt, "alpha")
-    sigma = _coefficient(sigma, xt, "sigma")
-    if (alpha <= 0).any():
-        raise ValueError(f"alpha must be positive, got minimum {float(alpha.min())}")
-    if (sigma < 0).any():
-        raise ValueError(f"sigma must be non-negative, got minimum {float(sigma.min())}")
+    check_like(score, xt, "score", "xt")
+    alpha = _coefficient(alpha, xt, "alpha", zero_ok=False)
+    sigma = _coefficient(sigma, xt, "sigma", zero_ok=True)
     return (xt + sigma**2 * score) / alpha
 
 
@@ -136,7 +129,7 @@ def explicit(
         true_score: $\nabla \log p$ as a function of ``x`` or as a tensor evaluated at ``x``.
         reduction: ``"mean"`` (the objective, a scalar) or ``"none"`` (per sample, ``(B,)``).
     """
-    x = check_batch(x)
+    x = check_batch(x, event=True)
     check_reduction(reduction)
     target = true_score if torch.is_tensor(true_score) else _evaluate(true_score, x, "true_score")
     if target.shape != x.shape:
@@ -160,7 +153,7 @@ def implicit(
     \mathbb E_p\|\nabla \log p\|^2$, a constant in $\theta$
     (derivation D-hyvarinen-score-matching; Hyvärinen 2005, Thm. 1).
     """
-    x = check_batch(x)
+    x = check_batch(x, event=True)
     check_reduction(reduction)
     with torch.enable_grad():
         inner = x if x.requires_grad else x.detach().requires_grad_(True)
@@ -200,12 +193,11 @@ def sliced(
     ``v^T (grad s) v`` is one vector-Jacobian product per projection: the Jacobian is never
     formed.
     """
-    x = check_batch(x)
+    x = check_batch(x, event=True)
     check_reduction(reduction)
-    if isinstance(n_projections, bool) or not isinstance(n_projections, int) or n_projections < 1:
-        raise ValueError(f"n_projections must be a positive integer, got {n_projections!r}")
-    if projection not in _PROJECTIONS:
-        raise ValueError(f"projection must be one of {_PROJECTIONS}, got {projection!r}")
+    positive_int(n_projections, "n_projections")
+    check_option(projection, _PROJECTIONS, "projection")
+    check_generator(generator)
     if variance_reduction:
         with torch.enable_grad():
             inner = x if x.requires_grad else x.detach().requires_grad_(True)
@@ -282,8 +274,15 @@ def denoising(
         generator: seeds $t$ (when drawn) and $\varepsilon$.
         reduction: ``"mean"`` (the objective) or ``"none"`` (``(B,)``).
     """
-    x0 = check_batch(x0, "x0")
+    from .path import check_gaussian_path, check_parameterization
+
+    x0 = check_batch(x0, "x0", event=True)
     check_reduction(reduction)
+    check_gaussian_path(path)
+    check_parameterization(parameterization)
+    check_generator(generator)
+    if weighting is not None and not callable(weighting):
+        non_negative(weighting, "weighting")
     batch = x0.shape[0]
     if t is None:
         lo, hi = (float(v) for v in path.schedule.safe_interval)
@@ -295,8 +294,8 @@ def denoising(
     t = as_time(t, like=x0)
     if t.ndim == 0:
         t = t.expand(batch)
-    elif t.shape != (batch,):
-        raise ValueError(f"t must be a scalar or have shape ({batch},), got {tuple(t.shape)}")
+    else:
+        expand_time(t, x0, data="x0")  # a per-sample t needs one time per sample
     xt, eps = path.sample(x0, t, generator=generator)
     target = _targets(path, x0, eps, xt, t, parameterization)
     prediction = model(xt, t)

@@ -111,7 +111,7 @@ class FlowModel(nn.Module):
 
     def log_prob(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         r"""$\log p(x \mid c) = \log \mathcal N(f(x); 0, I) + \log|\det J_f(x)|$, shape `(B,)`."""
-        return self.distribution(context).log_prob(x)
+        return self.distribution(context)._log_prob(x, "x")
 
     def _sample_context(self, n: int, context: torch.Tensor | None) -> torch.Tensor | None:
         positive_int(n, "n")

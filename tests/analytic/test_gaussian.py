@@ -213,14 +213,21 @@ def test_same_generator_seed_same_samples(gaussian):
     assert torch.equal(a, b)
 
 
-def test_works_in_input_dtype(gaussian, points):
+def test_works_in_its_own_dtype_and_refuses_data_of_another(gaussian, points):
+    # the input rule: an oracle built in float32 computes in float32; float32 data never meet
+    # float64 parameters silently (a TypeError names the data and both dtypes)
     x32 = points.float()
-    marginal = gaussian.marginal(PATHS["condot"])
+    gaussian32 = Gaussian(torch.tensor(MEAN, dtype=torch.float32), torch.tensor(COV, dtype=torch.float32))
+    marginal32, marginal = gaussian32.marginal(PATHS["condot"]), gaussian.marginal(PATHS["condot"])
     for method in ("log_prob", "score", "denoise", "eps", "velocity"):
-        out = getattr(marginal, method)(x32, 0.4)
+        out = getattr(marginal32, method)(x32, 0.4)
         assert out.dtype == torch.float32, method
         assert_close(out.double(), getattr(marginal, method)(points, 0.4), atol=1e-4, rtol=1e-4)
-    assert gaussian.log_prob(x32).dtype == torch.float32
+        with pytest.raises(TypeError, match="x has dtype torch.float32 but the oracle"):
+            getattr(marginal, method)(x32, 0.4)
+    assert gaussian32.log_prob(x32).dtype == torch.float32
+    with pytest.raises(TypeError, match="x has dtype torch.float32"):
+        gaussian.log_prob(x32)
 
 
 def test_as_distribution(gaussian, points):
@@ -254,5 +261,5 @@ def test_bad_input(gaussian, points):
         marginal.denoise(torch.zeros(3), 0.5)
     with pytest.raises(ValueError, match="t_to must lie"):
         gaussian.flow_map(PATHS["condot"], points, 0.2, -0.1)
-    with pytest.raises(ValueError, match="non-negative int"):
+    with pytest.raises(ValueError, match="n must be a positive integer, got -1"):
         gaussian.sample(-1)

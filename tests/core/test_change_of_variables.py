@@ -562,7 +562,7 @@ def test_shape_mismatches_are_refused():
     with pytest.raises(ValueError, match="broadcast"):
         ElementwiseAffine((2, 1, 1), event_dim=3).forward(torch.randn(4, 3, 5, 5))
     flow = Flow(Affine(3), _standard_normal(3))
-    with pytest.raises(ValueError, match="expected values of shape"):
+    with pytest.raises(ValueError, match="value must have shape"):
         flow.log_prob(torch.randn(4, 2))
     with pytest.raises(ValueError, match="at least one Bijection"):
         Compose()
@@ -578,8 +578,8 @@ def test_non_finite_log_determinants_are_refused():
         Logit().forward(torch.tensor([[0.0, 0.5]]))
     with pytest.raises(ValueError, match=r"open interval \(0, 1\)"):
         Logit().forward(torch.tensor([[1.5, 0.5]]))
-    with pytest.raises(ValueError, match="finite log"):
-        ElementwiseAffine(2, log_scale=[math.inf, 0.0]).forward(torch.randn(3, 2))
+    with pytest.raises(ValueError, match="log_scale must be finite"):
+        ElementwiseAffine(2, log_scale=[math.inf, 0.0])
 
 
 def test_actnorm_refuses_a_constant_batch():

@@ -409,7 +409,7 @@ def test_bad_input(ppca, data):
     assert elbo(data, ppca.posterior_distribution, ppca.likelihood, mixture_prior).shape == (4,)
     with pytest.raises(ValueError, match="at least 2 samples"):
         score_function_surrogate(torch.zeros(1, 3), torch.zeros(1, 3))
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match="log_q must have the shape of f"):
         score_function_surrogate(torch.zeros(2, 3), torch.zeros(2, 4))
     with pytest.raises(ValueError, match="std must be positive"):
         diagonal_gaussian_kl(torch.zeros(2, 3), -torch.ones(2, 3))

@@ -176,7 +176,7 @@ def test_bad_input():
         ode_log_likelihood(velocity, x, _standard_normal_log_prob, t0=0.5, t1=0.5)
     with pytest.raises(ValueError, match=r"t1 must lie in \[0, 1\]"):
         ode_log_likelihood(velocity, x, _standard_normal_log_prob, t1=2.0)
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ValueError, match="divergence must be one of"):
         ode_log_likelihood(velocity, x, _standard_normal_log_prob, divergence="trace")
 
 

@@ -147,9 +147,9 @@ def test_boundary_rule():
 def test_unknown_names_and_shape_mismatches_raise():
     path = GaussianPath(CondOT())
     xt = torch.randn(4, 3)
-    with pytest.raises(ValueError, match=r"unknown src parameterization 'noise'.*'velocity'"):
+    with pytest.raises(ValueError, match=r"src must be one of .*'velocity'.*got 'noise'"):
         path.convert(xt, xt, 0.5, "noise", "x0")
-    with pytest.raises(ValueError, match="unknown dst parameterization 'x_0'"):
+    with pytest.raises(ValueError, match="dst must be one of .* got 'x_0'"):
         path.convert(xt, xt, 0.5, "x0", "x_0")
     with pytest.raises(ValueError, match=r"pred must have the shape of xt, \(4, 3\); got \(4, 2\)"):
         path.convert(xt[:, :2], xt, 0.5, "x0", "eps")
@@ -161,7 +161,7 @@ def test_unknown_names_and_shape_mismatches_raise():
         path.sample(xt, -0.1)
     with pytest.raises(ValueError, match="eps must have the shape of x0"):
         path.conditional_velocity(xt, xt[:2], 0.5)
-    with pytest.raises(ValueError, match="needs a genmath.schedules.Schedule"):
+    with pytest.raises(ValueError, match="schedule must be a genmath.schedules.Schedule"):
         GaussianPath("cond-ot")
 
 

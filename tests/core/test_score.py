@@ -334,7 +334,7 @@ def test_bad_input(path):
         sliced(model, x, projection="sphere")
     with pytest.raises(ValueError, match="score_model must return a tensor of the shape"):
         implicit(lambda x: x[:, :2], x)
-    with pytest.raises(ValueError, match="t must be a scalar or have shape"):
+    with pytest.raises(ValueError, match=r"t has shape \(3,\) but x0 has shape"):
         denoising(lambda xt, t: model(xt), x, path, torch.full((3,), 0.5))
     with pytest.raises(ValueError, match="must lie in"):
         denoising(lambda xt, t: model(xt), x, path, 1.5)

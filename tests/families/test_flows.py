@@ -209,7 +209,7 @@ def test_bad_arguments_raise():
         RealNVP(1)
     with pytest.raises(ValueError, match="explicit must be"):
         PlanarFlow(2, explicit="both")
-    with pytest.raises(ValueError, match=r"expected values of shape \(\*batch, 3\)"):
+    with pytest.raises(ValueError, match=r"x must have shape \(\*batch, 3\)"):
         RealNVP(3).log_prob(torch.randn(2, 4))
 
 
