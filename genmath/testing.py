@@ -15,6 +15,8 @@ import math
 import torch
 from scipy.stats import norm
 
+from .core._validate import InputTypeError, check_int, in_unit_interval, non_negative
+
 __all__ = [
     "z_threshold",
     "assert_mean_matches",
@@ -28,16 +30,16 @@ DEFAULT_FAILURE_PROBABILITY = 1e-6
 def z_threshold(failure_prob: float = DEFAULT_FAILURE_PROBABILITY, comparisons: int = 1) -> float:
     """``k`` such that a two-sided normal test over ``comparisons`` quantities fails with
     probability at most ``failure_prob`` when every null hypothesis holds (Bonferroni)."""
-    if not 0 < failure_prob < 1:
-        raise ValueError(f"failure_prob must lie in (0, 1), got {failure_prob}")
-    if comparisons < 1:
-        raise ValueError(f"comparisons must be >= 1, got {comparisons}")
+    in_unit_interval(failure_prob, "failure_prob", open_low=True, open_high=True)
+    check_int(comparisons, "comparisons", 1)
     return float(norm.isf(failure_prob / (2 * comparisons)))
 
 
-def _as_tensor(x, like: torch.Tensor | None = None) -> torch.Tensor:
+def _as_tensor(x, like: torch.Tensor | None = None, name: str = "value") -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x
+    if isinstance(x, str) or not isinstance(x, int | float | list | tuple):
+        raise InputTypeError(f"{name} must be a tensor or numbers, got {type(x).__name__}")
     dtype = like.dtype if like is not None else torch.float64
     return torch.as_tensor(x, dtype=dtype)
 
@@ -55,7 +57,7 @@ def assert_mean_matches(
     two-sided and Bonferroni-corrected over the components. Raises ``AssertionError`` with
     the worst z-score otherwise.
     """
-    samples = _as_tensor(samples)
+    samples = _as_tensor(samples, name="samples")
     if samples.ndim == 0 or samples.shape[0] < 2:
         raise ValueError(f"need at least 2 samples along dim 0, got shape {tuple(samples.shape)}")
     expected = _as_tensor(expected, samples).to(samples.dtype)
@@ -92,15 +94,20 @@ def assert_variance_matches(
     Tests the mean of ``(x - mean)^2`` with its own standard error (from the fourth central
     moment), so it is two-sided like `assert_mean_matches`.
     """
-    samples = _as_tensor(samples)
+    samples = _as_tensor(samples, name="samples")
+    if samples.ndim == 0 or samples.shape[0] < 2:
+        raise ValueError(f"need at least 2 samples along dim 0, got shape {tuple(samples.shape)}")
     centred_sq = (samples - samples.mean(0)) ** 2 * (samples.shape[0] / (samples.shape[0] - 1))
     assert_mean_matches(centred_sq, expected_variance, failure_prob=failure_prob, name=name)
 
 
 def assert_close(actual, expected, *, atol: float, rtol: float = 0.0, name: str = "value") -> None:
     """Exact-numeric comparison with an explicit tolerance and a message naming the worst entry."""
-    actual = _as_tensor(actual)
-    expected = _as_tensor(expected, actual).to(actual.dtype)
+    actual = _as_tensor(actual, name="actual")
+    expected = _as_tensor(expected, actual, name="expected").to(actual.dtype)
+    # a NaN or infinite tolerance would let every comparison pass
+    non_negative(atol, "atol")
+    non_negative(rtol, "rtol")
     if actual.shape != expected.shape:
         raise AssertionError(f"{name}: shape {tuple(actual.shape)} != expected {tuple(expected.shape)}")
     err = (actual - expected).abs()

@@ -64,7 +64,7 @@ class Categorical:
             raise ValueError(f"x must hold at least one sequence, got an empty batch {tuple(x.shape)}")
         if x.numel() and (x.min() < 0 or x.max() >= self.vocab_size):
             raise ValueError(
-                f"token ids must lie in [0, {self.vocab_size - 1}] (K = {self.vocab_size}), "
+                f"x: token ids must lie in [0, {self.vocab_size - 1}] (K = {self.vocab_size}), "
                 f"got values in [{int(x.min())}, {int(x.max())}]"
             )
         return x.long()

@@ -100,6 +100,8 @@ class PPCA:
             raise ValueError(f"z must have shape (..., {self.latent_dim}), got {tuple(z.shape)}")
         if not z.is_floating_point():
             raise ValueError(f"z must be floating point, got dtype {z.dtype}")
+        if z.numel() == 0:
+            raise ValueError(f"z must hold at least one latent, got an empty tensor {tuple(z.shape)}")
         check_dtype(z, self.W.dtype, "z", "the oracle (its parameters)")
         loc = z @ self.W.mT + self.b
         return Independent(

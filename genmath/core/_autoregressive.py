@@ -76,7 +76,7 @@ class AffineCoupling(Bijection):
         if mask is not None and split is not None:
             raise ValueError("give either mask or split, not both")
         if mask is None:
-            split = self.features // 2 if split is None else check_int(split, "split")
+            split = self.features // 2 if split is None else check_int(split, "split", 1, self.features - 1)
             mask = torch.arange(self.features) < split
         mask = torch.as_tensor(mask, dtype=torch.bool).cpu()
         if mask.shape != (self.features,):

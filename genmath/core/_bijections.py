@@ -352,6 +352,7 @@ class ActNorm(ElementwiseAffine):
     def initialize(self, x: torch.Tensor) -> None:
         """Set $s, t$ so that `forward(x)` has zero mean and unit variance per entry."""
         self._check_input(x, None, "x")
+        check_finite(x, "x", "ActNorm initialises from the batch's mean and spread")
         batch_ndim = x.ndim - self.event_dim
         param_ndim = self.log_scale.ndim
         reduce = list(range(batch_ndim))
@@ -389,10 +390,10 @@ class Sigmoid(Bijection):
     def _forward(self, x, context):
         return torch.sigmoid(x), -_softplus(x) - _softplus(-x)
 
-    def _inverse(self, y, context):
+    def _inverse(self, y, context, name="y"):
         if ((y <= 0) | (y >= 1)).any():
             raise ValueError(
-                f"{type(self).__name__}: expected values in the open interval (0, 1) for the logit, "
+                f"{name} must lie in the open interval (0, 1) for the logit, "
                 f"got values in [{y.min().item():.4g}, {y.max().item():.4g}]"
             )
         x = torch.logit(y)
@@ -413,7 +414,7 @@ class Logit(Bijection):
         self._sigmoid = Sigmoid(event_dim)
 
     def _forward(self, x, context):
-        return self._sigmoid._inverse(x, context)
+        return self._sigmoid._inverse(x, context, "x")
 
     def _inverse(self, y, context):
         return self._sigmoid._forward(y, context)

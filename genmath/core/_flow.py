@@ -11,7 +11,7 @@ from torch.distributions import Distribution, Independent, Transform, constraint
 
 from ._bijections import Bijection, _shape_text, _sum_event
 from ._random import global_stream_from
-from ._validate import InputTypeError, check_generator, check_int
+from ._validate import InputTypeError, check_finite, check_generator, check_int
 
 __all__ = ["Flow", "BijectionTransform", "TransformBijection", "as_transform", "from_transform"]
 
@@ -115,6 +115,7 @@ class Flow(Distribution):
 
     def _log_prob(self, value: torch.Tensor, name: str) -> torch.Tensor:
         self._check_value(value, name)
+        check_finite(value, name, "a flow's density is defined at finite points")
         z, logdet = self.transform._pass(value, self.context, name, "forward")
         log_base = self.base.log_prob(z)
         if log_base.dtype != value.dtype:

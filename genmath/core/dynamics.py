@@ -206,13 +206,12 @@ def sample_ode(
     positive(atol, "atol")
     if path is not None:
         _check_path(path)
+    _check_parameterization(path, parameterization)
     if path is None and parameterization != "velocity":
         raise ValueError(
             f"a model predicting {parameterization!r} needs the path to convert it to a velocity; "
             "got path=None (pass path=GaussianPath(...) or a velocity model)"
         )
-    if path is not None:
-        _check_parameterization(path, parameterization)
     exponential = method in _solvers.EXPONENTIAL_METHODS
     if exponential and path is None:
         raise ValueError(
@@ -371,6 +370,7 @@ class SDE:
         return self._diffusion(t)
 
     def sample(self, x: torch.Tensor, **options) -> SampleResult:
+        check_finite(check_batch(x, "x"), "x", "the start of an integration")
         return sample_sde(self.drift, self.diffusion, x, **options)
 
 
@@ -416,10 +416,12 @@ class ReverseSDE(SDE):
 
     def velocity(self, x: torch.Tensor, t) -> torch.Tensor:
         """The marginal velocity $v_t(x)$ implied by the model."""
+        check_batch(x, "x")
         return self.path.convert(self.model(x, t), x, t, self.parameterization, "velocity")
 
     def score(self, x: torch.Tensor, t) -> torch.Tensor:
         """The score $\\nabla \\log p_t(x)$ implied by the model."""
+        check_batch(x, "x")
         return self.path.convert(self.model(x, t), x, t, self.parameterization, "score")
 
     def _reverse_drift(self, x: torch.Tensor, t) -> torch.Tensor:

@@ -424,6 +424,11 @@ def reinforce_elbo(
     with the leave-one-out baseline by default (derivation D-reinforce).
     """
     n = _check_count(n_samples, "n_samples")
+    if isinstance(baseline, str) and baseline == "leave_one_out" and n < 2:
+        raise ValueError(
+            f"n_samples must be at least 2 for the leave-one-out baseline (each sample's baseline "
+            f"is the mean of the others), got {n}; pass baseline=None for a single sample"
+        )
     kl = _kl_method(kl)
     check_generator(generator)
     q, z, log_q, log_prior = _latent_terms(x, encoder, prior, n, generator, False)
@@ -598,6 +603,17 @@ def elbo_weighting(loss: str, path: GaussianPath, lam: float | torch.Tensor) -> 
         lam = torch.as_tensor(lam, dtype=torch.get_default_dtype())
     shape = lam.shape
     t = path.schedule.inverse_log_snr(lam.reshape(-1))
+    # the weighting is read off the eps -> loss conversion, defined on its safe interval
+    direction = path._direction("eps", loss)
+    outside = (t < direction.t_min) | (t > direction.t_max)
+    if bool(outside.any()):
+        low, high = path.log_snr(torch.tensor([direction.t_max, direction.t_min], dtype=t.dtype))
+        raise ValueError(
+            f"lam must lie in [{float(low):.6g}, {float(high):.6g}] for the {loss!r} weighting on "
+            f"{path.schedule!r}: outside, lam maps to a time beyond the safe interval "
+            f"[{direction.t_min:.6g}, {direction.t_max:.6g}] where the conversion from 'eps' is "
+            f"singular; got lam in [{float(lam.min()):.6g}, {float(lam.max()):.6g}]"
+        )
     column = torch.zeros(t.shape[0], 1, dtype=t.dtype, device=t.device)
     # convert is affine in the prediction: the difference of two predictions one unit of
     # eps apart is the coefficient c_t of the loss in units of eps.

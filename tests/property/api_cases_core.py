@@ -81,7 +81,7 @@ for _name, _schedule in SCHEDULES.items():
     for _method in _SCHEDULE_METHODS:
 
         def _build(spec, schedule=_schedule, method=_method):
-            return Call(getattr(schedule, method), dict(t=Time(t_of(spec))))
+            return Call(getattr(schedule, method), dict(t=Time(t_of(spec), poles=True)))
 
         case(f"genmath.schedules.{_name}.{_method}")(_build)
 
@@ -136,7 +136,7 @@ for _name, _path in PATHS.items():
     ):
 
         def _build(spec, path=_path, method=_method):
-            return Call(getattr(path, method), dict(t=Time(t_of(spec))))
+            return Call(getattr(path, method), dict(t=Time(t_of(spec), poles=True)))
 
         case(f"genmath.GaussianPath[{_name}].{_method}")(_build)
 
@@ -160,7 +160,7 @@ for _name, _path in PATHS.items():
             dict(
                 x0=Data(x_of(spec), event=False),
                 eps=Partner(x_of(spec, 4)),
-                t=Time(t_of(spec), batch=spec.batch),
+                t=Time(t_of(spec), batch=spec.batch, poles=True),
             ),
         )
 
@@ -168,7 +168,8 @@ for _name, _path in PATHS.items():
 
     def _drift(spec, path=_path):
         return Call(
-            path.drift, dict(x=Data(x_of(spec), event=False), t=Time(t_of(spec), batch=spec.batch))
+            path.drift,
+            dict(x=Data(x_of(spec), event=False), t=Time(t_of(spec), batch=spec.batch, poles=True)),
         )
 
     case(f"genmath.GaussianPath[{_name}].drift")(_drift)
@@ -213,7 +214,7 @@ for _name, _dpath in _DISCRETE.items():
     for _method in ("alpha_bar", "d_alpha_bar", "cumulative_kernel"):
 
         def _build(spec, path=_dpath, method=_method):
-            return Call(getattr(path, method), dict(t=Time(t_of(spec))))
+            return Call(getattr(path, method), dict(t=Time(t_of(spec), poles=True)))
 
         case(f"genmath.{_name}.{_method}")(_build)
 
@@ -540,14 +541,16 @@ def _(spec):
 @case("genmath.score_from_log_prob")
 def _(spec):
     return Call(
-        genmath.score_from_log_prob(lambda x: -(x.pow(2).sum(1) ** 1.5)), dict(x=Data(x_of(spec)))
+        genmath.score_from_log_prob(lambda x: -(x.pow(2).reshape(len(x), -1).sum(1) ** 1.5)),
+        dict(x=Data(x_of(spec))),
     )
 
 
 @case("genmath.score_from_energy")
 def _(spec):
     return Call(
-        genmath.score_from_energy(lambda x: x.pow(2).sum(1) ** 1.5), dict(x=Data(x_of(spec)))
+        genmath.score_from_energy(lambda x: x.pow(2).reshape(len(x), -1).sum(1) ** 1.5),
+        dict(x=Data(x_of(spec))),
     )
 
 
@@ -632,7 +635,7 @@ def _gaussian_vae(spec, latent=2):
         return D.Independent(D.Normal(loc, torch.full_like(loc, 0.9), validate_args=False), 1)
 
     zeros = torch.zeros(latent, dtype=spec.dtype)
-    prior = D.Independent(D.Normal(zeros, torch.ones_like(zeros)), 1)
+    prior = D.Independent(D.Normal(zeros, torch.ones_like(zeros), validate_args=False), 1)
     return encoder, decoder, prior
 
 
@@ -642,7 +645,7 @@ def _(spec):
     return Call(
         genmath.elbo,
         dict(
-            x=Data(x_of(spec), mix=True),
+            x=Data(x_of(spec), ints_ok=True, event=False),  # the encoder is the caller's closure
             encoder=encoder,
             decoder=decoder,
             prior=prior,
@@ -659,7 +662,7 @@ def _(spec):
     return Call(
         genmath.iwae,
         dict(
-            x=Data(x_of(spec), mix=True),
+            x=Data(x_of(spec), ints_ok=True, event=False),  # the encoder is the caller's closure
             encoder=encoder,
             decoder=decoder,
             prior=prior,
@@ -675,7 +678,7 @@ def _(spec):
     return Call(
         genmath.reinforce_elbo,
         dict(
-            x=Data(x_of(spec), mix=True),
+            x=Data(x_of(spec), ints_ok=True, event=False),  # the encoder is the caller's closure
             encoder=encoder,
             decoder=decoder,
             prior=prior,
@@ -782,7 +785,7 @@ def _(spec):
 for _method in (*_SCHEDULE_METHODS,):
 
     def _build(spec, method=_method):
-        return Call(getattr(USER_SCHEDULE, method), dict(t=Time(t_of(spec))))
+        return Call(getattr(USER_SCHEDULE, method), dict(t=Time(t_of(spec), poles=True)))
 
     case(f"genmath.schedules.Schedule.{_method}")(_build)
 
