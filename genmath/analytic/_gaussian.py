@@ -15,20 +15,19 @@ import math
 import torch
 
 from ..core._shapes import as_time, check_batch
-from ..core._validate import InputTypeError, check_dtype, check_generator, positive_int
+from ..core._validate import (
+    InputTypeError,
+    as_parameter,
+    check_dtype,
+    check_generator,
+    positive_int,
+)
 
 __all__ = ["Gaussian", "GaussianMarginal", "MixtureMarginal"]
 
 
 def _as_float_tensor(value, name: str) -> torch.Tensor:
-    if isinstance(value, str) or not isinstance(value, torch.Tensor | list | tuple | int | float):
-        raise InputTypeError(f"{name} must be a tensor (or numbers), got {type(value).__name__}")
-    tensor = torch.as_tensor(value)
-    if not tensor.is_floating_point():
-        tensor = tensor.to(torch.get_default_dtype())
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"{name} must be finite, got {tensor}")
-    return tensor
+    return as_parameter(value, name)
 
 
 def _validated_covariances(covs: torch.Tensor, name: str) -> torch.Tensor:

@@ -13,6 +13,7 @@ from torch import nn
 
 from ._validate import (
     InputTypeError,
+    as_parameter,
     check_dtype,
     check_finite,
     check_generator,
@@ -226,16 +227,6 @@ class Inverse(Bijection):
 
     def _inverse(self, y, context):
         return self.bijection._forward(y, context)
-
-
-def _as_matrix(matrix, name: str) -> torch.Tensor:
-    """A finite floating matrix from a tensor or nested lists (ints are converted)."""
-    if not isinstance(matrix, torch.Tensor | list | tuple):
-        raise InputTypeError(f"{name} must be a tensor (or nested lists), got {type(matrix).__name__}")
-    matrix = torch.as_tensor(matrix)
-    if not matrix.is_floating_point():
-        matrix = matrix.to(torch.get_default_dtype())
-    return check_finite(matrix, name)
 
 
 def _softplus(x: torch.Tensor) -> torch.Tensor:
@@ -474,7 +465,7 @@ class Affine(Bijection):
 
         Raises `ValueError` when $W$ is singular to working precision.
         """
-        matrix = _as_matrix(matrix, "matrix")
+        matrix = as_parameter(matrix, "matrix")
         if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
             raise ValueError(f"matrix must be a square matrix W, got shape {_shape_text(matrix.shape)}")
         d = matrix.shape[0]

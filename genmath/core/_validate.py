@@ -34,6 +34,7 @@ __all__ = [
     "non_negative",
     "in_unit_interval",
     "check_float_tensor",
+    "as_parameter",
     "check_finite",
     "positive_tensor",
     "module_dtype",
@@ -147,6 +148,20 @@ def check_float_tensor(x, name: str) -> torch.Tensor:
     if not x.is_floating_point():
         raise ValueError(f"{name} must be floating point, got dtype {x.dtype}")
     return x
+
+
+def as_parameter(value, name: str) -> torch.Tensor:
+    """A constructor's parameter as a finite floating tensor: tensors keep their dtype, numbers
+    and nested lists are converted (ints to the default dtype, as numpy would convert them)."""
+    if isinstance(value, str | bool) or not isinstance(value, torch.Tensor | numbers.Real | list | tuple):
+        raise InputTypeError(f"{name} must be a tensor (or numbers), got {type(value).__name__}")
+    try:
+        tensor = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise InputTypeError(f"{name} must be a tensor (or numbers), got {value!r:.40}") from None
+    if not tensor.is_floating_point():
+        tensor = tensor.to(torch.get_default_dtype())
+    return check_finite(tensor, name)
 
 
 def check_finite(x: torch.Tensor, name: str, why: str = "") -> torch.Tensor:

@@ -28,6 +28,18 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..core._autoregressive import _MADE
+from ..core._shapes import check_batch
+from ..core._validate import (
+    InputTypeError,
+    as_parameter,
+    check_dtype,
+    check_finite,
+    check_generator,
+    check_int,
+    check_option,
+    module_dtype,
+    positive_int,
+)
 
 __all__ = [
     "chain_rule_log_prob",
@@ -52,16 +64,25 @@ def chain_rule_log_prob(conditionals: D.Distribution, x: torch.Tensor) -> torch.
     (derivation D-chain-rule-nll).
     """
     if not isinstance(conditionals, D.Distribution):
-        raise ValueError(
+        raise InputTypeError(
             f"conditionals must be a torch.distributions.Distribution, got {type(conditionals).__name__}"
         )
+    if not isinstance(x, torch.Tensor):
+        raise InputTypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"x must have shape (B, *event) with B >= 1, got {tuple(x.shape)}")
     if tuple(conditionals.event_shape) != () or tuple(conditionals.batch_shape) != tuple(x.shape):
         raise ValueError(
             "conditionals must hold one univariate conditional per entry of x: expected "
             f"batch_shape {tuple(x.shape)} and event_shape (), got batch_shape "
             f"{tuple(conditionals.batch_shape)} and event_shape {tuple(conditionals.event_shape)}"
         )
-    return conditionals.log_prob(x).reshape(x.shape[0], -1).sum(-1)
+    log_prob = conditionals.log_prob(x)
+    if x.is_floating_point() and log_prob.dtype != x.dtype:
+        raise InputTypeError(
+            f"x has dtype {x.dtype} but the conditionals compute in {log_prob.dtype}; convert one"
+        )
+    return log_prob.reshape(x.shape[0], -1).sum(-1)
 
 
 def _sample_conditionals(dist: D.Distribution, generator: torch.Generator | None) -> torch.Tensor:
@@ -89,6 +110,13 @@ def ancestral_sample(
     ``conditionals(x)`` and draw that entry from its conditional. ``x`` holds the initial
     values (any values: the masks make the entries not yet drawn invisible); ``positions``
     lists index tuples into ``x[b]``. Returns the completed tensor (a new one)."""
+    if not isinstance(x, torch.Tensor):
+        raise InputTypeError(f"x must be a torch.Tensor of initial values, got {type(x).__name__}")
+    if x.ndim < 1 or x.shape[0] == 0:
+        raise ValueError(f"x must have shape (B, *event) with B >= 1, got {tuple(x.shape)}")
+    if x.is_floating_point():
+        check_finite(x, "x", "the start of ancestral sampling")
+    check_generator(generator)
     x = x.clone()
     with torch.no_grad():
         for index in positions:
@@ -113,16 +141,19 @@ def _check_ordering(ordering, d: int) -> torch.Tensor:
 
 def _check_tokens(x, shape, categories: int, who: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{who} expects a torch.Tensor, got {type(x).__name__}")
-    if x.is_floating_point() or x.dtype == torch.bool:
-        raise ValueError(f"{who} expects integer class values, got dtype {x.dtype}")
+        raise InputTypeError(f"x must be a torch.Tensor ({who}), got {type(x).__name__}")
+    if x.is_floating_point() or x.dtype == torch.bool or x.is_complex():
+        raise ValueError(f"x must hold integer class values ({who}), got dtype {x.dtype}")
     if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape):
         raise ValueError(
-            f"{who} expects x of shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
+            f"x must have shape (B, {', '.join(map(str, shape))}) ({who}), got {tuple(x.shape)}"
         )
-    if x.numel() and (x.min() < 0 or x.max() >= categories):
+    if x.shape[0] == 0:
+        raise ValueError(f"x must hold at least one sample ({who}), got an empty batch")
+    if x.min() < 0 or x.max() >= categories:
         raise ValueError(
-            f"{who} expects values in [0, {categories - 1}], got values in [{int(x.min())}, {int(x.max())}]"
+            f"x must hold values in [0, {categories - 1}] ({who}), got values in "
+            f"[{int(x.min())}, {int(x.max())}]"
         )
     return x
 
@@ -161,12 +192,10 @@ class MADE(nn.Module):
         activation=nn.ReLU,
     ):
         super().__init__()
-        if isinstance(features, bool) or not isinstance(features, int) or features < 1:
-            raise ValueError(f"features must be a positive integer, got {features!r}")
-        if conditional not in CONDITIONALS:
-            raise ValueError(f"conditional must be one of {CONDITIONALS}, got {conditional!r}")
-        if conditional == "categorical" and (not isinstance(categories, int) or categories < 2):
-            raise ValueError(f"categories must be an integer >= 2, got {categories!r}")
+        positive_int(features, "features")
+        check_option(conditional, CONDITIONALS, "conditional")
+        if conditional == "categorical":
+            positive_int(categories, "categories", 2)
         self.features, self.conditional = features, conditional
         self.categories = categories if conditional == "categorical" else None
         self.register_buffer("ordering", _check_ordering(ordering, features))
@@ -177,13 +206,10 @@ class MADE(nn.Module):
         if self.conditional == "categorical":
             x = _check_tokens(x, (self.features,), self.categories, "MADE")
             return _centre_tokens(x, self.categories, self.network.net[0].weight.dtype)
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise ValueError(
-                f"MADE ({self.conditional}) expects a floating-point x of shape (B, {self.features})"
-            )
+        check_batch(x, "x")
         if x.ndim != 2 or x.shape[1] != self.features:
-            raise ValueError(f"MADE expects x of shape (B, {self.features}), got {tuple(x.shape)}")
-        return x
+            raise ValueError(f"x must have shape (B, {self.features}) (MADE), got {tuple(x.shape)}")
+        return check_dtype(x, module_dtype(self.network), "x", "MADE")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The raw outputs, shape ``(B, outputs_per_entry, d)``: output ``[:, :, i]`` is a
@@ -194,11 +220,12 @@ class MADE(nn.Module):
     def conditionals(self, x: torch.Tensor) -> D.Distribution:
         """The $d$ conditionals $p(x_i \\mid x_{<i})$, a distribution with batch shape ``(B, d)``."""
         out = self.forward(x)
+        # no argument validation: NaN data propagate to a NaN log-likelihood
         if self.conditional == "bernoulli":
-            return D.Bernoulli(logits=out[:, 0])
+            return D.Bernoulli(logits=out[:, 0], validate_args=False)
         if self.conditional == "categorical":
-            return D.Categorical(logits=out.transpose(1, 2))
-        return D.Normal(out[:, 0], out[:, 1].exp())
+            return D.Categorical(logits=out.transpose(1, 2), validate_args=False)
+        return D.Normal(out[:, 0], out[:, 1].exp(), validate_args=False)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """$\\log p(x)$, shape ``(B,)`` (D-chain-rule-nll)."""
@@ -206,6 +233,8 @@ class MADE(nn.Module):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` ancestral samples, shape ``(n, d)`` (long for categorical)."""
+        positive_int(n, "n")
+        check_generator(generator)
         weight = self.network.net[0].weight
         dtype = torch.long if self.conditional == "categorical" else weight.dtype
         start = torch.zeros(n, self.features, dtype=dtype, device=weight.device)
@@ -239,9 +268,11 @@ class MaskedConv2d(nn.Conv2d):
         data_channels: int = 1,
         bias: bool = True,
     ):
-        if mask_type not in ("A", "B"):
-            raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
-        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        check_option(mask_type, ("A", "B"), "mask_type")
+        positive_int(in_channels, "in_channels")
+        positive_int(out_channels, "out_channels")
+        positive_int(data_channels, "data_channels")
+        if positive_int(kernel_size, "kernel_size") % 2 == 0:
             raise ValueError(f"kernel_size must be an odd positive integer, got {kernel_size!r}")
         if min(in_channels, out_channels) < data_channels:
             raise ValueError(
@@ -263,6 +294,10 @@ class MaskedConv2d(nn.Conv2d):
         self.register_buffer("mask", mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_batch(x, "x")
+        if x.ndim != 4:
+            raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+        check_dtype(x, self.weight.dtype, "x", "MaskedConv2d")
         return self._conv_forward(x, self.weight * self.mask.to(self.weight), self.bias)
 
 
@@ -294,10 +329,12 @@ class PixelCNN(nn.Module):
         num_classes: int | None = None,
     ):
         super().__init__()
-        if not isinstance(categories, int) or categories < 2:
-            raise ValueError(f"categories must be an integer >= 2, got {categories!r}")
-        if not isinstance(layers, int) or layers < 0:
-            raise ValueError(f"layers must be a non-negative integer, got {layers!r}")
+        positive_int(channels, "channels")
+        positive_int(categories, "categories", 2)
+        positive_int(hidden, "hidden")
+        check_int(layers, "layers", 0)
+        if hidden < channels:
+            raise ValueError(f"hidden must be at least channels = {channels}, got {hidden}")
         self.channels, self.categories, self.num_classes = channels, categories, num_classes
         self.input = MaskedConv2d(channels, hidden, kernel_size, "A", channels)
         self.blocks = nn.ModuleList(
@@ -305,8 +342,7 @@ class PixelCNN(nn.Module):
         )
         self.output = MaskedConv2d(hidden, channels * categories, 1, "B", channels)
         if num_classes is not None:
-            if not isinstance(num_classes, int) or num_classes < 1:
-                raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+            positive_int(num_classes, "num_classes")
             self.class_bias = nn.Embedding(num_classes, hidden * (layers + 1))
 
     def _biases(self, y, batch: int):
@@ -320,6 +356,8 @@ class PixelCNN(nn.Module):
             raise ValueError(
                 f"this PixelCNN is class-conditional: give y, integer classes of shape ({batch},)"
             )
+        if not isinstance(y, torch.Tensor):
+            raise InputTypeError(f"y must be a tensor of integer classes, got {type(y).__name__}")
         if (
             y.shape != (batch,)
             or y.is_floating_point()
@@ -367,7 +405,11 @@ class PixelCNN(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """``n`` ancestral samples of shape ``(n, C, *size)`` (one pass per sub-pixel)."""
-        height, width = size
+        positive_int(n, "n")
+        check_generator(generator)
+        if not isinstance(size, tuple | list) or len(size) != 2:
+            raise InputTypeError(f"size must be a pair (H, W), got {size!r:.40}")
+        height, width = (positive_int(v, "size") for v in size)
         start = torch.zeros(
             n, self.channels, height, width, dtype=torch.long, device=self.input.weight.device
         )
@@ -395,7 +437,8 @@ class GaussianAutoregression(nn.Module):
 
     def __init__(self, mean: torch.Tensor, cov: torch.Tensor, ordering=None):
         super().__init__()
-        mean, cov = torch.as_tensor(mean), torch.as_tensor(cov)
+        mean, cov = as_parameter(mean, "mean"), as_parameter(cov, "cov")
+        cov = cov.to(mean.dtype)
         if mean.ndim != 1 or cov.shape != (mean.shape[0], mean.shape[0]):
             raise ValueError(
                 f"mean must have shape (d,) and cov (d, d), got {tuple(mean.shape)} and {tuple(cov.shape)}"
@@ -420,15 +463,16 @@ class GaussianAutoregression(nn.Module):
     def conditionals(self, x: torch.Tensor) -> D.Normal:
         """The $d$ conditionals, a `Normal` with batch shape ``(B, d)`` in the original entry order."""
         d = self.mean.shape[0]
-        if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != d:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must have shape (B, {d}), got {got}")
+        check_batch(x, "x")
+        if x.ndim != 2 or x.shape[1] != d:
+            raise ValueError(f"x must have shape (B, {d}), got {tuple(x.shape)}")
+        check_dtype(x, self.mean.dtype, "x", "GaussianAutoregression")
         centred = x[:, self.ordering] - self.mean[self.ordering]
         loc = torch.empty_like(x)
         scale = torch.empty_like(x)
         loc[:, self.ordering] = self.mean[self.ordering] + centred @ self.regression.mT
         scale[:, self.ordering] = self.scale.to(x).expand(x.shape[0], d)
-        return D.Normal(loc, scale)
+        return D.Normal(loc, scale, validate_args=False)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """$\\log \\mathcal N(x; \\mu, \\Sigma)$ by the chain rule, shape ``(B,)``."""
@@ -436,6 +480,7 @@ class GaussianAutoregression(nn.Module):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` ancestral samples, shape ``(n, d)``."""
+        positive_int(n, "n")
         start = self.mean.new_zeros(n, self.mean.shape[0])
         return ancestral_sample(
             self.conditionals, start, [(int(i),) for i in self.ordering], generator

@@ -28,6 +28,17 @@ import torch
 from torch import distributions as D
 from torch import nn
 
+from ..core._shapes import check_batch, check_like
+from ..core._validate import (
+    InputTypeError,
+    check_dtype,
+    check_finite,
+    check_generator,
+    in_unit_interval,
+    module_dtype,
+    non_negative,
+    positive_int,
+)
 from .vae import _check_reconstruction
 
 __all__ = [
@@ -71,41 +82,51 @@ class Quantized:
 def straight_through(z: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     r"""$z + \operatorname{sg}[q - z]$: the value of ``q`` with the gradient of ``z``
     (the straight-through estimator, derivation D-straight-through; [Bengio et al. 2013])."""
-    if z.shape != q.shape:
-        raise ValueError(
-            f"straight_through expects z and q of the same shape, got {tuple(z.shape)} and "
-            f"{tuple(q.shape)}"
-        )
+    check_batch(z, "z")
+    check_like(q, z, "q", "z")
     # written sg[q] + (z - sg[z]) rather than z + sg[q - z]: the same value and gradient, but
     # the value is q bit for bit (z - sg[z] is exactly zero), not q up to rounding
     return q.detach() + (z - z.detach())
 
 
-def _check_latents(z, dim: int, who: str) -> torch.Tensor:
+def _check_latents(z, dim: int, who: str, dtype=None, name: str = "z") -> torch.Tensor:
+    """Latents ``(B, *positions, dim)``, finite: a NaN has no nearest code, and must not get a
+    plausible index."""
     if not isinstance(z, torch.Tensor):
-        raise TypeError(f"{who} expects a torch.Tensor, got {type(z).__name__}")
+        raise InputTypeError(f"{name} must be a torch.Tensor ({who}), got {type(z).__name__}")
     if not z.is_floating_point():
-        raise ValueError(f"{who} expects a floating-point z, got dtype {z.dtype}")
+        raise ValueError(f"{name} must be floating point ({who}), got dtype {z.dtype}")
     if z.ndim < 2 or z.shape[-1] != dim:
         raise ValueError(
-            f"{who} expects z of shape (B, *positions, {dim}) with the code dimension last, "
-            f"got shape {tuple(z.shape)}"
+            f"{name} must have shape (B, *positions, {dim}) with the code dimension last "
+            f"({who}), got shape {tuple(z.shape)}"
         )
-    return z
+    if z.numel() == 0:
+        raise ValueError(f"{name} must hold at least one vector ({who}), got shape {tuple(z.shape)}")
+    check_dtype(z, dtype, name, who)
+    return check_finite(z, name, f"{who} assigns each vector a discrete code")
 
 
 def _check_codebook(codebook) -> torch.Tensor:
-    if not isinstance(codebook, torch.Tensor) or codebook.ndim != 2 or codebook.shape[0] < 1:
-        got = tuple(codebook.shape) if isinstance(codebook, torch.Tensor) else type(codebook)
-        raise ValueError(f"codebook must have shape (num_codes, dim), got {got}")
-    return codebook
+    if not isinstance(codebook, torch.Tensor):
+        raise InputTypeError(f"codebook must be a torch.Tensor, got {type(codebook).__name__}")
+    if codebook.ndim != 2 or codebook.shape[0] < 1 or codebook.shape[1] < 1:
+        raise ValueError(f"codebook must have shape (num_codes, dim), got {tuple(codebook.shape)}")
+    if not codebook.is_floating_point():
+        raise ValueError(f"codebook must be floating point, got dtype {codebook.dtype}")
+    return check_finite(codebook, "codebook")
 
 
 def nearest_code(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     r"""Index of the nearest codebook row in Euclidean distance, shape ``z.shape[:-1]``;
     ties go to the lower index."""
     codebook = _check_codebook(codebook)
-    z = _check_latents(z, codebook.shape[1], "nearest_code")
+    z = _check_latents(z, codebook.shape[1], "nearest_code", codebook.dtype)
+    return _nearest(z, codebook)
+
+
+def _nearest(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """`nearest_code` on validated input."""
     flat = z.reshape(-1, z.shape[-1])
     # ||z||^2 is the same for every code, so it does not change the argmin
     distances = (codebook**2).sum(-1) - 2 * flat @ codebook.mT
@@ -133,8 +154,8 @@ def lloyd_step(codebook: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         z: points, shape ``(B, *positions, dim)``.
     """
     codebook = _check_codebook(codebook)
-    z = _check_latents(z, codebook.shape[1], "lloyd_step")
-    indices = nearest_code(z, codebook).flatten()
+    z = _check_latents(z, codebook.shape[1], "lloyd_step", codebook.dtype)
+    indices = _nearest(z, codebook).flatten()
     counts, sums = _cluster_sums(z.reshape(-1, z.shape[-1]), indices, codebook.shape[0])
     occupied = counts > 0
     means = sums / counts.clamp_min(1)[:, None]
@@ -190,13 +211,11 @@ class VectorQuantizer(nn.Module):
         generator: torch.Generator | None = None,
     ):
         super().__init__()
-        for name, value in (("num_codes", num_codes), ("dim", dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not beta >= 0:
-            raise ValueError(f"beta must be non-negative, got {beta!r}")
-        if not 0 <= decay < 1:
-            raise ValueError(f"decay must lie in [0, 1), got {decay!r}")
+        positive_int(num_codes, "num_codes")
+        positive_int(dim, "dim")
+        beta = non_negative(beta, "beta")
+        decay = in_unit_interval(decay, "decay", open_high=True)
+        check_generator(generator)
         self.num_codes, self.dim, self.beta = num_codes, dim, float(beta)
         self.ema, self.decay = bool(ema), float(decay)
         initial = (torch.rand(num_codes, dim, generator=generator) * 2 - 1) / num_codes
@@ -214,11 +233,11 @@ class VectorQuantizer(nn.Module):
     def forward(self, z: torch.Tensor) -> Quantized:
         """Quantize ``z`` of shape ``(B, *positions, dim)``; in training mode with ``ema=True``
         the codebook is first updated from this batch."""
-        z = _check_latents(z, self.dim, "VectorQuantizer")
+        z = _check_latents(z, self.dim, "VectorQuantizer", self.codebook.dtype)
         if self.ema and self.training:
             self._ema_update(z.detach())
-        codebook = self.codebook.to(z)
-        indices = nearest_code(z.detach(), codebook.detach())
+        codebook = self.codebook
+        indices = _nearest(z.detach(), codebook.detach())
         codes = codebook[indices]
         commitment = _squared_error(z, codes.detach())
         if self.ema:
@@ -239,8 +258,8 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _ema_update(self, z: torch.Tensor) -> None:
-        flat = z.reshape(-1, self.dim).to(self.codebook)
-        indices = nearest_code(flat, self.codebook)
+        flat = z.reshape(-1, self.dim)
+        indices = _nearest(flat, self.codebook)
         counts, sums = _cluster_sums(flat, indices, self.num_codes)
         self.ema_count.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.ema_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
@@ -282,8 +301,7 @@ class FSQ(nn.Module):
             raise ValueError(
                 f"levels must be a non-empty sequence of integers >= 2, got {levels!r}"
             )
-        if not 0 < eps < 1:
-            raise ValueError(f"eps must lie in (0, 1), got {eps!r}")
+        eps = in_unit_interval(eps, "eps", open_low=True, open_high=True)
         self.levels = levels
         self.eps = float(eps)
         self.dim = len(levels)
@@ -302,10 +320,14 @@ class FSQ(nn.Module):
     def bound(self, z: torch.Tensor) -> torch.Tensor:
         r"""$(1 - \epsilon) h \tanh z$: the coordinates before rounding, shape of ``z``."""
         z = _check_latents(z, self.dim, "FSQ")
+        return self._bound(z)
+
+    def _bound(self, z: torch.Tensor) -> torch.Tensor:
         return (1 - self.eps) * self._half_range(z) * torch.tanh(z)
 
     def forward(self, z: torch.Tensor) -> Quantized:
-        bounded = self.bound(z)
+        z = _check_latents(z, self.dim, "FSQ")
+        bounded = self._bound(z)
         half = self._half_range(z)
         digits = torch.round(bounded + half)
         rounded = digits - half
@@ -328,7 +350,7 @@ class FSQ(nn.Module):
 
     def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
         """Index in ``[0, codebook_size)`` of each code (the last axis holds a code)."""
-        codes = _check_latents(codes, self.dim, "FSQ.codes_to_indices")
+        codes = _check_latents(codes, self.dim, "FSQ.codes_to_indices", name="codes")
         half = self._half_range(codes)
         digits = codes * half + half
         if (
@@ -336,14 +358,18 @@ class FSQ(nn.Module):
             or (digits.round() < 0).any()
             or (digits.round() >= self._levels.to(digits)).any()
         ):
-            raise ValueError("codes_to_indices expects points of the FSQ grid (outputs of FSQ)")
+            raise ValueError("codes must be points of the FSQ grid (outputs of FSQ)")
         return self._digits_to_indices(digits)
 
     def indices_to_codes(
         self, indices: torch.Tensor, dtype: torch.dtype | None = None
     ) -> torch.Tensor:
         """The code of each index, shape ``(*indices.shape, len(levels))``."""
+        if not isinstance(indices, torch.Tensor | int | list | tuple) or isinstance(indices, bool):
+            raise InputTypeError(f"indices must be an integer tensor, got {type(indices).__name__}")
         indices = torch.as_tensor(indices)
+        if indices.numel() == 0:
+            raise ValueError(f"indices must hold at least one index, got shape {tuple(indices.shape)}")
         if (
             indices.is_floating_point()
             or (indices < 0).any()
@@ -395,8 +421,13 @@ class VQVAE(nn.Module):
         super().__init__()
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
 
+    def _data(self, x):
+        check_batch(x, "x")
+        check_dtype(x, module_dtype(self), "x", "VQVAE")
+        return check_finite(x, "x", "its latents get discrete codes")
+
     def forward(self, x: torch.Tensor) -> VQVAEOutput:
-        quantization = self.quantizer(self.encoder(x))
+        quantization = self.quantizer(self.encoder(self._data(x)))
         reconstruction = self.decoder(quantization.quantized)
         log_px = _check_reconstruction(reconstruction, x, "VQVAE decoder")
         return VQVAEOutput(reconstruction, quantization, -log_px + quantization.loss)
@@ -408,4 +439,4 @@ class VQVAE(nn.Module):
     @torch.no_grad()
     def tokenize(self, x: torch.Tensor) -> torch.Tensor:
         """Code indices of ``x``, shape ``(B, *positions)``."""
-        return self.quantizer(self.encoder(x)).indices
+        return self.quantizer(self.encoder(self._data(x))).indices

@@ -29,7 +29,18 @@ from genmath.core._random import global_stream_from
 
 from ..analytic import PPCA
 from ..core._autoregressive import _mlp
-from ..core._shapes import positive_int
+from ..core._shapes import check_batch, positive_int
+from ..core._validate import (
+    InputTypeError,
+    check_dtype,
+    check_finite,
+    check_generator,
+    check_option,
+    module_dtype,
+    non_negative,
+    positive,
+)
+from ..core.elbo import _check_input
 from ..core.elbo import elbo as _elbo
 from ..core.elbo import iwae as _iwae
 from ..core.elbo import kl_divergence as _kl_divergence
@@ -96,9 +107,9 @@ class _CheckedDecoder:
         return dist
 
 
-def _flatten(x: torch.Tensor, features: int, who: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or x.ndim < 1:
-        raise ValueError(f"{who} expects x of shape (B, *event), got {type(x).__name__}")
+def _flatten(x: torch.Tensor, features: int, who: str, dtype) -> torch.Tensor:
+    x = _check_input(x)
+    check_dtype(x, dtype, "x", who)
     flat = x.reshape(x.shape[0], -1)
     if flat.shape[1] != features:
         raise ValueError(
@@ -150,9 +161,10 @@ class GaussianEncoder(nn.Module):
 
     def mean_and_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """$(\\mu(x), \\sigma(x))$, each of shape ``(B, k)``."""
-        flat = _flatten(x, self.in_features, "GaussianEncoder")
+        dtype = module_dtype(self.network)
+        flat = _flatten(x, self.in_features, "GaussianEncoder", dtype)
         if not flat.is_floating_point():  # class-valued data (a categorical decoder's x)
-            flat = flat.to(next(self.network.parameters()).dtype)
+            flat = flat.to(dtype)
         out = self.network(flat)
         if out.shape[-1] != 2 * self.latent_dim:
             raise ValueError(
@@ -164,7 +176,8 @@ class GaussianEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> D.Independent:
         mean, std = self.mean_and_std(x)
-        return D.Independent(D.Normal(mean, std), 1)
+        # no argument validation: NaN data propagate to NaN bounds (genmath's rule for data)
+        return D.Independent(D.Normal(mean, std, validate_args=False), 1, validate_args=False)
 
 
 class _Decoder(nn.Module):
@@ -177,11 +190,12 @@ class _Decoder(nn.Module):
         self.network = network or _mlp(latent_dim, out, hidden, activation)
 
     def _raw(self, z: torch.Tensor) -> torch.Tensor:
-        if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[1] != self.latent_dim:
-            got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+        check_batch(z, "z")
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(
-                f"{type(self).__name__} expects z of shape (N, {self.latent_dim}), got {got}"
+                f"{type(self).__name__} expects z of shape (N, {self.latent_dim}), got {tuple(z.shape)}"
             )
+        check_dtype(z, module_dtype(self.network), "z", type(self).__name__)
         out = self.network(z)
         n = math.prod(self.event_shape) * self.outputs_per_feature
         if out.shape != (z.shape[0], n):
@@ -203,7 +217,9 @@ class BernoulliDecoder(_Decoder):
 
     def forward(self, z: torch.Tensor) -> D.Independent:
         logits = self._raw(z).reshape(z.shape[0], *self.event_shape)
-        return D.Independent(D.Bernoulli(logits=logits), len(self.event_shape))
+        return D.Independent(
+            D.Bernoulli(logits=logits, validate_args=False), len(self.event_shape), validate_args=False
+        )
 
 
 class GaussianDecoder(_Decoder):
@@ -224,14 +240,14 @@ class GaussianDecoder(_Decoder):
         if std is None:
             self.log_std = nn.Parameter(torch.zeros(()))
         else:
-            if not std > 0:
-                raise ValueError(f"std must be positive, got {std!r}")
-            self.register_buffer("log_std", torch.tensor(float(std)).log())
+            self.register_buffer("log_std", torch.tensor(positive(std, "std")).log())
 
     def forward(self, z: torch.Tensor) -> D.Independent:
         loc = self._raw(z).reshape(z.shape[0], *self.event_shape)
         scale = self.log_std.to(loc).exp().expand_as(loc)
-        return D.Independent(D.Normal(loc, scale), len(self.event_shape))
+        return D.Independent(
+            D.Normal(loc, scale, validate_args=False), len(self.event_shape), validate_args=False
+        )
 
 
 class CategoricalDecoder(_Decoder):
@@ -253,7 +269,11 @@ class CategoricalDecoder(_Decoder):
 
     def forward(self, z: torch.Tensor) -> D.Independent:
         logits = self._raw(z).reshape(z.shape[0], *self.event_shape, self.categories)
-        return D.Independent(D.Categorical(logits=logits), len(self.event_shape))
+        return D.Independent(
+            D.Categorical(logits=logits, validate_args=False),
+            len(self.event_shape),
+            validate_args=False,
+        )
 
 
 # --------------------------------------------------------------------------- models
@@ -261,7 +281,9 @@ class CategoricalDecoder(_Decoder):
 
 def _standard_normal(latent_dim: int, like: torch.Tensor) -> D.Independent:
     zeros = torch.zeros(latent_dim, dtype=like.dtype, device=like.device)
-    return D.Independent(D.Normal(zeros, torch.ones_like(zeros)), 1)
+    return D.Independent(
+        D.Normal(zeros, torch.ones_like(zeros), validate_args=False), 1, validate_args=False
+    )
 
 
 class VAE(nn.Module):
@@ -293,8 +315,11 @@ class VAE(nn.Module):
         beta: float = 1.0,
     ):
         super().__init__()
-        if not beta >= 0:
-            raise ValueError(f"beta must be non-negative, got {beta!r}")
+        beta = non_negative(beta, "beta")
+        if prior is not None and not isinstance(prior, D.Distribution):
+            raise InputTypeError(
+                f"prior must be a torch.distributions.Distribution or None, got {type(prior).__name__}"
+            )
         if prior is None and not hasattr(encoder, "latent_dim"):
             raise ValueError(
                 "give a prior, or an encoder with a latent_dim attribute for the N(0, I) prior"
@@ -305,7 +330,13 @@ class VAE(nn.Module):
         """$p(z)$ in the dtype/device of ``like``."""
         if self._prior is not None:
             return self._prior
+        if not like.is_floating_point():  # integer class data: the model's own dtype
+            like = next((p for p in self.parameters() if p.is_floating_point()), torch.empty(0))
         return _standard_normal(self.encoder.latent_dim, like)
+
+    def _data(self, x):
+        """``x`` checked once at the model's entry: a tensor ``(B, *event)``."""
+        return _check_input(x)
 
     def _decoder_for(self, x: torch.Tensor) -> _CheckedDecoder:
         return _CheckedDecoder(self.decoder, x.shape[1:])
@@ -318,6 +349,7 @@ class VAE(nn.Module):
         kl: str = "auto",
     ) -> torch.Tensor:
         """$\\mathrm{ELBO}(x)$, shape ``(B,)``: `genmath.core.elbo.elbo`."""
+        x = self._data(x)
         return _elbo(x, self.encoder, self._decoder_for(x), self.prior(x), n_samples, generator, kl)
 
     def kl(
@@ -329,6 +361,8 @@ class VAE(nn.Module):
     ) -> torch.Tensor:
         """$\\mathrm{KL}(q(z \\mid x) \\,\\|\\, p(z))$, shape ``(B,)``:
         `genmath.core.elbo.kl_divergence` (``"analytic"``, ``"mc"`` or ``"auto"``)."""
+        x = self._data(x)
+        check_option(method, ("auto", "analytic", "mc"), "method")
         return _kl_divergence(self.encoder(x), self.prior(x), method, n_samples, generator)
 
     def loss(
@@ -354,6 +388,8 @@ class VAE(nn.Module):
         $\log\frac1k\sum_i w_i = \operatorname{logsumexp}_c(\mathcal L_{k_c} + \log k_c) - \log k$.
         """
         k, chunk = positive_int(k, "k"), positive_int(chunk, "chunk")
+        x = self._data(x)
+        check_generator(generator)
         sizes = [chunk] * (k // chunk) + ([k % chunk] if k % chunk else [])
         with torch.no_grad():
             parts = [
@@ -370,6 +406,7 @@ class VAE(nn.Module):
         """The decoder's distribution $p(x \\mid z)$ at ``n`` latents $z \\sim p(z)$ (take
         ``.sample()`` or ``.mean`` of it)."""
         n = positive_int(n, "n")
+        check_generator(generator)
         if like is None:
             first = next(self.parameters(), None)
             like = first if first is not None else torch.empty(0)
@@ -412,6 +449,7 @@ class IWAE(VAE):
 
     def bound(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """$\\mathcal L_k(x)$, shape ``(B,)``."""
+        x = self._data(x)
         return _iwae(x, self.encoder, self._decoder_for(x), self.prior(x), self.k, generator)
 
     def loss(
@@ -435,7 +473,11 @@ class _LinearEncoder(nn.Module):
 
     def forward(self, x):
         mean = x @ self.weight.mT + self.bias
-        return D.Independent(D.Normal(mean, self.log_std.exp().expand_as(mean)), 1)
+        return D.Independent(
+            D.Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False),
+            1,
+            validate_args=False,
+        )
 
 
 class _LinearDecoder(nn.Module):
@@ -447,7 +489,11 @@ class _LinearDecoder(nn.Module):
 
     def forward(self, z):
         loc = z @ self.weight.mT + self.bias
-        return D.Independent(D.Normal(loc, self.log_noise_std.exp().expand_as(loc)), 1)
+        return D.Independent(
+            D.Normal(loc, self.log_noise_std.exp().expand_as(loc), validate_args=False),
+            1,
+            validate_args=False,
+        )
 
 
 class LinearGaussianVAE(VAE):
@@ -516,8 +562,14 @@ class LinearGaussianVAE(VAE):
         r"""The exact gap $\log p(x) - \mathrm{ELBO}(x) = \mathrm{KL}(q(z \mid x) \,\|\,
         p(z \mid x))$, shape ``(B,)``, with the exact PPCA posterior (analytic KL between
         Gaussians, `genmath.core.elbo.kl_divergence`)."""
+        check_batch(x, "x")
+        if x.ndim != 2 or x.shape[1] != self.data_dim:
+            raise ValueError(f"x must have shape (B, {self.data_dim}), got {tuple(x.shape)}")
+        check_dtype(x, self.encoder.weight.dtype, "x", "LinearGaussianVAE")
         q = self.encoder(x)
-        q_full = D.MultivariateNormal(q.mean, scale_tril=torch.diag_embed(q.stddev))
+        q_full = D.MultivariateNormal(
+            q.mean, scale_tril=torch.diag_embed(q.stddev), validate_args=False
+        )
         return _kl_divergence(q_full, self.as_ppca().posterior_distribution(x), "analytic")
 
 
@@ -533,8 +585,10 @@ def ppca_maximum_likelihood(x: torch.Tensor, latent_dim: int) -> PPCA:
 
     (any rotation $W R$ has the same likelihood). Needs $k < d$ and $\lambda_k > s^2$.
     """
-    if not isinstance(x, torch.Tensor) or x.ndim != 2:
-        raise ValueError(f"x must have shape (N, d), got {getattr(x, 'shape', type(x).__name__)}")
+    check_batch(x, "x")
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"x must have shape (N, d) with N >= 2 points, got {tuple(x.shape)}")
+    check_finite(x, "x", "a sample covariance needs finite points")
     n, d = x.shape
     k = positive_int(latent_dim, "latent_dim")
     if k >= d:

@@ -195,7 +195,7 @@ def test_class_conditional_pixelcnn_is_normalised_for_each_class(generator):
 
 
 def test_pixelcnn_bad_input():
-    with pytest.raises(ValueError, match="mask_type must be 'A' or 'B'"):
+    with pytest.raises(ValueError, match=r"mask_type must be one of \('A', 'B'\)"):
         MaskedConv2d(1, 4, 3, "C")
     with pytest.raises(ValueError, match="odd"):
         MaskedConv2d(1, 4, 4, "A")

@@ -34,7 +34,7 @@ def test_straight_through_function_and_shape_check():
     assert torch.equal(out, q)
     out.sum().backward()
     assert torch.equal(z.grad, torch.ones(2))
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match="q must have the shape of z"):
         straight_through(z, torch.zeros(3))
 
 
@@ -118,7 +118,7 @@ def test_ema_converges_to_lloyd_fixed_point(generator):
 def test_vq_rejects_mismatched_codebook_dimension(generator):
     vq = VectorQuantizer(8, 3, generator=generator)
     with pytest.raises(
-        ValueError, match=r"expects z of shape \(B, \*positions, 3\).*got shape \(4, 2\)"
+        ValueError, match=r"z must have shape \(B, \*positions, 3\).*got shape \(4, 2\)"
     ):
         vq(torch.zeros(4, 2))
     with pytest.raises(ValueError, match="num_codes"):

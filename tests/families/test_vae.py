@@ -224,5 +224,5 @@ def test_bad_input_decoder_event_shape_and_encoder_features(generator):
         vae.elbo(torch.randn(5, 3))
     with pytest.raises(ValueError, match="latent_dim must be smaller"):
         ppca_maximum_likelihood(x, 4)
-    with pytest.raises(ValueError, match="beta must be non-negative"):
+    with pytest.raises(ValueError, match="beta must be a number >= 0"):
         VAE(GaussianEncoder(4, 2), Wrong(), beta=-1.0)

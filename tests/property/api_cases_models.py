@@ -270,7 +270,7 @@ def _(spec):
     fsq = tokenizer.FSQ([3, 4])
     return Call(
         fsq.indices_to_codes,
-        dict(indices=Tokens(torch.arange(spec.batch) % 12, 12), dtype=Plain(spec.dtype)),
+        dict(indices=Tokens(torch.arange(spec.batch) % 12, 12, lists_ok=True), dtype=Plain(spec.dtype)),
     )
 
 
@@ -290,7 +290,7 @@ def _(spec):
         vae.GaussianDecoder(2, (spec.dim,), hidden=(8,), std=0.5),
     )
     return Call(
-        _seeded(spec, model).forward, dict(x=Data(x_of(spec), fixed=True, mix=True, finite=True))
+        _seeded(spec, model).forward, dict(x=Data(x_of(spec), mix=True, finite=True, event=False))
     )
 
 
@@ -363,7 +363,7 @@ def _(spec):
             conditionals=torch.distributions.Normal(
                 torch.zeros_like(x), torch.ones_like(x), validate_args=False
             ),
-            x=Data(x, mix=True),
+            x=Data(x, mix=True, ints_ok=True),
         ),
     )
 

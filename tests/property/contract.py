@@ -192,17 +192,19 @@ class Tokens(Kind):
     """Integer token ids in ``[0, K)`` of shape ``(B, *event)`` (``null``: the id ``-1`` is a
     valid null label, so ``-2`` is the bad negative one)."""
 
-    def __init__(self, value, categories: int | None, *, batch=True, null=False):
+    def __init__(self, value, categories: int | None, *, batch=True, null=False, lists_ok=False):
         super().__init__(value)
         self.categories, self.batch, self.null = categories, batch, null
+        self.lists_ok = lists_ok
 
     def mutations(self, spec):
         x = self.value
         out = [
             Mutation("float dtype", x.to(spec.dtype), REJECT),
             Mutation("negative id", _with(x, -2 if self.null else -1), REJECT),
-            Mutation("not a tensor", x.tolist(), REJECT),
         ]
+        if not self.lists_ok:
+            out.append(Mutation("not a tensor", x.tolist(), REJECT))
         if self.categories is not None:
             out.append(Mutation("id out of range", _with(x, self.categories + 5), REJECT))
         if self.batch:
