@@ -86,7 +86,7 @@ class Bijection(nn.Module):
         `Flow`'s ``value``), used in every error."""
         context = self._check_input(x, context, name)
         y, logdet = (self._forward if direction == "forward" else self._inverse)(x, context)
-        return y, self._finish(logdet, x, direction, name)
+        return y, self._finish(logdet, x, direction, name, context)
 
     def _forward(self, x, context):
         raise NotImplementedError
@@ -144,13 +144,15 @@ class Bijection(nn.Module):
                 f"shape {_shape_text(batch)} of the input {_shape_text(x.shape)}"
             ) from None
 
-    def _finish(self, logdet, x, direction, name="x"):
+    def _finish(self, logdet, x, direction, name="x", context=None):
         logdet = _sum_event(logdet, x.ndim - self.event_dim)
         if logdet.shape != x.shape[: x.ndim - self.event_dim]:
             logdet = logdet.expand(x.shape[: x.ndim - self.event_dim])
         if not torch.isfinite(logdet).all():
             # say why, when the input itself is the reason (checked only on this failure path)
             check_finite(x, name, f"{type(self).__name__}.{direction} has no log|det J| there")
+            if isinstance(context, torch.Tensor):
+                check_finite(context, "context", f"{type(self).__name__}.{direction} is conditioned on it")
             bad = int((~torch.isfinite(logdet)).sum())
             raise ValueError(
                 f"{type(self).__name__}.{direction}: expected a finite log|det J|, got a non-finite "

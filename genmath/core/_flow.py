@@ -78,6 +78,8 @@ class Flow(Distribution):
                 f"dimension, got a base with event shape {_shape_text(event_shape)}"
             )
         batch_shape = base.batch_shape
+        if context is not None and not isinstance(context, torch.Tensor):
+            raise InputTypeError(f"context must be a torch.Tensor or None, got {type(context).__name__}")
         if context is not None:
             # a conditional flow has one distribution per context
             context_batch = context.shape[:-1]

@@ -37,6 +37,7 @@ __all__ = [
     "as_parameter",
     "check_finite",
     "positive_tensor",
+    "check_tolerances",
     "module_dtype",
     "check_dtype",
     "same_dtype",
@@ -202,6 +203,15 @@ def positive_tensor(values, name: str, *, like: torch.Tensor | None = None, zero
         expected = "non-negative and finite" if zero_ok else "positive and finite"
         raise ValueError(f"{name} must be {expected}, got {values[bad].flatten()[:5].tolist()}")
     return values
+
+
+def check_tolerances(rtol, atol) -> tuple[float, float]:
+    """An adaptive solver's tolerances: finite, >= 0, and not both 0 (rtol = 0 with atol > 0
+    is a purely absolute tolerance)."""
+    rtol, atol = non_negative(rtol, "rtol"), non_negative(atol, "atol")
+    if rtol == 0 and atol == 0:
+        raise ValueError("rtol and atol must not both be 0: an adaptive solver could never accept a step")
+    return rtol, atol
 
 
 def module_dtype(module) -> torch.dtype | None:

@@ -43,6 +43,7 @@ from ._validate import (
     check_finite,
     check_generator,
     check_option,
+    check_tolerances,
     non_negative,
     positive,
 )
@@ -202,8 +203,8 @@ def sample_ode(
     """
     x1 = check_finite(check_batch(x1, "x1"), "x1", "the start of an integration")
     check_option(method, (*ODE_METHODS, *_TORCHDIFFEQ_SOLVERS), "method")
-    positive(rtol, "rtol")
-    positive(atol, "atol")
+    if method not in ODE_METHODS:  # an adaptive torchdiffeq method: its tolerances matter
+        check_tolerances(rtol, atol)
     if path is not None:
         _check_path(path)
     _check_parameterization(path, parameterization)

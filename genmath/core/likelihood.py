@@ -28,7 +28,13 @@ from torchdiffeq import odeint
 from torchdiffeq._impl.odeint import SOLVERS as _SOLVERS
 
 from ._shapes import as_time, check_batch
-from ._validate import InputTypeError, check_finite, check_generator, check_option, positive
+from ._validate import (
+    InputTypeError,
+    check_finite,
+    check_generator,
+    check_option,
+    check_tolerances,
+)
 from .divergence import (
     VelocityWithDivergence,
     _check_field,
@@ -120,8 +126,7 @@ def ode_log_likelihood(
     check_finite(check_batch(x, event=True), "x", "the start of an integration")
     _check_method(divergence, probes, noise, name="divergence")
     check_option(method, _TORCHDIFFEQ_METHODS, "method")
-    positive(rtol, "rtol")
-    positive(atol, "atol")
+    check_tolerances(rtol, atol)
     check_generator(generator)
     start = as_time(t0, like=x, name="t0")
     end = as_time(t1, like=x, name="t1")

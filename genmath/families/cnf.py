@@ -35,6 +35,14 @@ import torch
 from torch import nn
 
 from ..core._shapes import check_batch
+from ..core._validate import (
+    check_dtype,
+    check_finite,
+    check_generator,
+    module_dtype,
+    non_negative,
+    positive_int,
+)
 from ..core.divergence import draw_probes
 from ..core.dynamics import sample_ode
 from ..core.likelihood import ode_log_likelihood
@@ -63,9 +71,7 @@ class CNF(nn.Module):
         activation: str = "softplus",
     ):
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
-        self.dim = dim
+        self.dim = positive_int(dim, "dim")
         if velocity is None:
             velocity = VelocityMLP(dim, hidden, depth, activation)
         if not callable(velocity):
@@ -77,7 +83,10 @@ class CNF(nn.Module):
         check_batch(x, name)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"{name} must have shape (B, {self.dim}), got {tuple(x.shape)}")
-        return x
+        if isinstance(self.velocity, nn.Module):
+            check_dtype(x, module_dtype(self.velocity), name, "the CNF's velocity")
+        # the transport integrates from x: a non-finite start is refused, naming it
+        return check_finite(x, name, "the start of an integration")
 
     def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         r"""$\log \mathcal N(z; 0, I)$, shape `(B,)`."""
@@ -117,6 +126,8 @@ class CNF(nn.Module):
         )
 
     def _transport(self, x, t_from, t_to, steps, method, rtol, atol, keep_trajectory=False):
+        if steps is not None:
+            positive_int(steps, "steps")
         if steps is None:
             grid = torch.tensor([t_from, t_to], dtype=x.dtype, device=x.device)
         else:
@@ -167,8 +178,8 @@ class CNF(nn.Module):
         atol: float = 1e-5,
     ) -> torch.Tensor:
         """`n` samples: $z \\sim \\mathcal N(0, I)$ decoded to data, shape `(n, d)`."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        positive_int(n, "n")
+        check_generator(generator)
         ref = self._reference
         z = torch.randn(n, self.dim, generator=generator, dtype=ref.dtype, device=ref.device)
         return self.decode(z, steps=steps, method=method, rtol=rtol, atol=atol)
@@ -193,8 +204,8 @@ class CNF(nn.Module):
         = I$), one set of probes per trajectory.
         """
         self._check(x)
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        positive_int(steps, "steps")
+        check_generator(generator)
         result = self._transport(x, 0.0, 1.0, steps, method, 0.0, 0.0, keep_trajectory=True)
         grid, states = result.grid, result.trajectory
         eps = draw_probes(x, probes, noise, generator)
@@ -236,10 +247,8 @@ def ffjord_loss(
     `solver` is passed to [`CNF.log_prob`][genmath.families.cnf.CNF.log_prob]
     (`method`, `rtol`, `atol`, `options`, `probes`, `noise`). Returns a scalar.
     """
-    if kinetic < 0 or jacobian < 0:
-        raise ValueError(
-            f"regulariser weights must be non-negative, got kinetic={kinetic}, jacobian={jacobian}"
-        )
+    kinetic, jacobian = non_negative(kinetic, "kinetic"), non_negative(jacobian, "jacobian")
+    positive_int(regularizer_steps, "regularizer_steps")
     loss = -cnf.log_prob(x, divergence=divergence, generator=generator, **solver).mean()
     if kinetic or jacobian:
         energy, frobenius = cnf.regularizers(x, steps=regularizer_steps, generator=generator)

@@ -38,6 +38,7 @@ from torch.distributions import Independent, Normal
 from torch.nn import functional as F
 
 from ..core._shapes import positive_int
+from ..core._validate import as_parameter, check_generator, check_int, positive
 from ..core.change_of_variables import (
     ActNorm,
     Affine,
@@ -70,6 +71,7 @@ def checkerboard_mask(features: int, parity: int = 0) -> torch.Tensor:
     """Boolean `(features,)` mask, `True` on the conditioning half: even indices for
     `parity=0`, odd for `parity=1` (RealNVP's alternating masks on vectors)."""
     positive_int(features, "features", 2)
+    check_int(parity, "parity")  # any integer: a layer index alternates the mask
     return torch.arange(features) % 2 == parity % 2
 
 
@@ -405,8 +407,7 @@ class RationalQuadraticCoupling(Bijection):
         super().__init__()
         positive_int(features, "features", 2)
         positive_int(bins, "bins", 2)
-        if not bound > 0:
-            raise ValueError(f"bound must be positive, got {bound!r}")
+        positive(bound, "bound")
         self.features, self.bins, self.bound = features, bins, float(bound)
         self.context_features = int(context_features)
         if mask is None:
@@ -547,9 +548,10 @@ class InvertibleConv1x1(_ChannelsLast):
         generator: torch.Generator | None = None,
     ):
         positive_int(channels, "channels")
+        check_generator(generator)
         if matrix is None:
             matrix, _ = torch.linalg.qr(torch.randn(channels, channels, generator=generator))
-        matrix = torch.as_tensor(matrix)
+        matrix = as_parameter(matrix, "matrix")
         if matrix.shape != (channels, channels):
             raise ValueError(
                 f"a 1x1 convolution kernel must have shape (C, C) = ({channels}, {channels}), "
@@ -565,7 +567,7 @@ class InvertibleConv1x1(_ChannelsLast):
     @classmethod
     def from_matrix(cls, matrix: torch.Tensor) -> InvertibleConv1x1:
         """The 1×1 convolution with kernel `matrix` of shape `(C, C)`; `ValueError` if singular."""
-        matrix = torch.as_tensor(matrix)
+        matrix = as_parameter(matrix, "matrix")
         if matrix.ndim != 2:
             raise ValueError(
                 f"a 1x1 convolution kernel must be a square (C, C) matrix, got shape "
@@ -616,6 +618,7 @@ class ChannelCoupling(_ChannelsLast):
 
     def __init__(self, channels: int, hidden: int = 64, *, scale_clamp: float | None = 3.0):
         positive_int(channels, "channels", 2)
+        positive_int(hidden, "hidden")
         split = channels // 2
         conditioner = _ConvConditioner(split, 2 * (channels - split), hidden)
         coupling = AffineCoupling(channels, conditioner, split=split, scale_clamp=scale_clamp)
@@ -636,6 +639,7 @@ class GlowStep(Compose):
         self, channels: int, hidden: int = 64, *, generator: torch.Generator | None = None
     ):
         positive_int(channels, "channels", 2)
+        positive_int(hidden, "hidden")
         super().__init__(
             ActNorm((channels, 1, 1), event_dim=3),
             InvertibleConv1x1(channels, generator=generator),
@@ -670,5 +674,6 @@ class Glow(FlowModel):
         for name, value in zip(("C", "H", "W"), shape, strict=True):
             positive_int(value, name)
         positive_int(steps, "steps")
+        positive_int(hidden, "hidden")
         layers = [GlowStep(shape[0], hidden, generator=generator) for _ in range(steps)]
         super().__init__(Compose(*layers), shape)

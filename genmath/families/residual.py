@@ -31,6 +31,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..core._shapes import check_batch
+from ..core._validate import (
+    check_dtype,
+    check_finite,
+    check_generator,
+    check_option,
+    check_real,
+    in_unit_interval,
+    positive,
+    positive_int,
+)
 from ..core.change_of_variables import Bijection, Compose
 from ..core.divergence import NOISES, draw_probes
 from .flows import FlowModel
@@ -60,6 +71,10 @@ def power_series_logdet_bound(lipschitz: float, terms: int, features: int) -> fl
     r"""Bound on the truncation error of the $n$-term series:
     $\big|\sum_{k>n} (-1)^{k+1}\operatorname{tr}(J^k)/k\big| \le d\, c^{n+1} / ((n+1)(1-c))$,
     since $|\operatorname{tr}(J^k)| \le d\,\|J\|_2^k \le d\,c^k$."""
+    # a contraction, 0 < c < 1 (the series diverges otherwise), and at least one term
+    in_unit_interval(lipschitz, "lipschitz", open_low=True, open_high=True)
+    positive_int(terms, "terms")
+    positive_int(features, "features")
     return features * lipschitz ** (terms + 1) / ((terms + 1) * (1 - lipschitz))
 
 
@@ -74,26 +89,35 @@ class SpectralNormLinear(nn.Linear):
     """
 
     def __init__(self, in_features: int, out_features: int, coefficient: float):
+        positive_int(in_features, "in_features")
+        positive_int(out_features, "out_features")
+        coefficient = positive(coefficient, "coefficient")
         super().__init__(in_features, out_features)
-        self.coefficient = float(coefficient)
+        self.coefficient = coefficient
 
     def normalized_weight(self) -> torch.Tensor:
         norm = torch.linalg.matrix_norm(self.weight, ord=2)
         return self.weight * (self.coefficient / torch.clamp_min(norm, self.coefficient))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_batch(x, "x")
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"x must have shape (*batch, {self.in_features}), got {tuple(x.shape)}")
+        check_dtype(x, self.weight.dtype, "x", "SpectralNormLinear")
+        return self._linear(x)
+
+    def _linear(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.normalized_weight(), self.bias)
 
 
 def _check_contraction(lipschitz) -> float:
-    if isinstance(lipschitz, bool) or not isinstance(lipschitz, (int, float)):
-        raise ValueError(f"lipschitz must be a number in (0, 1), got {lipschitz!r}")
-    if not 0 < lipschitz < 1:
+    value = check_real(lipschitz, "lipschitz")
+    if not 0 < value < 1:
         raise ValueError(
             "an invertible residual block needs Lip(g) < 1: expected lipschitz in (0, 1), "
-            f"got {lipschitz}"
+            f"got {value}"
         )
-    return float(lipschitz)
+    return value
 
 
 class InvertibleResidualBlock(Bijection):
@@ -147,25 +171,17 @@ class InvertibleResidualBlock(Bijection):
         generator: torch.Generator | None = None,
     ):
         super().__init__()
-        if isinstance(features, bool) or not isinstance(features, int) or features < 1:
-            raise ValueError(f"features must be a positive integer, got {features!r}")
-        self.features = features
+        self.features = positive_int(features, "features")
         self.lipschitz = _check_contraction(lipschitz)
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {activation!r}")
-        if logdet not in LOGDET_METHODS:
-            raise ValueError(f"logdet must be one of {LOGDET_METHODS}, got {logdet!r}")
-        if trace not in TRACE_METHODS:
-            raise ValueError(f"trace must be one of {TRACE_METHODS}, got {trace!r}")
-        if noise not in NOISES:
-            raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
+        check_option(activation, tuple(_ACTIVATIONS), "activation")
+        check_option(logdet, LOGDET_METHODS, "logdet")
+        check_option(trace, TRACE_METHODS, "trace")
+        check_option(noise, NOISES, "noise")
         for name, value in (("terms", terms), ("probes", probes), ("max_iter", max_iter)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0 < roulette_continue < 1:
-            raise ValueError(f"roulette_continue must lie in (0, 1), got {roulette_continue!r}")
-        if not inverse_tol > 0:
-            raise ValueError(f"inverse_tol must be positive, got {inverse_tol!r}")
+            positive_int(value, name)
+        in_unit_interval(roulette_continue, "roulette_continue", open_low=True, open_high=True)
+        inverse_tol = positive(inverse_tol, "inverse_tol")
+        check_generator(generator)
         self.activation = activation
         self.logdet_method, self.trace_method = logdet, trace
         self.terms, self.roulette_continue = terms, float(roulette_continue)
@@ -180,10 +196,14 @@ class InvertibleResidualBlock(Bijection):
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """$g(x)$, shape of `x`."""
+        self._check_input(x, None, "x")
+        return self._residual(x)
+
+    def _residual(self, x: torch.Tensor) -> torch.Tensor:
         phi = _ACTIVATIONS[self.activation]
         h = x
         for i, layer in enumerate(self.layers):
-            h = layer(h)
+            h = layer._linear(h)
             if i < len(self.layers) - 1:
                 h = phi(h)
         return h
@@ -205,6 +225,7 @@ class InvertibleResidualBlock(Bijection):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`forward` with an explicit random source for the log-det estimate."""
         self._check_input(x, None, "x")
+        check_generator(generator)
         y, logdet = self._value_and_logdet(x, generator)
         return y, self._finish(logdet, x, "forward")
 
@@ -214,10 +235,11 @@ class InvertibleResidualBlock(Bijection):
         return x, -logdet
 
     def _solve(self, y: torch.Tensor) -> torch.Tensor:
+        check_finite(y, "y", "the fixed-point inversion of a residual block")
         with torch.no_grad():
             x = y.detach().clone()
             for _ in range(self.max_iter):
-                update = y.detach() - self.residual(x)
+                update = y.detach() - self._residual(x)
                 # ||update - x|| is the residual x + g(x) - y at the current iterate
                 gap = (update - x).abs().reshape(x.shape[0], -1).amax(-1)
                 x = update
@@ -234,7 +256,7 @@ class InvertibleResidualBlock(Bijection):
         # Differentiable fixed-point steps from the solution: the value does not move, and the
         # gradient is the Neumann series of (I + J)^{-1} truncated after `terms` terms.
         for _ in range(self.terms):
-            x = y - self.residual(x)
+            x = y - self._residual(x)
         return x
 
     # ------------------------------------------------------------------ log-determinant
@@ -243,7 +265,7 @@ class InvertibleResidualBlock(Bijection):
         create_graph = torch.is_grad_enabled()
         with torch.enable_grad():
             x_in = x if x.requires_grad else x.detach().requires_grad_(True)
-            g = self.residual(x_in)
+            g = self._residual(x_in)
             if self.logdet_method == "exact" or self.trace_method == "exact":
                 logdet = self._logdet_from_jacobian(g, x_in, create_graph, generator)
             else:
@@ -325,7 +347,6 @@ class ResidualFlow(FlowModel):
     """
 
     def __init__(self, features: int, blocks: int = 4, hidden: tuple[int, ...] = (64, 64), **block):
-        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
-            raise ValueError(f"blocks must be a positive integer, got {blocks!r}")
+        positive_int(blocks, "blocks")
         layers = [InvertibleResidualBlock(features, hidden, **block) for _ in range(blocks)]
         super().__init__(Compose(*layers), (features,))

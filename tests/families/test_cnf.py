@@ -117,7 +117,7 @@ def test_bad_input_raises():
         cnf.log_prob(torch.randn(3, 3))
     with pytest.raises(ValueError, match="must be one of"):
         cnf.log_prob(torch.randn(3, 2), divergence="trace")
-    with pytest.raises(ValueError, match="regulariser weights must be non-negative"):
+    with pytest.raises(ValueError, match="kinetic must be a number >= 0"):
         ffjord_loss(cnf, torch.randn(3, 2), kinetic=-1.0)
     with pytest.raises(ValueError, match="dim must be a positive integer"):
         CNF(0)

@@ -228,5 +228,5 @@ def test_spline_is_identity_outside_its_bound_and_checks_arguments(generator):
     torch.testing.assert_close(logdet, torch.zeros(2), atol=0, rtol=0)
     with pytest.raises(ValueError, match="bins must be an integer >= 2"):
         NSF(2, bins=1)
-    with pytest.raises(ValueError, match="bound must be positive"):
+    with pytest.raises(ValueError, match="bound must be a positive number"):
         NSF(2, bound=0.0)

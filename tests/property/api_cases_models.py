@@ -489,7 +489,7 @@ def _(spec):
 @case("genmath.families.flows.checkerboard_mask")
 def _(spec):
     return Call(
-        flows.checkerboard_mask, dict(features=Count(4, minimum=2), parity=Count(1, minimum=0))
+        flows.checkerboard_mask, dict(features=Count(4, minimum=2), parity=Plain(1))
     )
 
 
