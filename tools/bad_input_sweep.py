@@ -127,7 +127,10 @@ def main(argv=None) -> int:
             broken.append((item.name, f"{type(error).__name__}: {str(error)[:200]}"))
             continue
         for argument, mutation in trials(call, spec):
-            outcomes.append(run_trial(item.name, call, argument, mutation, baseline))
+            # a fresh call per trial: a model's state (ActNorm's initialisation, persistent
+            # chains) must not carry from one trial into the next
+            fresh = item.build(spec)
+            outcomes.append(run_trial(item.name, fresh, argument, mutation, baseline))
     seconds = time.thread_time() - start
 
     counts = collections.Counter(o.category for o in outcomes)

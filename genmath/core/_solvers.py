@@ -159,7 +159,7 @@ def integrate_sde(
     (2021, Algorithm 4): $\\epsilon = 2 (r \\overline{\\lVert z \\rVert} / \\overline{\\lVert s \\rVert})^2$,
     norms averaged over the batch."""
     trajectory = [x] if keep_trajectory else None
-    event_dims = tuple(range(1, x.ndim))
+    batch = x.shape[0]
     for k in range(grid.numel() - 1):
         drift.step = k
         t, t_next = grid[k], grid[k + 1]
@@ -175,8 +175,9 @@ def integrate_sde(
                 z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
                 # Norms averaged over the batch, as in Song et al.'s reference code: a per-sample
                 # ratio explodes for samples sitting near a mode, where the score vanishes.
-                grad_norm = grad.square().sum(event_dims).sqrt().mean()
-                z_norm = z.square().sum(event_dims).sqrt().mean()
+                # per-sample norms over the event (reshape: sum over () would sum the batch)
+                grad_norm = grad.square().reshape(batch, -1).sum(-1).sqrt().mean()
+                z_norm = z.square().reshape(batch, -1).sum(-1).sqrt().mean()
                 step_size = 2 * (snr * z_norm / grad_norm.clamp_min(torch.finfo(x.dtype).tiny)) ** 2
                 x = x + step_size * grad + torch.sqrt(2 * step_size) * z
                 _check_state(x, k, t, t_next)

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..core._shapes import check_batch, positive_int
+from ..core._validate import InputTypeError, check_dtype, check_finite, module_dtype, positive_tensor
 from ..core.dynamics import SampleResult, sample_sde
 from ..core.grids import uniform_grid
 from ..core.score import denoising, implicit, score_from_energy, score_from_log_prob, sliced
@@ -65,9 +66,9 @@ def _positive(value, name: str) -> float:
     return float(value)
 
 
-def _finite_energy(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def _finite_energy(values: torch.Tensor, x: torch.Tensor, name: str = "x") -> torch.Tensor:
     if not isinstance(values, torch.Tensor):
-        raise TypeError(f"the energy must return a tensor, got {type(values).__name__}")
+        raise InputTypeError(f"the energy must return a tensor, got {type(values).__name__}")
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
     if values.shape != (x.shape[0],):
@@ -76,6 +77,7 @@ def _finite_energy(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             f"got {tuple(values.shape)}"
         )
     if not torch.isfinite(values).all():
+        check_finite(x, name, "the energy at a non-finite point is not finite")
         bad = int((~torch.isfinite(values)).sum())
         raise ValueError(
             f"the energy must be finite: expected finite values, got {bad} non-finite of "
@@ -99,6 +101,7 @@ class EnergyModel(nn.Module):
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """$E_\\theta(x)$, shape ``(B,)``; a non-finite energy raises `ValueError`."""
         x = check_batch(x)
+        check_dtype(x, module_dtype(self), "x", "EnergyModel")
         return _finite_energy(self.energy_net(x), x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,6 +155,7 @@ class GaussianEnergy(nn.Module):
         x = check_batch(x)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}")
+        check_dtype(x, self.mean.dtype, "x", "GaussianEnergy")
         whitened = (x - self.mean) @ self.scale_tril()
         return 0.5 * whitened.pow(2).sum(1)
 
@@ -223,9 +227,7 @@ def ula_stationary_variance(variance, step_size: float):
     $\mathcal N(m, s^2)$ (D-ula-stationary-variance); finite only for $\epsilon < 2 s^2$.
     ``variance`` may be a tensor of per-direction (eigen)variances."""
     step_size = _positive(step_size, "step_size")
-    variance = torch.as_tensor(variance)
-    if (variance <= 0).any():
-        raise ValueError(f"variance must be positive, got {variance}")
+    variance = positive_tensor(variance, "variance")
     if (step_size >= 2 * variance).any():
         raise ValueError(
             f"ULA on a Gaussian is stable only for step_size < 2 * variance; got step_size "
@@ -281,7 +283,7 @@ def mala(
     step_size = _positive(step_size, "step_size")
     steps = positive_int(steps, "steps")
     x = _check_state(x)
-    event_dims = tuple(range(1, x.ndim))
+    batch = x.shape[0]
     current_lp, current_score = _value_and_score(log_prob, x)
     accepted = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     trajectory = [x] if keep_trajectory else None
@@ -290,9 +292,10 @@ def mala(
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         proposal = x + step_size * current_score + noise_scale * z
         proposal_lp, proposal_score = _value_and_score(log_prob, proposal)
-        forward = -z.pow(2).sum(event_dims) / 2  # log k(y|x): y - x - eps s(x) = sqrt(2 eps) z
+        # per-sample sums over the event (reshape: a sum over () would sum the whole batch)
+        forward = -z.pow(2).reshape(batch, -1).sum(-1) / 2  # log k(y|x): y - x - eps s(x) = sqrt(2 eps) z
         back = x - proposal - step_size * proposal_score
-        backward = -back.pow(2).sum(event_dims) / (4 * step_size)  # log k(x|y)
+        backward = -back.pow(2).reshape(batch, -1).sum(-1) / (4 * step_size)  # log k(x|y)
         log_ratio = proposal_lp - current_lp + backward - forward
         u = torch.rand(x.shape[0], generator=generator, dtype=x.dtype, device=x.device)
         accept = torch.log(u) < log_ratio
@@ -364,8 +367,10 @@ def _run_sampler(model, method, x, steps, step_size, generator) -> torch.Tensor:
     raise ValueError(f"method must be one of {_SAMPLERS}, got {method!r}")
 
 
-def _energy(model, x: torch.Tensor) -> torch.Tensor:
-    return _finite_energy(model(x), x)
+def _energy(model, x: torch.Tensor, name: str) -> torch.Tensor:
+    if isinstance(model, nn.Module):
+        check_dtype(x, module_dtype(model), name, "the energy")
+    return _finite_energy(model(x), x, name)
 
 
 def contrastive_divergence_loss(
@@ -375,14 +380,17 @@ def contrastive_divergence_loss(
     the negatives held fixed: its $\theta$-gradient is the contrastive-divergence estimate of
     $-\nabla_\theta \mathbb E_\mathrm{data}[\log p_\theta]$ (Hinton 2002), exact when the
     negatives are draws of $p_\theta$."""
-    data = check_batch(data, "data")
+    data = check_finite(check_batch(data, "data"), "data", "the energy is evaluated there")
     negatives = check_batch(negatives, "negatives")
+    check_finite(negatives, "negatives", "the energy is evaluated there")
     if data.shape[1:] != negatives.shape[1:]:
         raise ValueError(
             f"data and negatives must have the same event shape, got data {tuple(data.shape)} "
             f"and negatives {tuple(negatives.shape)}"
         )
-    return _energy(energy, data).mean() - _energy(energy, negatives.detach()).mean()
+    return _energy(energy, data, "data").mean() - _energy(
+        energy, negatives.detach(), "negatives"
+    ).mean()
 
 
 class ContrastiveDivergence:
@@ -423,6 +431,10 @@ class ContrastiveDivergence:
         data = _check_state(data, "data")
         start = data
         if self.persistent and self.chains is not None:
+            if self.chains.dtype != data.dtype:
+                raise InputTypeError(
+                    f"data has dtype {data.dtype} but the persistent chains have {self.chains.dtype}"
+                )
             if self.chains.shape[1:] != data.shape[1:]:
                 raise ValueError(
                     f"persistent chains have event shape {tuple(self.chains.shape[1:])} but data "
@@ -452,6 +464,7 @@ def score_matching_loss(
     score $-\\nabla_x E_\\theta$ (`genmath.score_matching`). ``"implicit"`` (Hyvärinen 2005),
     ``"sliced"`` (Song et al. 2020; ``options`` go to `sliced`) or ``"denoising"`` (Vincent
     2011; needs ``path=`` and usually ``t=``, the energy then models the noisy marginal)."""
+    check_batch(x, "x", event=True)
     if method == "implicit":
         return implicit(model.score, x, **options)
     if method == "sliced":

@@ -38,6 +38,16 @@ from torch.nn import functional as F
 
 from ..analytic import Gaussian
 from ..core._shapes import check_batch
+from ..core._validate import (
+    InputTypeError,
+    check_dtype,
+    check_finite,
+    check_generator,
+    check_option,
+    module_dtype,
+    positive,
+    positive_int,
+)
 from ..core.score import score_from_log_prob
 
 __all__ = [
@@ -87,8 +97,10 @@ class MLP(nn.Module):
     ):
         super().__init__()
         for name, value in (("in_dim", in_dim), ("hidden", hidden), ("depth", depth)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(value, name)
+        if out_dim is not None:
+            positive_int(out_dim, "out_dim")
+        self.in_dim = in_dim
         layers: list[nn.Module] = []
         width = in_dim
         for _ in range(depth - 1):
@@ -99,6 +111,10 @@ class MLP(nn.Module):
         self.scalar_output = out_dim is None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_batch(x, "x")
+        if x.ndim != 2 or x.shape[1] != self.in_dim:
+            raise ValueError(f"x must have shape (B, {self.in_dim}), got {tuple(x.shape)}")
+        check_dtype(x, module_dtype(self), "x", "MLP")
         out = self.net(x)
         return out[:, 0] if self.scalar_output else out
 
@@ -109,7 +125,9 @@ class MLP(nn.Module):
 def _outputs(values: torch.Tensor, name: str) -> torch.Tensor:
     """A discriminator's raw outputs: one finite value per sample, shape ``(B,)``."""
     if not isinstance(values, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(values).__name__}")
+        raise InputTypeError(f"{name} must be a torch.Tensor, got {type(values).__name__}")
+    if not values.is_floating_point():
+        raise ValueError(f"{name} must be floating point (raw outputs), got dtype {values.dtype}")
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
     if values.ndim != 1:
@@ -117,6 +135,8 @@ def _outputs(values: torch.Tensor, name: str) -> torch.Tensor:
             f"{name} must hold one discriminator output per sample, shape (B,) or (B, 1), "
             f"got shape {tuple(values.shape)}"
         )
+    if values.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one output, got an empty batch")
     if not torch.isfinite(values).all():
         raise ValueError(f"{name} must be finite, got non-finite discriminator outputs")
     return values
@@ -125,6 +145,8 @@ def _outputs(values: torch.Tensor, name: str) -> torch.Tensor:
 def _same_event_shape(real: torch.Tensor, fake: torch.Tensor) -> None:
     check_batch(real, "real")
     check_batch(fake, "fake")
+    if fake.dtype != real.dtype:
+        raise InputTypeError(f"fake has dtype {fake.dtype} but real has dtype {real.dtype}")
     if real.shape[1:] != fake.shape[1:]:
         raise ValueError(
             f"real and fake samples must have the same event shape, got real "
@@ -222,6 +244,14 @@ def clip_weights(module: nn.Module, clip: float = 0.01) -> None:
             parameter.clamp_(-clip, clip)
 
 
+def _penalty_data(critic, x: torch.Tensor, name: str) -> torch.Tensor:
+    """Data where a penalty takes the critic's gradient: finite, in the critic's dtype."""
+    check_batch(x, name)
+    if isinstance(critic, nn.Module):
+        check_dtype(x, module_dtype(critic), name, "the critic")
+    return check_finite(x, name, "a gradient penalty evaluates the critic there")
+
+
 def _critic_gradient(critic: Callable, x: torch.Tensor) -> torch.Tensor:
     # The gradient of a per-sample scalar is computed in one place for the whole library
     # (score_from_log_prob is exactly that, kept in the graph for a second differentiation).
@@ -244,7 +274,10 @@ def gradient_penalty(
     per sample. Zero exactly when the critic has unit gradient norm at every $\hat x$ (the
     optimal critic's property along transport lines)."""
     weight = _positive(weight, "weight")
+    check_generator(generator)
     _same_event_shape(real, fake)
+    _penalty_data(critic, real, "real")
+    _penalty_data(critic, fake, "fake")
     if real.shape != fake.shape:
         raise ValueError(
             f"gradient_penalty interpolates pairs: real and fake must have the same shape, got "
@@ -263,7 +296,7 @@ def r1_penalty(
     r"""R1 (Mescheder et al. 2018): $\tfrac{\gamma}{2}\mathbb E_p\|\nabla_x D(x)\|^2$ on real data;
     R3GAN (Huang et al. 2024) pairs it with R2 and the relativistic loss."""
     gamma = _positive(gamma, "gamma")
-    real = check_batch(real, "real").detach()
+    real = _penalty_data(discriminator, real, "real").detach()
     return 0.5 * gamma * _squared_norm(_critic_gradient(discriminator, real)).mean()
 
 
@@ -273,7 +306,7 @@ def r2_penalty(
     r"""R2: $\tfrac{\gamma}{2}\mathbb E_q\|\nabla_x D(x)\|^2$ on generated samples (Mescheder
     et al. 2018; Huang et al. 2024)."""
     gamma = _positive(gamma, "gamma")
-    fake = check_batch(fake, "fake").detach()
+    fake = _penalty_data(discriminator, fake, "fake").detach()
     return 0.5 * gamma * _squared_norm(_critic_gradient(discriminator, fake)).mean()
 
 
@@ -539,6 +572,7 @@ def optimal_discriminator(loss: str, log_p: LogDensity, log_q: LogDensity):
     spec = GAN_LOSSES[loss]
 
     def discriminator(x: torch.Tensor) -> torch.Tensor:
+        check_batch(x, "x")
         lp, lq = log_p(x), log_q(x)
         if lp.shape != lq.shape:
             raise ValueError(
@@ -577,7 +611,11 @@ def optimal_wasserstein_critic(p, q):
     direction = shift / length
 
     def critic(x: torch.Tensor) -> torch.Tensor:
-        return check_batch(x) @ direction.to(x)
+        check_batch(x, "x")
+        if x.ndim != 2 or x.shape[1] != direction.shape[0]:
+            raise ValueError(f"x must have shape (B, {direction.shape[0]}), got {tuple(x.shape)}")
+        check_dtype(x, direction.dtype, "x", "the critic (its Gaussians)")
+        return x @ direction
 
     return critic
 
@@ -627,9 +665,10 @@ def train_gan(
             ``"fgan_<divergence>"``.
         generator: seeds the latent draws, the data draws and the penalty's interpolation.
     """
-    if loss not in _TRAINABLE and not (loss.startswith("fgan_") and loss in GAN_LOSSES):
-        known = (*_TRAINABLE, *(k for k in GAN_LOSSES if k.startswith("fgan_")))
-        raise ValueError(f"loss must be one of {known}, got {loss!r}")
+    known = (*_TRAINABLE, *(k for k in GAN_LOSSES if k.startswith("fgan_")))
+    check_option(loss, known, "loss")
+    positive_int(latent_dim, "latent_dim")
+    check_generator(generator)
     for name, value in (
         ("steps", steps),
         ("critic_steps", critic_steps),

@@ -788,6 +788,7 @@ for _name, _arg in (("r1_penalty", "real"), ("r2_penalty", "fake")):
         return Call(
             getattr(gan, name),
             {"discriminator": _critic(spec), arg: Data(x_of(spec), mix=True), "gamma": Scale(1.0)},
+            aliases={arg: ("x",)},  # the critic names its own input x
         )
 
     case(f"genmath.families.gan.{_name}")(_penalty)
@@ -803,7 +804,7 @@ def _(spec):
     disc = gan.optimal_discriminator(
         "minimax", lambda x: -x.pow(2).sum(1), lambda x: -(x - 1).pow(2).sum(1)
     )
-    return Call(disc, dict(x=Data(x_of(spec), ints_ok=True)))
+    return Call(disc, dict(x=Data(x_of(spec), ints_ok=True, event=False)))
 
 
 @case("genmath.families.gan.MLP.forward")
@@ -890,7 +891,7 @@ def _(spec):
     return Call(
         ebm.mala,
         dict(
-            log_prob=lambda x: -0.5 * x.pow(2).sum(1),
+            log_prob=lambda x: -0.5 * x.pow(2).reshape(len(x), -1).sum(1),
             x=Data(x_of(spec)),
             step_size=Scale(0.05),
             steps=Count(3),
@@ -950,6 +951,7 @@ def _(spec):
     return Call(
         trainer.loss,
         dict(data=Data(x_of(spec), fixed=True, mix=True), generator=Gen(spec.generator(3))),
+        aliases={"data": ("x",)},  # the energy network names its own input x
     )
 
 
@@ -1038,6 +1040,7 @@ def _(spec):
     return Call(
         trainer.negatives,
         dict(data=Data(x_of(spec), fixed=True, mix=True), generator=Gen(spec.generator(3))),
+        aliases={"data": ("x",)},  # the energy network names its own input x
     )
 
 
