@@ -34,7 +34,13 @@ import torch
 from torch import nn
 
 from ..core._shapes import check_batch, positive_int
-from ..core._validate import InputTypeError, check_dtype, check_finite, module_dtype, positive_tensor
+from ..core._validate import (
+    InputTypeError,
+    check_dtype,
+    check_finite,
+    module_dtype,
+    positive_tensor,
+)
 from ..core.dynamics import SampleResult, sample_sde
 from ..core.grids import uniform_grid
 from ..core.score import denoising, implicit, score_from_energy, score_from_log_prob, sliced

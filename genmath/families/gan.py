@@ -45,7 +45,6 @@ from ..core._validate import (
     check_generator,
     check_option,
     module_dtype,
-    positive,
     positive_int,
 )
 from ..core.score import score_from_log_prob

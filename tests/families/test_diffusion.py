@@ -623,7 +623,7 @@ def test_bad_input_raises_clear_errors():
         dif.guide(model, torch.tensor([0, 1]), 2.0)(x[:, :1], torch.tensor(0.5))
     with pytest.raises(ValueError, match="variance must be one of"):
         dif.DDPM(lambda x, t: x, schedule, variance="fixed")
-    with pytest.raises(ValueError, match="noise levels must be positive"):
+    with pytest.raises(ValueError, match="noise_level must be positive"):
         dif.edm_preconditioning(torch.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match="parameterization must be one of"):
         dif.ScoreSDE(lambda x, t: x, path, parameterization="noise")

@@ -328,7 +328,9 @@ def _(spec):
 
 @case("genmath.families.diffusion.EDM.time_of")
 def _(spec):
-    return Call(_edm(spec, VP_PATH).time_of, dict(noise_level=Scale(_levels(spec), tensor=True)))
+    return Call(
+        _edm(spec, VP_PATH).time_of, dict(noise_level=Scale(_levels(spec), tensor=True, zero_ok=True))
+    )
 
 
 @case("genmath.families.diffusion.EDM.sample")
@@ -373,7 +375,8 @@ def _(spec):
 def _(spec):
     model = lambda x, t, c: x * (1 + (0 if c is None else c[:, None]))  # noqa: E731
     guided = diffusion.guide(model, torch.arange(spec.batch) % 3, 2.0, unconditional=lambda x, t: x)
-    return Call(guided, dict(x=Data(x_of(spec), event=False, ints_ok=True), t=Plain(0.5)))
+    # the guided field is a model (the samplers validate their states once)
+    return Call(guided, dict(x=Plain(x_of(spec)), t=Plain(0.5)))
 
 
 # --------------------------------------------------------------------------- flow matching
@@ -1049,7 +1052,7 @@ def _(spec):
         diffusion.DiscreteSchedule.from_betas,
         dict(
             betas=Plain(diffusion.linear_betas(1000).to(spec.dtype)),
-            path=PathKind(genmath.GaussianPath(VP(0.1, 20.0))),
+            path=PathKind(genmath.GaussianPath(VP(0.1, 20.1355))),
         ),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ...core._shapes import check_batch, positive_int
+from ...core._validate import check_finite, check_generator, in_unit_interval
 from ...core.dynamics import SampleResult
 from ...core.grids import check_grid, uniform_grid
 from ...core.path import GaussianPath, check_gaussian_path, check_parameterization
@@ -53,11 +54,11 @@ def ddim_sample(
             images): near $t = 1$, $\hat x_0 = (x_t - \sigma_t\hat\varepsilon)/\alpha_t$
             multiplies a trained network's error by $1/\alpha_t$. ``None``: no clipping.
     """
-    x = check_batch(x1, "x1")
+    x = check_finite(check_batch(x1, "x1"), "x1", "the start of sampling")
     check_gaussian_path(path)
     check_parameterization(parameterization)
-    if not (isinstance(eta, int | float) and 0 <= eta <= 1):
-        raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
+    eta = in_unit_interval(eta, "eta")
+    check_generator(generator)
     if grid is None:
         if steps is None:
             raise ValueError("ddim_sample needs steps (a positive integer) or an explicit grid")

@@ -6,7 +6,15 @@ import torch
 from torch import nn
 
 from ...core import score as _score
-from ...core._shapes import check_batch, expand_time, positive_int
+from ...core._shapes import check_batch, check_reduction, expand_time, positive_int
+from ...core._validate import (
+    InputTypeError,
+    check_finite,
+    check_generator,
+    check_option,
+    in_unit_interval,
+    non_negative,
+)
 from ...core.dynamics import SampleResult
 from ...core.elbo import diagonal_gaussian_kl
 from ...core.path import check_parameterization
@@ -57,9 +65,8 @@ class DDPM(nn.Module):
     ):
         super().__init__()
         if not isinstance(schedule, DiscreteSchedule):
-            raise ValueError(f"schedule must be a DiscreteSchedule, got {type(schedule).__name__}")
-        if variance not in VARIANCES:
-            raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
+            raise InputTypeError(f"schedule must be a DiscreteSchedule, got {type(schedule).__name__}")
+        check_option(variance, VARIANCES, "variance")
         if (variance == "learned") != (variance_model is not None):
             raise ValueError(
                 "variance='learned' needs variance_model (and only it takes one); got "
@@ -96,6 +103,7 @@ class DDPM(nn.Module):
 
     def predict_eps(self, x: torch.Tensor, i, condition=None) -> torch.Tensor:
         """The model's prediction at step ``i`` converted to $\\hat\\varepsilon$."""
+        check_batch(x, "x")
         i = self._steps(i, x.shape[0], x.device)
         t = self.schedule.times.to(dtype=x.dtype, device=x.device)[i]
         prediction = _bind_condition(self.model, condition, x.shape[0])(x, t)
@@ -110,6 +118,7 @@ class DDPM(nn.Module):
 
     def reverse_variance(self, x: torch.Tensor, i, condition=None) -> torch.Tensor:
         r"""$\Sigma_i$, broadcastable against ``x``."""
+        check_batch(x, "x")
         i = self._steps(i, x.shape[0], x.device)
         beta = self._coefficient(self.schedule.betas, i - 1, x)
         if self.variance == "beta":
@@ -125,6 +134,7 @@ class DDPM(nn.Module):
 
     def reverse_kernel(self, x: torch.Tensor, i, condition=None):
         """``(mean, variance)`` of $p_\\theta(x_{i-1} \\mid x_i)$."""
+        check_batch(x, "x")
         i = self._steps(i, x.shape[0], x.device)
         eps = self.predict_eps(x, i, condition)
         return self.reverse_mean(x, i, eps), self.reverse_variance(x, i, condition)
@@ -150,7 +160,11 @@ class DDPM(nn.Module):
         ``vlb_weight`` $\lambda > 0$ adds Nichol & Dhariwal's $\lambda L_\mathrm{vlb}$ for a
         learned variance: $T$ times one random per-step KL term with the mean held fixed.
         """
-        x0 = check_batch(x0, "x0")
+        x0 = check_batch(x0, "x0", event=True)
+        check_reduction(reduction)
+        in_unit_interval(condition_dropout, "condition_dropout")
+        vlb_weight = non_negative(vlb_weight, "vlb_weight")
+        check_generator(generator)
         if condition is not None:
             condition = drop_condition(condition, condition_dropout, generator=generator)
         batch = x0.shape[0]
@@ -225,10 +239,10 @@ class DDPM(nn.Module):
         \mid x_i))$ (tested). ``terms=True`` also returns ``{"prior": (B,), "steps": (B, T-1)
         for i = 2..T, "decoder": (B,)}``. ``chunk`` steps are evaluated per model call.
         """
-        x0 = check_batch(x0, "x0")
-        if decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        x0 = check_batch(x0, "x0", event=True)
+        check_option(decoder, DECODERS, "decoder")
         positive_int(chunk, "chunk")
+        check_generator(generator)
         batch, T = x0.shape[0], self.schedule.steps
         abar = self.schedule.alphas_cumprod.to(x0)
         abar_T = abar[-1]
@@ -256,7 +270,8 @@ class DDPM(nn.Module):
         mean, _ = self.reverse_kernel(x1, one, condition)
         std = self.schedule.betas[0].to(x0).sqrt().expand_as(x0)
         if decoder == "gaussian":
-            log_likelihood = _sum_event(torch.distributions.Normal(mean, std).log_prob(x0))
+            normal = torch.distributions.Normal(mean, std, validate_args=False)
+            log_likelihood = _sum_event(normal.log_prob(x0))
         else:
             log_likelihood = discretized_gaussian_log_likelihood(x0, mean, std)
         decoder_term = -log_likelihood
@@ -278,7 +293,8 @@ class DDPM(nn.Module):
         r"""Ancestral sampling (Ho et al. 2020, Algorithm 2) from $x_T$ (pass
         $\mathcal N(0, I)$ draws): $x_{i-1} = \mu_\theta(x_i, i) + \Sigma_i^{1/2} z$, no noise at
         the last step. Returns a `SampleResult` with ``grid`` the times $t_T..t_0$."""
-        x = check_batch(xT, "xT")
+        x = check_finite(check_batch(xT, "xT"), "xT", "the start of ancestral sampling")
+        check_generator(generator)
         trajectory = [x] if keep_trajectory else None
         model = _bind_condition(self.model, condition, x.shape[0])
         sched = self.schedule

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
-from ...core._shapes import as_time, check_batch, positive_int
+from ...core._shapes import as_time, check_batch, check_like, positive_int
+from ...core._validate import as_parameter, check_real, positive_tensor
 from ...core.path import GaussianPath, check_gaussian_path
-from ...core.schedules import CosineVP
+from ...core.schedules import VP, CosineVP
 from ._common import _sum_event
 
 _VP_TOLERANCE = 1e-6  # |alpha^2 + sigma^2 - 1| allowed on a DDPM's times (round-off of the path)
@@ -20,6 +22,7 @@ def linear_betas(steps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -
     $\beta(t) = T\beta_{start} + t\,T(\beta_{end} - \beta_{start})$, i.e. ``VP(0.1, 20)`` for
     the defaults at $T = 1000$ (Song et al. 2021)."""
     positive_int(steps, "steps")
+    beta_start, beta_end = check_real(beta_start, "beta_start"), check_real(beta_end, "beta_end")
     if not 0 < beta_start <= beta_end < 1:
         raise ValueError(
             f"need 0 < beta_start <= beta_end < 1, got beta_start={beta_start}, beta_end={beta_end}"
@@ -32,6 +35,7 @@ def cosine_betas(steps: int, s: float = 0.008, max_beta: float = 0.999) -> torch
     `CosineVP(s)`'s $\alpha^2$ at $t = i/T$, and $\beta_i = \min(1 - \bar\alpha_i /
     \bar\alpha_{i-1}, \beta_{max})$ — the clipping keeps the last steps from being pure noise."""
     positive_int(steps, "steps")
+    max_beta = check_real(max_beta, "max_beta")
     if not 0 < max_beta < 1:
         raise ValueError(f"max_beta must lie in (0, 1), got {max_beta}")
     times = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.get_default_dtype())
@@ -119,16 +123,35 @@ class DiscreteSchedule:
 
     @classmethod
     def from_betas(cls, betas, path: GaussianPath | None = None) -> DiscreteSchedule:
-        r"""$\bar\alpha_i = \prod_{j \le i}(1 - \beta_j)$ on the path's times of equal log-SNR."""
-        betas = torch.as_tensor(betas)
-        if not betas.is_floating_point():
-            betas = betas.to(torch.get_default_dtype())
+        r"""$\bar\alpha_i = \prod_{j \le i}(1 - \beta_j)$ on the path's times of equal log-SNR.
+
+        The times $t_i$ are where ``path``'s log-SNR equals the betas'
+        $\log(\bar\alpha_i/(1 - \bar\alpha_i))$: the model is called at them, so they fix the
+        time axis the network sees. Without a path they are those of
+        ``GaussianPath(CosineVP())`` (whose log-SNR spans every real value, so any betas have
+        times; a warning says so). For Ho et al.'s linear betas the VP axis is
+        ``GaussianPath(VP(T * beta_1, beta_max))`` with $\beta_{max}$ a little above
+        $T\beta_T$: the discrete schedule ends at $\log\bar\alpha_T = \sum\log(1 - \beta_i)$,
+        slightly below $-\int_0^1\beta$, and a path that ends before it is refused with an error
+        naming a $\beta_{max}$ that reaches it (for $T = 1000$, ``VP(0.1, 20.1355)``)."""
+        betas = as_parameter(betas, "betas")
         if betas.ndim != 1 or betas.numel() < 1 or not ((betas > 0) & (betas < 1)).all():
             raise ValueError(f"betas must be a 1-D tensor of values in (0, 1), got {betas}")
-        path = GaussianPath(CosineVP()) if path is None else check_gaussian_path(path)
+        if path is None:
+            warnings.warn(
+                "DiscreteSchedule.from_betas without a path puts the times t_i on the axis of "
+                "GaussianPath(CosineVP()) (where its log-SNR equals the betas'); pass path=... to "
+                "choose another, e.g. a VP path for linear betas",
+                stacklevel=2,
+            )
+            path = GaussianPath(CosineVP())
+        check_gaussian_path(path)
         abar = torch.cat([betas.new_ones(1), torch.cumprod(1 - betas, 0)])
         # log(abar / (1 - abar)), accurate for abar near 1 where 1 - abar is tiny
         log_snr = torch.log(abar[1:]) - torch.log1p(-abar[1:])
+        low = float(path.log_snr(torch.tensor(1.0, dtype=torch.float64)))  # lambda at t = 1
+        if float(log_snr.min()) < low and not math.isclose(float(log_snr.min()), low, rel_tol=1e-9):
+            raise ValueError(_short_path_message(path, float(log_snr.min()), low, abar))
         times = torch.cat([betas.new_zeros(1), path.schedule.inverse_log_snr(log_snr)])
         return cls(abar, times, path)
 
@@ -170,6 +193,27 @@ class DiscreteSchedule:
         return f"DiscreteSchedule(T={self.steps}, path={self.path!r})"
 
 
+def _short_path_message(path, lowest: float, path_lowest: float, abar) -> str:
+    """Why the betas have no times on ``path``, and which path has them."""
+    message = (
+        f"the betas reach a log-SNR of {lowest:.6g} at the last step, below {path!r}'s lowest, "
+        f"lambda_1 = {path_lowest:.6g}: that path ends (at t = 1) before the discrete schedule "
+        "does, so the last steps have no time on it"
+    )
+    schedule = path.schedule
+    if isinstance(schedule, VP):
+        # VP's lambda_1 = -log(e^B - 1) with B = (beta_min + beta_max) / 2: reaching the betas'
+        # lambda_T needs B >= -log(abar_T)
+        needed = 2 * float(-torch.log(abar[-1])) - schedule.beta_min
+        suggestion = math.ceil(needed * 1e4) / 1e4  # rounded up: it must reach lambda_T
+        message += (
+            f"; a VP path reaching it needs B(1) = (beta_min + beta_max) / 2 >= "
+            f"-log(alpha_bar_T) = {-float(torch.log(abar[-1])):.6g}, e.g. "
+            f"GaussianPath(VP({schedule.beta_min:g}, {suggestion:g}))"
+        )
+    return message + ", or GaussianPath(CosineVP()), whose log-SNR spans every real value"
+
+
 def discretized_gaussian_log_likelihood(
     x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, levels: int = 256
 ) -> torch.Tensor:
@@ -179,16 +223,16 @@ def discretized_gaussian_log_likelihood(
     value owns the mass of $\mathcal N(\mu, s^2)$ on $[x - \Delta/2, x + \Delta/2]$, the end
     bins extended to $\mp\infty$, so the masses of the $L$ values sum to one.
     """
-    check_batch(x, "x")
-    if mean.shape != x.shape or std.shape != x.shape:
-        raise ValueError(
-            f"mean and std must have the shape of x {tuple(x.shape)}, got "
-            f"{tuple(mean.shape)} and {tuple(std.shape)}"
-        )
+    check_batch(x, "x", event=True)
+    check_like(mean, x, "mean", "x")
+    check_like(std, x, "std", "x")
+    positive_tensor(std, "std", like=x)
+    positive_int(levels, "levels", 2)
     if (x < -1 - 1e-6).any() or (x > 1 + 1e-6).any():
-        raise ValueError("discretised data must lie in [-1, 1]")
+        raise ValueError("x must lie in [-1, 1] (discretised data)")
     half_bin = 1.0 / (levels - 1)
-    normal = torch.distributions.Normal(mean, std)
+    # no argument validation: a NaN x or mean propagates to a NaN log-likelihood
+    normal = torch.distributions.Normal(mean, std, validate_args=False)
     upper = torch.where(x > 1 - half_bin, torch.ones_like(x), normal.cdf(x + half_bin))
     lower = torch.where(x < -1 + half_bin, torch.zeros_like(x), normal.cdf(x - half_bin))
     # in the far tails the difference of CDFs underflows; the density times the bin width is

@@ -7,7 +7,16 @@ import math
 import torch
 from torch import nn
 
-from ...core._shapes import as_time, check_batch, expand_time, positive_int
+from ...core._shapes import as_time, check_batch, check_reduction, expand_time, positive_int
+from ...core._validate import (
+    check_finite,
+    check_generator,
+    check_real,
+    in_unit_interval,
+    non_negative,
+    positive,
+    positive_tensor,
+)
 from ...core.dynamics import SampleResult, reparameterize
 from ...core.grids import karras_grid
 from ...core.path import GaussianPath, check_gaussian_path, check_parameterization
@@ -17,9 +26,7 @@ from ._guidance import drop_condition
 
 
 def _check_sigma_data(sigma_data) -> float:
-    if not (isinstance(sigma_data, int | float) and math.isfinite(sigma_data) and sigma_data > 0):
-        raise ValueError(f"sigma_data must be a positive number, got {sigma_data!r}")
-    return float(sigma_data)
+    return positive(sigma_data, "sigma_data")
 
 
 def edm_preconditioning(noise_level: torch.Tensor, sigma_data: float = 0.5):
@@ -28,9 +35,7 @@ def edm_preconditioning(noise_level: torch.Tensor, sigma_data: float = 0.5):
     $c_\mathrm{skip} = \sigma_d^2/(s^2+\sigma_d^2)$, $c_\mathrm{out} = s\sigma_d/\sqrt{s^2+
     \sigma_d^2}$, $c_\mathrm{in} = 1/\sqrt{s^2+\sigma_d^2}$, $c_\mathrm{noise} = \tfrac14\ln s$."""
     sigma_data = _check_sigma_data(sigma_data)
-    s = torch.as_tensor(noise_level)
-    if (s <= 0).any() or not torch.isfinite(s).all():
-        raise ValueError(f"noise levels must be positive and finite, got min {float(s.min())}")
+    s = positive_tensor(noise_level, "noise_level")
     total = s**2 + sigma_data**2
     return sigma_data**2 / total, s * sigma_data / total.sqrt(), 1 / total.sqrt(), s.log() / 4
 
@@ -40,7 +45,9 @@ def edm_loss_weight(noise_level: torch.Tensor, sigma_data: float = 0.5) -> torch
     makes EDM's loss an unweighted regression of the network onto a unit-variance target
     (D-edm-loss-weight)."""
     sigma_data = _check_sigma_data(sigma_data)
-    s = torch.as_tensor(noise_level)
+    # s = 0 is the data itself (an infinite weight): noise levels are > 0, as in the
+    # preconditioning
+    s = positive_tensor(noise_level, "noise_level")
     return (s**2 + sigma_data**2) / (s * sigma_data) ** 2
 
 
@@ -56,8 +63,9 @@ def lognormal_noise_levels(
     r"""EDM's training noise levels, $\ln s \sim \mathcal N(P_\mathrm{mean}, P_\mathrm{std}^2)$,
     shape ``(n,)``."""
     positive_int(n, "n")
-    if not p_std > 0:
-        raise ValueError(f"p_std must be positive, got {p_std}")
+    p_mean = check_real(p_mean, "p_mean")
+    p_std = positive(p_std, "p_std")
+    check_generator(generator)
     z = torch.randn(n, generator=generator, dtype=dtype, device=device)
     return torch.exp(p_mean + p_std * z)
 
@@ -89,12 +97,13 @@ class EDM(nn.Module):
 
     def time_of(self, noise_level: torch.Tensor) -> torch.Tensor:
         r"""The time with $s_t$ = ``noise_level`` (the path's inverse log-SNR at $-2\ln s$)."""
-        return self.path.schedule.inverse_log_snr(-2 * torch.log(noise_level))
+        s = positive_tensor(noise_level, "noise_level", zero_ok=True)  # s = 0: the data end
+        return self.path.schedule.inverse_log_snr(-2 * torch.log(s))
 
     def denoise(self, x_scaled: torch.Tensor, noise_level, condition=None) -> torch.Tensor:
         r"""$D(\tilde x; s)$ on the scaled state (EDM's own coordinates)."""
-        check_batch(x_scaled, "x")
-        s = torch.as_tensor(noise_level, dtype=x_scaled.dtype, device=x_scaled.device)
+        check_batch(x_scaled, "x_scaled")
+        s = positive_tensor(noise_level, "noise_level", like=x_scaled)
         s = _per_sample_times(s, x_scaled.shape[0])
         c_skip, c_out, c_in, c_noise = (
             expand_time(c, x_scaled) if k < 3 else c
@@ -105,6 +114,7 @@ class EDM(nn.Module):
 
     def forward(self, x: torch.Tensor, t, condition=None) -> torch.Tensor:
         """The ``"x0"`` prediction at path state ``x`` and time ``t``."""
+        check_batch(x, "x")
         tt = as_time(t, like=x)
         alpha = expand_time(self.path.alpha(tt), x)
         return self.denoise(x / alpha, self.noise_level(tt), condition)
@@ -133,14 +143,17 @@ class EDM(nn.Module):
         r"""$\lambda(s)\,\|D(x_0 + s\,n; s) - x_0\|^2$ with $\ln s \sim \mathcal N(P_\mathrm{mean},
         P_\mathrm{std}^2)$ (or the given ``noise_level``), summed over event dims. It equals
         $\|F - (x_0 - c_\mathrm{skip}\tilde x)/c_\mathrm{out}\|^2$ (D-edm-loss-weight)."""
-        x0 = check_batch(x0, "x0")
+        x0 = check_batch(x0, "x0", event=True)
+        check_reduction(reduction)
+        in_unit_interval(condition_dropout, "condition_dropout")
+        check_generator(generator)
         batch = x0.shape[0]
         if noise_level is None:
             s = lognormal_noise_levels(
                 batch, p_mean, p_std, generator=generator, dtype=x0.dtype, device=x0.device
             )
         else:
-            s = _per_sample_times(torch.as_tensor(noise_level, dtype=x0.dtype), batch)
+            s = _per_sample_times(positive_tensor(noise_level, "noise_level", like=x0), batch)
         if condition is not None:
             condition = drop_condition(condition, condition_dropout, generator=generator)
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
@@ -151,6 +164,7 @@ class EDM(nn.Module):
 
     def sample(self, x1: torch.Tensor, condition=None, **options) -> SampleResult:
         """`edm_sample` of this denoiser."""
+        check_batch(x1, "x1")
         model = self if condition is None else _bind_condition(self, condition, x1.shape[0])
         return edm_sample(model, x1, self.path, parameterization="x0", **options)
 
@@ -183,13 +197,15 @@ def edm_sample(
     bottom of the safe interval, $s > 0$). Returns the state in path coordinates
     $x = \alpha\tilde x$ at $t_\mathrm{lo}$; ``nfe`` counts model calls ($2N$).
     """
-    x = check_batch(x1, "x1")
+    x = check_finite(check_batch(x1, "x1"), "x1", "the start of sampling")
     check_gaussian_path(path)
     check_parameterization(parameterization)
     positive_int(steps, "steps")
-    for name, value in (("churn", churn), ("s_noise", s_noise), ("rho", rho)):
-        if not (isinstance(value, int | float) and value >= 0):
-            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    churn, s_noise = non_negative(churn, "churn"), non_negative(s_noise, "s_noise")
+    rho = positive(rho, "rho")
+    s_tmin = non_negative(s_tmin, "s_tmin")
+    s_tmax = non_negative(s_tmax, "s_tmax", finite=False)  # inf: churn at every level
+    check_generator(generator)
     times = karras_grid(steps, path.schedule, rho=rho, dtype=x.dtype, device=x.device)
     alpha, sigma = path.alpha(times), path.sigma(times)
     levels = sigma / alpha

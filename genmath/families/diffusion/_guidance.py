@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import torch
 
+from ...core._validate import InputTypeError, check_generator, in_unit_interval
 from ..denoisers import NULL_LABEL
 from ..flow_matching import guided as _guided_combination
 from ._common import Model, _bind_condition
@@ -15,12 +16,22 @@ from ._common import Model, _bind_condition
 def drop_condition(condition: torch.Tensor, p: float, *, generator=None) -> torch.Tensor:
     r"""Replace each label by `NULL_LABEL` with probability ``p`` (Ho & Salimans 2021): one
     network learns the conditional and, on the dropped entries, the unconditional model."""
-    if not 0 <= p <= 1:
-        raise ValueError(f"condition dropout p must lie in [0, 1], got {p}")
-    if not isinstance(condition, torch.Tensor) or condition.ndim != 1:
+    in_unit_interval(p, "p")
+    check_generator(generator)
+    if not isinstance(condition, torch.Tensor):
+        raise InputTypeError(
+            f"condition must be a (B,) tensor of integer labels, got {type(condition).__name__}"
+        )
+    if condition.ndim != 1 or condition.shape[0] == 0:
         raise ValueError(
-            "condition dropout works on a (B,) tensor of integer labels, got "
-            f"{tuple(condition.shape) if isinstance(condition, torch.Tensor) else type(condition).__name__}"
+            f"condition must be a (B,) tensor of integer labels, B >= 1, got shape {tuple(condition.shape)}"
+        )
+    if condition.is_floating_point() or condition.is_complex() or condition.dtype == torch.bool:
+        raise ValueError(f"condition must hold integer labels, got dtype {condition.dtype}")
+    if bool((condition < NULL_LABEL).any()):
+        raise ValueError(
+            f"condition labels must be >= 0 or NULL_LABEL = {NULL_LABEL}, got "
+            f"{condition[condition < NULL_LABEL].tolist()[:5]}"
         )
     if p == 0:
         return condition
