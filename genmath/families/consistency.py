@@ -35,10 +35,21 @@ import torch
 from torch import nn
 
 from ..core import _solvers
-from ..core._shapes import as_time, check_batch, expand_time, reduce_batch
+from ..core._shapes import as_time, check_batch, check_reduction, expand_time, reduce_batch
+from ..core._validate import (
+    InputTypeError,
+    check_generator,
+    check_int,
+    check_option,
+    in_unit_interval,
+    non_negative,
+    positive,
+    positive_int,
+    positive_tensor,
+)
 from ..core.dynamics import SampleResult, reparameterize
 from ..core.grids import check_grid, karras_grid
-from ..core.path import GaussianPath
+from ..core.path import GaussianPath, check_gaussian_path, check_parameterization
 from .flow_matching import interpolate
 
 __all__ = [
@@ -64,8 +75,9 @@ def boundary_coefficients(
     r"""$(c_\mathrm{skip}(s), c_\mathrm{out}(s))$ of Song et al. (2023, App. C): EDM's skip and
     output scalings with $s$ shifted by $s_\mathrm{min}$ so that $c_\mathrm{skip}(s_\mathrm{min})
     = 1$, $c_\mathrm{out}(s_\mathrm{min}) = 0$ (D-consistency-boundary)."""
-    if not sigma_data > 0:
-        raise ValueError(f"sigma_data must be positive, got {sigma_data!r}")
+    sigma_data = positive(sigma_data, "sigma_data")
+    s_min = non_negative(s_min, "s_min")
+    s = positive_tensor(s, "s", zero_ok=True)
     shifted = s - s_min
     c_skip = sigma_data**2 / (shifted**2 + sigma_data**2)
     c_out = sigma_data * shifted / (sigma_data**2 + s**2).sqrt()
@@ -93,8 +105,8 @@ class ConsistencyModel(nn.Module):
         sigma_data: float = 0.5,
     ) -> None:
         super().__init__()
-        if not isinstance(path, GaussianPath):
-            raise ValueError(f"path must be a genmath.GaussianPath, got {type(path).__name__}")
+        check_gaussian_path(path)
+        sigma_data = positive(sigma_data, "sigma_data")
         lo, hi = path.schedule.safe_interval
         t_min = float(lo if t_min is None else t_min)
         t_max = float(hi if t_max is None else t_max)
@@ -103,8 +115,6 @@ class ConsistencyModel(nn.Module):
                 f"need safe_interval[0] = {lo:.6g} <= t_min < t_max <= safe_interval[1] = "
                 f"{hi:.6g}, got t_min = {t_min}, t_max = {t_max}"
             )
-        if not sigma_data > 0:
-            raise ValueError(f"sigma_data must be positive, got {sigma_data!r}")
         self.network, self.path = network, path
         self.t_min, self.t_max, self.sigma_data = t_min, t_max, float(sigma_data)
         self.s_min = float(self.noise_level(torch.tensor(t_min, dtype=torch.float64)))
@@ -146,8 +156,7 @@ class ConsistencyModel(nn.Module):
 @torch.no_grad()
 def ema_update(target: nn.Module, online: nn.Module, decay: float) -> None:
     r"""$\theta^- \leftarrow \mu\,\theta^- + (1 - \mu)\,\theta$ in place, $\mu$ = ``decay``."""
-    if not 0.0 <= decay <= 1.0:
-        raise ValueError(f"decay must lie in [0, 1], got {decay!r}")
+    in_unit_interval(decay, "decay")
     for p_target, p_online in zip(target.parameters(), online.parameters(), strict=True):
         p_target.lerp_(p_online, 1.0 - decay)
 
@@ -155,6 +164,8 @@ def ema_update(target: nn.Module, online: nn.Module, decay: float) -> None:
 def training_steps(k: int, total: int, s0: int = 2, s1: int = 150) -> int:
     r"""Consistency training's step count $N(k) = \lceil\sqrt{k/K\,((s_1 + 1)^2 - s_0^2) +
     s_0^2} - 1\rceil + 1$ at iteration $k$ of $K$ (Song et al. 2023, App. C)."""
+    k, total = check_int(k, "k", 0), check_int(total, "total", 1)
+    s0, s1 = check_int(s0, "s0", 1), check_int(s1, "s1", 1)
     if not (0 <= k <= total and total >= 1 and 1 <= s0 <= s1):
         raise ValueError(f"need 0 <= k <= total, total >= 1, 1 <= s0 <= s1; got {k, total, s0, s1}")
     return math.ceil(math.sqrt(k / total * ((s1 + 1) ** 2 - s0**2) + s0**2) - 1) + 1
@@ -162,6 +173,9 @@ def training_steps(k: int, total: int, s0: int = 2, s1: int = 150) -> int:
 
 def ema_decay(steps: int, s0: int = 2, mu0: float = 0.95) -> float:
     r"""The EMA decay paired with $N$ steps, $\mu = \exp(s_0 \log\mu_0 / N)$ (Song et al. 2023)."""
+    positive_int(steps, "steps")
+    positive_int(s0, "s0")
+    mu0 = in_unit_interval(mu0, "mu0", open_low=True)
     return math.exp(s0 * math.log(mu0) / steps)
 
 
@@ -173,24 +187,27 @@ def _distance(a: torch.Tensor, b: torch.Tensor, metric: str, huber_c: float | No
     return (squared + c**2).sqrt() - c
 
 
-def _grid(grid, path: GaussianPath, like: torch.Tensor) -> torch.Tensor:
+def _grid(grid, path: GaussianPath, like: torch.Tensor, name: str = "grid") -> torch.Tensor:
     if isinstance(grid, int) and not isinstance(grid, bool):
-        grid = karras_grid(grid, path.schedule)
+        grid = karras_grid(positive_int(grid, name), path.schedule)
+    elif isinstance(grid, bool | float):
+        raise InputTypeError(f"{name} must be an integer N or a tensor of times, got {grid!r}")
     grid = check_grid(grid, path.schedule).to(like)
     if not bool((grid[1:] < grid[:-1]).all()):
         raise ValueError("the consistency grid must decrease, from t_max to t_min")
     return grid
 
 
-def _adjacent_times(grid, path, x0, generator):
-    grid = _grid(grid, path, x0)
+def _adjacent_times(grid, path, x0, generator, name="grid"):
+    grid = _grid(grid, path, x0, name)
     n = torch.randint(0, grid.numel() - 1, (x0.shape[0],), generator=generator, device=x0.device)
     return grid[n], grid[n + 1]
 
 
-def _check_metric(metric: str) -> None:
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+def _check_metric(metric: str, huber_c) -> None:
+    check_option(metric, METRICS, "metric")
+    if huber_c is not None:
+        positive(huber_c, "huber_c")
 
 
 def _loss(model, target_model, x_hi, t_hi, x_lo, t_lo, metric, huber_c, reduction):
@@ -230,8 +247,14 @@ def consistency_distillation_loss(
             ``solver(x, t_from, t_to)`` (e.g. an exact flow map).
         metric: ``"l2"`` (squared) or ``"pseudo_huber"`` ($\sqrt{\|\cdot\|^2 + c^2} - c$).
     """
-    check_batch(x0, "x0")
-    _check_metric(metric)
+    check_batch(x0, "x0", event=True)
+    check_gaussian_path(path)
+    _check_metric(metric, huber_c)
+    check_reduction(reduction)
+    check_generator(generator)
+    if not callable(solver):
+        check_option(solver, ("euler", "heun"), "solver")
+        check_parameterization(teacher_parameterization, "teacher_parameterization")
     t_hi, t_lo = _adjacent_times(grid, path, x0, generator)
     x_hi, _ = interpolate(
         x0, torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device), t_hi, path
@@ -270,9 +293,14 @@ def consistency_training_loss(
     $x_{t} = \alpha_t x_0 + \sigma_t\varepsilon$ at $t_{n+1}$ and $t_n$; loss
     $d(f_\theta(x_{t_{n+1}}, t_{n+1}), f_{\theta^-}(x_{t_n}, t_n))$. Grow ``steps`` with
     `training_steps` and set the EMA decay with `ema_decay`."""
-    check_batch(x0, "x0")
-    _check_metric(metric)
-    t_hi, t_lo = _adjacent_times(steps, path, x0, generator)
+    check_batch(x0, "x0", event=True)
+    check_gaussian_path(path)
+    _check_metric(metric, huber_c)
+    check_reduction(reduction)
+    check_generator(generator)
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        positive_int(steps, "steps")  # raises: a count of steps, not a grid
+    t_hi, t_lo = _adjacent_times(steps, path, x0, generator, "steps")
     eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
     x_hi, _ = interpolate(x0, eps, t_hi, path)
     x_lo, _ = interpolate(x0, eps, t_lo, path)
@@ -291,6 +319,9 @@ def sample(
     re-noise along the path, $x_\tau = \alpha_\tau x + \sigma_\tau z$ (`GaussianPath.sample`),
     and map back, $x = f(x_\tau, \tau)$. ``times=None`` is one step."""
     check_batch(noise, "noise")
+    if not isinstance(model, ConsistencyModel):
+        raise InputTypeError(f"model must be a ConsistencyModel, got {type(model).__name__}")
+    check_generator(generator)
     t_max = torch.tensor(model.t_max, dtype=noise.dtype, device=noise.device)
     grid = t_max.reshape(1)
     if times is not None:

@@ -37,7 +37,23 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from ..core._shapes import as_time, check_batch, check_reduction, expand_time, reduce_batch
+from ..core._shapes import (
+    as_time,
+    check_batch,
+    check_like,
+    check_reduction,
+    expand_time,
+    reduce_batch,
+)
+from ..core._validate import (
+    check_finite,
+    check_generator,
+    check_option,
+    check_real,
+    non_negative,
+    positive,
+    positive_int,
+)
 from ..core.dynamics import SampleResult, reparameterize, sample_ode
 from ..core.likelihood import ode_log_likelihood
 from ..core.path import GaussianPath, check_gaussian_path, check_parameterization
@@ -78,15 +94,13 @@ def sample_times(
     $z \sim \mathcal N(0, 1)$ (Esser et al. 2024), which concentrates training on the middle of
     the path; ``location`` $m$ and ``scale`` $s$. Then $t = t_{lo} + (t_{hi} - t_{lo})u$.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if distribution not in TIME_DISTRIBUTIONS:
-        raise ValueError(f"distribution must be one of {TIME_DISTRIBUTIONS}, got {distribution!r}")
-    lo, hi = (float(v) for v in interval)
+    positive_int(n, "n")
+    check_option(distribution, TIME_DISTRIBUTIONS, "distribution")
+    lo, hi = (check_real(v, "interval") for v in interval)
     if not 0.0 <= lo < hi <= 1.0:
         raise ValueError(f"interval must satisfy 0 <= lo < hi <= 1, got {interval!r}")
-    if not scale > 0:
-        raise ValueError(f"scale must be positive, got {scale!r}")
+    location, scale = check_real(location, "location"), positive(scale, "scale")
+    check_generator(generator)
     dtype = dtype or torch.get_default_dtype()
     if distribution == "uniform":
         u = torch.rand(n, generator=generator, dtype=dtype, device=device)
@@ -123,11 +137,9 @@ def interpolate(
     """
     check_gaussian_path(path)
     check_batch(x0, "x0")
-    if not isinstance(x1, torch.Tensor) or x1.shape != x0.shape:
-        got = tuple(x1.shape) if isinstance(x1, torch.Tensor) else type(x1).__name__
-        raise ValueError(f"x1 must have the shape of x0, {tuple(x0.shape)}; got {got}")
-    if not noise_scale >= 0:
-        raise ValueError(f"noise_scale must be >= 0, got {noise_scale!r}")
+    check_like(x1, x0, "x1", "x0")
+    noise_scale = non_negative(noise_scale, "noise_scale")
+    check_generator(generator)
     t = as_time(t, like=x0)
     if noise_scale > 0 and bool(((t <= 0) | (t >= 1)).any()):
         raise ValueError(
@@ -200,10 +212,16 @@ def cfm_loss(
     """
     check_gaussian_path(path)
     check_parameterization(parameterization)
-    check_batch(x0, "x0")
+    check_batch(x0, "x0", event=True)
     check_reduction(reduction)
-    if coupling not in ("independent", "ot"):
-        raise ValueError(f"coupling must be 'independent' or 'ot', got {coupling!r}")
+    check_option(coupling, ("independent", "ot"), "coupling")
+    noise_scale = non_negative(noise_scale, "noise_scale")
+    check_option(time_distribution, TIME_DISTRIBUTIONS, "time_distribution")
+    check_real(logit_location, "logit_location")
+    positive(logit_scale, "logit_scale")
+    check_generator(generator)
+    if noise is not None:
+        check_like(noise, x0, "noise", "x0")
     if noise_scale > 0 and parameterization != "velocity":
         raise ValueError(
             "a stochastic interpolant (noise_scale > 0) is not a Gaussian path of the schedule, so "
@@ -213,6 +231,7 @@ def cfm_loss(
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
     if coupling == "ot":
+        check_finite(noise, "noise", "the OT coupling pairs finite points")
         noise = noise[ot_coupling(x0, noise)]
     if t is None:
         interval = _default_interval(path, parameterization, noise_scale)
@@ -265,9 +284,10 @@ def ot_coupling(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
     et al. 2023), by the exact assignment solver of scipy. Returns ``pi`` (``LongTensor``,
     shape ``(B,)``): pair ``x0[i]`` with ``x1[pi[i]]``."""
     check_batch(x0, "x0")
-    if not isinstance(x1, torch.Tensor) or x1.shape != x0.shape:
-        got = tuple(x1.shape) if isinstance(x1, torch.Tensor) else type(x1).__name__
-        raise ValueError(f"x1 must have the shape of x0, {tuple(x0.shape)}; got {got}")
+    check_like(x1, x0, "x1", "x0")
+    # an assignment cannot carry a NaN: refuse it (scipy would say "cost matrix is infeasible")
+    check_finite(x0, "x0", "the OT assignment pairs finite points")
+    check_finite(x1, "x1", "the OT assignment pairs finite points")
     with torch.no_grad():
         cost = torch.cdist(x0.flatten(1), x1.flatten(1)).pow(2)
     _, columns = linear_sum_assignment(cost.cpu().numpy())
@@ -325,6 +345,7 @@ def guided(conditional: Model, unconditional: Model, scale: float) -> Model:
 def standard_normal_log_prob(x: torch.Tensor) -> torch.Tensor:
     r"""$\log\mathcal N(x; 0, I)$ summed over the event, shape ``(B,)``: the prior of a path
     with $(\alpha_1, \sigma_1) = (0, 1)$."""
+    check_batch(x, "x", event=True)
     flat = x.flatten(1)
     return -0.5 * (flat.pow(2).sum(1) + flat.shape[1] * torch.log(flat.new_tensor(2 * torch.pi)))
 
@@ -344,6 +365,7 @@ def sample(
     path, the grid spans its safe interval and other parameterizations are converted."""
     if parameterization != "velocity" and path is None:
         raise ValueError(f"a model predicting {parameterization!r} needs the path; got path=None")
+    check_finite(check_batch(noise, "noise"), "noise", "the start of sampling")
     return sample_ode(
         model,
         noise,

@@ -38,7 +38,24 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..core._shapes import as_time, check_batch, expand_time, reduce_batch
+from ..core._shapes import (
+    as_time,
+    check_batch,
+    check_like,
+    check_reduction,
+    expand_time,
+    reduce_batch,
+)
+from ..core._validate import (
+    InputTypeError,
+    check_dtype,
+    check_finite,
+    check_generator,
+    module_dtype,
+    non_negative,
+    positive,
+    positive_int,
+)
 from ..core.dynamics import SampleResult
 from ..core.grids import check_grid
 from ..core.path import GaussianPath
@@ -101,8 +118,7 @@ class AverageVelocityMLP(nn.Module):
     def __init__(self, dim: int, hidden: int = 128, depth: int = 3) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("hidden", hidden), ("depth", depth)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(value, name)
         layers: list[nn.Module] = []
         width = dim + 2
         for _ in range(depth):
@@ -116,6 +132,7 @@ class AverageVelocityMLP(nn.Module):
         check_batch(z, "z")
         if z.ndim != 2 or z.shape[1] != self.dim:
             raise ValueError(f"z must have shape (B, {self.dim}), got {tuple(z.shape)}")
+        check_dtype(z, module_dtype(self), "z", "AverageVelocityMLP")
         r, t = _time_pair(r, t, z)
         return self.net(torch.cat([z, t[:, None], (t - r)[:, None]], dim=1))
 
@@ -134,6 +151,7 @@ def average_velocity_from_flow_map(
     """
 
     def u(z: torch.Tensor, r, t) -> torch.Tensor:
+        check_batch(z, "z")
         r, t = _time_pair(r, t, z)
         gap = expand_time(t - r, z)
         equal = gap == 0
@@ -183,9 +201,9 @@ def meanflow_target(
     or the model cannot be differentiated in forward mode.
     """
     check_batch(z, "z")
-    if not isinstance(v, torch.Tensor) or v.shape != z.shape:
-        got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-        raise ValueError(f"v must have the shape of z, {tuple(z.shape)}; got {got}")
+    check_like(v, z, "v", "z")
+    if isinstance(model, nn.Module):
+        check_dtype(z, module_dtype(model), "z", "the model")
     r, t = _time_pair(r, t, z)
     try:
         u, du_dt = torch.func.jvp(model, (z, r, t), (v, torch.zeros_like(r), torch.ones_like(t)))
@@ -202,6 +220,9 @@ def meanflow_target(
             f"the model must return a tensor of the shape of z {tuple(z.shape)}, got {got}"
         )
     if not torch.isfinite(du_dt).all():
+        # say why when the input itself is the reason (checked only on this failure path)
+        check_finite(z, "z", "the MeanFlow target differentiates the model there")
+        check_finite(v, "v", "it is the tangent of the MeanFlow target")
         raise ValueError("the model's forward-mode derivative d/dt u is not finite")
     return u, v - expand_time(t - r, z) * du_dt
 
@@ -211,16 +232,28 @@ def adaptive_weight(
 ) -> torch.Tensor:
     r"""MeanFlow's adaptive loss weight $\mathrm{sg}\big(1/(\|\Delta\|^2 + c)^p\big)$;
     $p = 0$ gives the plain squared error, $p = 1/2$ a pseudo-Huber-like loss."""
-    if not power >= 0 or not c > 0:
-        raise ValueError(f"need power >= 0 and c > 0, got power={power!r}, c={c!r}")
+    return _adaptive_weight(squared_error, non_negative(power, "power"), positive(c, "c"))
+
+
+def _adaptive_weight(squared_error, power: float, c: float) -> torch.Tensor:
+    if not isinstance(squared_error, torch.Tensor):
+        raise InputTypeError(f"squared_error must be a tensor, got {type(squared_error).__name__}")
     return (squared_error.detach() + c).pow(-power)
 
 
-def _draw_pair(x, path, r, t, noise, generator, pair_options):
-    check_batch(x, "x")
+def _draw_pair(x, path, r, t, noise, generator, pair_options, reduction, power, c):
+    """Validate a MeanFlow loss's arguments once, then draw (r, t), the noise and z_t. The data
+    must be finite: the loss differentiates the model at them and refuses a non-finite
+    derivative anyway."""
+    check_batch(x, "x", event=True)
+    check_finite(x, "x", "the MeanFlow loss differentiates the model at its interpolants")
+    check_reduction(reduction)
+    non_negative(power, "adaptive_power")
+    positive(c, "adaptive_c")
+    check_generator(generator)
     path = path if path is not None else GaussianPath(CondOT())
     if not isinstance(path, GaussianPath):
-        raise ValueError(f"path must be a genmath.GaussianPath, got {type(path).__name__}")
+        raise InputTypeError(f"path must be a genmath.GaussianPath, got {type(path).__name__}")
     if (r is None) != (t is None):
         raise ValueError("give both r and t, or neither (they are then drawn)")
     if t is None:
@@ -230,10 +263,9 @@ def _draw_pair(x, path, r, t, noise, generator, pair_options):
     r, t = _time_pair(r, t, x)
     if noise is None:
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-    elif noise.shape != x.shape:
-        raise ValueError(
-            f"noise must have the shape of x, {tuple(x.shape)}; got {tuple(noise.shape)}"
-        )
+    else:
+        check_like(noise, x, "noise", "x")
+        check_finite(noise, "noise", "the MeanFlow loss differentiates the model at its interpolants")
     z, v = interpolate(x, noise, t, path)
     return path, r, t, z, v
 
@@ -272,7 +304,9 @@ def meanflow_loss(
         adaptive_power, adaptive_c: $p$ and $c$ of the weight.
         reduction: ``"mean"`` or ``"none"`` (``(B,)``).
     """
-    path, r, t, z, v = _draw_pair(x, path, r, t, noise, generator, pair_options)
+    path, r, t, z, v = _draw_pair(
+        x, path, r, t, noise, generator, pair_options, reduction, adaptive_power, adaptive_c
+    )
     if guidance_scale != 1.0:
         if unconditional is None:
             raise ValueError("guidance_scale != 1 needs the unconditional model u(z, r, t | ∅)")
@@ -280,7 +314,7 @@ def meanflow_loss(
             v = guidance_scale * v + (1 - guidance_scale) * unconditional(z, t, t)
     u, target = meanflow_target(model, z, r, t, v)
     squared = (u - target.detach()).pow(2).flatten(1).sum(1)
-    return reduce_batch(adaptive_weight(squared, adaptive_power, adaptive_c) * squared, reduction)
+    return reduce_batch(_adaptive_weight(squared, adaptive_power, adaptive_c) * squared, reduction)
 
 
 def improved_meanflow_loss(
@@ -304,14 +338,16 @@ def improved_meanflow_loss(
     the regression target is a plain conditional velocity whose conditional mean is the
     marginal one (by D-meanflow-identity, $V = v$ exactly when $u_\theta$ is the average
     velocity of the marginal flow)."""
-    path, r, t, z, v = _draw_pair(x, path, r, t, noise, generator, pair_options)
+    path, r, t, z, v = _draw_pair(
+        x, path, r, t, noise, generator, pair_options, reduction, adaptive_power, adaptive_c
+    )
     with torch.no_grad():
         tangent = model(z, t, t)
     u, target = meanflow_target(model, z, r, t, tangent)
     # target = tangent - (t - r) du/dt, so (t - r) du/dt = tangent - target
     reconstructed = u + (tangent - target).detach()
     squared = (reconstructed - v).pow(2).flatten(1).sum(1)
-    return reduce_batch(adaptive_weight(squared, adaptive_power, adaptive_c) * squared, reduction)
+    return reduce_batch(_adaptive_weight(squared, adaptive_power, adaptive_c) * squared, reduction)
 
 
 def sample(
@@ -325,10 +361,11 @@ def sample(
     r"""One- or few-step sampling: $z_{t_{k+1}} = z_{t_k} - (t_k - t_{k+1})\,
     u(z_{t_k}, t_{k+1}, t_k)$ along a decreasing grid from $t = 1$ to $0$ (default uniform,
     ``steps`` intervals); one step is $x = \varepsilon - u(\varepsilon, 0, 1)$."""
-    check_batch(noise, "noise")
+    check_finite(check_batch(noise, "noise"), "noise", "the start of sampling")
+    if isinstance(model, nn.Module):
+        check_dtype(noise, module_dtype(model), "noise", "the model")
     if grid is None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        positive_int(steps, "steps")
         grid = torch.linspace(1.0, 0.0, steps + 1, dtype=noise.dtype, device=noise.device)
     grid = check_grid(grid).to(noise)
     if not bool((grid[1:] < grid[:-1]).all()):
@@ -362,6 +399,8 @@ class MeanFlow(nn.Module):
         return self.network(z, r, t)
 
     def velocity(self, z: torch.Tensor, t) -> torch.Tensor:
+        check_batch(z, "z")
+        as_time(t, like=z, name="t")  # named as the caller passed it (the network has r and t)
         return self.network(z, t, t)
 
     def loss(self, x: torch.Tensor, *, improved: bool = False, **options) -> torch.Tensor:

@@ -233,5 +233,5 @@ def test_bad_input_is_rejected(generator):
         )
     with pytest.raises(ValueError, match="strictly monotone"):
         cm.sample(model, x, times=[0.2, 0.5])
-    with pytest.raises(ValueError, match="sigma_data must be positive"):
+    with pytest.raises(ValueError, match="sigma_data must be a positive number"):
         cm.boundary_coefficients(torch.tensor([1.0]), 0.0, -1.0)

@@ -344,7 +344,7 @@ def test_bad_input_is_rejected(generator):
         fm.cfm_loss(zero, x0, path, parameterization="score_fn")
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
         fm.cfm_loss(zero, x0, path, t=1.5)
-    with pytest.raises(ValueError, match="x1 must have the shape of x0"):
+    with pytest.raises(ValueError, match="noise must have the shape of x0"):
         fm.cfm_loss(zero, x0, path, noise=torch.randn(4, 3))
     with pytest.raises(ValueError, match="coupling must be"):
         fm.cfm_loss(zero, x0, path, coupling="sinkhorn")

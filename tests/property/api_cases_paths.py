@@ -498,7 +498,7 @@ def _(spec):
 def _(spec):
     return Call(
         fm.guided(velocity(spec), lambda x, t: x, 2.0),
-        dict(x=Data(x_of(spec), event=False, ints_ok=True), t=Plain(0.5)),
+        dict(x=Plain(x_of(spec)), t=Plain(0.5)),  # a model: the samplers validate states
     )
 
 
@@ -525,6 +525,7 @@ def _(spec):
             generator=Gen(spec.generator(3)),
             reduction=Option("none"),
         ),
+        aliases={"x0": ("x",)},  # the network names its own input x
     )
 
 
@@ -541,6 +542,7 @@ def _(spec):
     return Call(
         _flow_matching(spec).sample,
         dict(noise=Data(x_of(spec), fixed=True, mix=True), steps=Count(3), method=Option("euler")),
+        aliases={"noise": ("x",)},  # the network names its own input x
     )
 
 
@@ -569,7 +571,11 @@ def _consistency(spec):
 def _(spec):
     return Call(
         consistency.boundary_coefficients,
-        dict(s=Scale(_levels(spec) + 0.01, tensor=True), s_min=Scale(0.01), sigma_data=Scale(0.5)),
+        dict(
+            s=Scale(_levels(spec) + 0.01, tensor=True, zero_ok=True),
+            s_min=Scale(0.01, zero_ok=True),
+            sigma_data=Scale(0.5),
+        ),
     )
 
 
@@ -614,7 +620,7 @@ def _(spec):
 @case("genmath.families.consistency.ema_decay")
 def _(spec):
     return Call(
-        consistency.ema_decay, dict(steps=Count(10), s0=Count(2), mu0=Unit(0.95, open=True))
+        consistency.ema_decay, dict(steps=Count(10), s0=Count(2), mu0=Unit(0.95))
     )
 
 
@@ -634,6 +640,7 @@ def _(spec):
             generator=Gen(spec.generator(3)),
             reduction=Option("mean"),
         ),
+        aliases={"x0": ("x",)},  # the network names its own input x
     )
 
 
@@ -655,6 +662,7 @@ def _(spec):
             generator=Gen(spec.generator(3)),
             reduction=Option("none"),
         ),
+        aliases={"x0": ("x",)},  # the network names its own input x
     )
 
 
@@ -669,6 +677,7 @@ def _(spec):
             times=Plain([0.5]),
             generator=Gen(spec.generator(3)),
         ),
+        aliases={"noise": ("x",)},  # the network names its own input x
     )
 
 
@@ -764,6 +773,7 @@ def _(spec):
     return Call(
         meanflow.sample,
         dict(model=_average(spec), noise=Data(x_of(spec), fixed=True, mix=True), steps=Count(2)),
+        aliases={"noise": ("z",)},  # the network names its own input z
     )
 
 
@@ -776,7 +786,9 @@ def _(spec):
     ).marginal(OT)
     u = meanflow.average_velocity_from_flow_map(marginal.flow_map, marginal.velocity)
     return Call(
-        u, dict(z=Data(x_of(spec), fixed=True), r=Time(0.2, edges=False), t=Time(0.8, edges=False))
+        u,
+        dict(z=Data(x_of(spec), fixed=True), r=Time(0.2, edges=False), t=Time(0.8, edges=False)),
+        aliases={"z": ("x",)},  # the flow map names its own input x
     )
 
 
@@ -784,7 +796,9 @@ def _(spec):
 def _(spec):
     model = meanflow.MeanFlow(_average(spec))
     return Call(
-        model.loss, dict(x=Data(x_of(spec), fixed=True, mix=True), generator=Gen(spec.generator(3)))
+        model.loss,
+        dict(x=Data(x_of(spec), fixed=True, mix=True), generator=Gen(spec.generator(3))),
+        aliases={"x": ("z",)},  # the network names its own input z
     )
 
 
@@ -1105,4 +1119,5 @@ def _(spec):
     return Call(
         _meanflow_model(spec).sample,
         dict(noise=Data(x_of(spec), fixed=True, mix=True), steps=Count(2)),
+        aliases={"noise": ("z",)},  # the network names its own input z
     )
