@@ -85,7 +85,7 @@ def _verify(args: argparse.Namespace) -> int:
         )
         for r in failed:
             for s in r.failures():
-                print(f"FAILED {r.id} step {s.index} ({s.tag}): {s.method}: {s.residual}")
+                print(f"FAILED {r.id} step {s.index} ({s.tag}, {s.method}): residual {s.residual}")
             for b in r.binding_failures():
                 print(f"FAILED {r.id} binding of {', '.join(b.code)}: {b.residual}")
         for r in unbound:
