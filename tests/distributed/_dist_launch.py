@@ -51,12 +51,28 @@ def _entry(rank, fn, world_size, port, folder, args):
         dist.destroy_process_group()
 
 
-def run_ranks(fn, world_size: int, *args, timeout: float = 120.0) -> list:
+def _entry_like_torchrun(rank, fn, world_size, port, folder, args):
+    """The environment torchrun gives each worker; ``fn`` initialises the group itself."""
+    torch.set_num_threads(1)
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    result = fn(rank, world_size, *args)
+    pathlib.Path(folder, f"{rank}.pickle").write_bytes(pickle.dumps(result))
+
+
+def run_ranks(fn, world_size: int, *args, timeout: float = 120.0, like_torchrun=False) -> list:
     """``[fn(rank, world_size, *args) for rank in range(world_size)]``, each on its own
-    process of one gloo process group."""
+    process of one gloo process group (``like_torchrun``: with torchrun's environment
+    variables instead, and ``fn`` calls ``init_process_group`` itself)."""
     with tempfile.TemporaryDirectory() as folder:
         context = mp.start_processes(
-            _entry,
+            _entry_like_torchrun if like_torchrun else _entry,
             args=(fn, world_size, free_port(), folder, args),
             nprocs=world_size,
             join=False,

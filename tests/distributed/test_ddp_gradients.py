@@ -370,3 +370,37 @@ def test_per_rank_means_of_unequal_batches_are_not_the_global_mean(distributed_g
         )
         > 1e-2
     )
+
+
+class _NegativeLogLikelihood(nn.Module):
+    def __init__(self, flow: nn.Module):
+        super().__init__()
+        self.flow = flow
+
+    def forward(self, x):
+        return -self.flow.log_prob(x).mean()
+
+
+def _actnorm_worker(rank, world_size):
+    """ActNorm initialises itself from the first batch it sees: each rank's own rows."""
+    rows = _batch(8)["x"][_rows((4, 4), rank)]
+    out = {}
+    for order in ("wrap, then first batch", "first batch, then wrap"):
+        torch.manual_seed(0)
+        flow = RealNVP(2, 2, (8,), actnorm=True)
+        if order == "first batch, then wrap":
+            flow.log_prob(rows)  # initialise here; DDP's constructor broadcasts rank 0's state
+        ddp = DistributedDataParallel(_NegativeLogLikelihood(flow))
+        ddp(rows).backward()
+        out[order] = [p.detach().clone() for p in flow.parameters()]
+    return out
+
+
+def test_actnorm_must_be_initialised_before_ddp_wraps_it():
+    """DDP makes the ranks' parameters equal once, when it is built, and then only averages
+    gradients: a data-dependent initialisation after that leaves each rank its own model."""
+    first, second = run_ranks(_actnorm_worker, 2)
+    late = "wrap, then first batch"
+    assert any(not torch.equal(a, b) for a, b in zip(first[late], second[late], strict=True))
+    early = "first batch, then wrap"
+    assert all(torch.equal(a, b) for a, b in zip(first[early], second[early], strict=True))
