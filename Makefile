@@ -37,7 +37,7 @@ verify: $(VENV)/.core
 	$(BIN)/genmath verify
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check genmath tests benchmarks docs
+	$(BIN)/ruff check genmath tests benchmarks docs tools
 
 docs: dev
 	$(BIN)/mkdocs build --strict --site-dir $(SITE_DIR)
