@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from .._implements import plumbing
 from ..core._shapes import check_batch
 from ..families.flow_matching import ot_coupling
 from ._collectives import _control_device, _gather_rows, all_gather, is_distributed
@@ -12,6 +13,7 @@ from ._collectives import _control_device, _gather_rows, all_gather, is_distribu
 SCOPES = ("global", "local")
 
 
+@plumbing("gathers, slices and calls the family's ot_coupling; no formula of its own")
 def pair_by_ot(
     x0: torch.Tensor, x1: torch.Tensor, *, scope: str = "global", group=None
 ) -> torch.Tensor:

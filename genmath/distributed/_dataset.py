@@ -50,6 +50,7 @@ class DatasetAverage:
     values: torch.Tensor | None = field(default=None, repr=False)
 
 
+@plumbing("index ranges of batches; no formula")
 def shard_batches(
     n: int,
     batch_size: int,
