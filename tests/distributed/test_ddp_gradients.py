@@ -404,3 +404,27 @@ def test_actnorm_must_be_initialised_before_ddp_wraps_it():
     assert any(not torch.equal(a, b) for a, b in zip(first[late], second[late], strict=True))
     early = "first batch, then wrap"
     assert all(torch.equal(a, b) for a, b in zip(first[early], second[early], strict=True))
+
+
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.per_sample])
+def test_per_sample_losses_do_not_couple_samples(name):
+    """What lets the reference above evaluate a loss that draws its own noise shard by shard:
+    example i's value depends on no other example, d loss_i / d x_j = 0 for i != j (the
+    Jacobian is block diagonal), so the global batch's loss is the concatenation of the
+    shards'. (A discrete coupling such as the OT plan has no derivative; it is checked
+    against the concatenated batch directly.)"""
+    case = CASES[name]
+    module = _model(case)
+    whole = _batch(7)
+
+    def values(x):
+        generator = gdist.rank_generator(SEED, rank=0)
+        return (case.whole or (lambda m, b: case.loss(m, b, generator)))(
+            module.inner, {**whole, "x": x}
+        )
+
+    jacobian = torch.autograd.functional.jacobian(values, whole["x"])  # (7, 7, 2)
+    per_pair = jacobian.abs().sum(-1)
+    diagonal = torch.eye(7, dtype=torch.bool)
+    assert per_pair[diagonal].min() > 0, "some example's loss does not depend on it: not a test"
+    assert torch.equal(per_pair[~diagonal], torch.zeros(42))
