@@ -29,6 +29,9 @@ __all__ = [
     "SCHEDULES",
     "schedule_case",
     "scales",
+    "scale_case_values",
+    "shared_schedule",
+    "shared_path",
     "standard_normal_density",
     "gaussian_moments",
     "prescribed_noise",
@@ -131,6 +134,25 @@ def _scale_functions(label: str):
         return tuple(out)
 
     return evaluate
+
+
+@functools.cache
+def shared_schedule(label: str):
+    """One built schedule per label, shared by the bindings (a path caches its conversions,
+    as in use); bindings of a schedule's own construction build a fresh one."""
+    return schedule_case(label).build()
+
+
+@functools.cache
+def shared_path(label: str):
+    from ..core.path import GaussianPath
+
+    return GaussianPath(shared_schedule(label))
+
+
+def scale_case_values(label: str):
+    """``(schedule, scales_fn)``: the shared schedule and `scales` for it."""
+    return shared_schedule(label), _scale_functions(label)
 
 
 def scales(label: str, times):

@@ -9,7 +9,16 @@ compiled coefficients of `genmath.schedules` and `GaussianPath`.
 import sympy as sp
 
 from ._engine import Binding, Derivation, Step, Uniform
-from ._path_cases import SCHEDULES, T, expand_or_together, point, scales
+from ._path_cases import (
+    SCHEDULES,
+    T,
+    expand_or_together,
+    point,
+    scales,
+    schedule_case,
+    shared_path,
+    shared_schedule,
+)
 from ._registry import register
 
 x = sp.Symbol("x", real=True)
@@ -150,11 +159,8 @@ _SAMPLES = 16
 
 def _coefficients_by_code(label):
     def evaluate(points):
-        from ..core.path import GaussianPath
-        from ._path_cases import schedule_case
-
-        schedule = schedule_case(label).build()
-        path = GaussianPath(schedule)
+        schedule = shared_schedule(label)
+        path = shared_path(label)
         tt, xx = point(points, t, _SAMPLES), point(points, x, _SAMPLES)
         return (
             path.alpha(tt),
@@ -173,9 +179,7 @@ def _coefficients_by_code(label):
 
 def _log_snr_rate_by_code(label):
     def evaluate(points):
-        from ._path_cases import schedule_case
-
-        return schedule_case(label).build().d_log_snr(point(points, t, 12))
+        return shared_schedule(label).d_log_snr(point(points, t, 12))
 
     return evaluate
 
@@ -339,11 +343,9 @@ def _pf_velocity_by_code(label):
         import torch
 
         from ..core import dynamics
-        from ..core.path import GaussianPath
-        from ._path_cases import schedule_case
         from .samplers import _PARAMETERIZATIONS
 
-        path = GaussianPath(schedule_case(label).build())
+        path = shared_path(label)
         n = points[t].shape[0]
         out = torch.empty(n, dtype=torch.float64)
         for j in range(n):
@@ -364,8 +366,6 @@ def _pf_velocity_by_code(label):
 
 
 def _register_pf_bindings():
-    from ._path_cases import schedule_case
-
     for label in ("VP()", "CondOT()", "VE()", "CosineVP()"):
         case = schedule_case(label)
         lo, hi = case.build().safe_interval

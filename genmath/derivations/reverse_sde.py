@@ -5,7 +5,7 @@ nu = 0 is the probability-flow ODE, nu = g Anderson's reverse SDE."""
 import sympy as sp
 
 from ._engine import Binding, Derivation, Step, Uniform
-from ._path_cases import expand_or_together, schedule_case
+from ._path_cases import expand_or_together, schedule_case, shared_path, shared_schedule
 from ._registry import register
 from .forward_sde import g2 as _path_g2
 from .forward_sde import gaussian_prediction
@@ -149,10 +149,9 @@ def _drift_by_code(label):
         import torch
 
         from ..core.dynamics import ReverseSDE
-        from ..core.path import GaussianPath
         from .samplers import _PARAMETERIZATIONS
 
-        path = GaussianPath(schedule_case(label).build())
+        path = shared_path(label)
         n = points[tau].shape[0]
         out = torch.empty(n, dtype=torch.float64)
         for j in range(n):
@@ -171,7 +170,7 @@ def _drift_by_code(label):
 
 def _register_bindings():
     for label in ("VP()", "CondOT()", "VE()", "CosineVP()"):
-        lo, hi = schedule_case(label).build().safe_interval
+        lo, hi = shared_schedule(label).safe_interval
         register(
             Binding(
                 derivation="D-reverse-sde-marginals",

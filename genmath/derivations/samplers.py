@@ -23,7 +23,14 @@ from ._engine import (
     Uniform,
     sound_rewrite,
 )
-from ._path_cases import gaussian_moments, prescribed_noise, scales, schedule_case
+from ._path_cases import (
+    gaussian_moments,
+    prescribed_noise,
+    scales,
+    schedule_case,
+    shared_path,
+    shared_schedule,
+)
 from ._path_cases import standard_normal_density as _phi
 from ._registry import register
 
@@ -162,9 +169,8 @@ def _rk_on_path(label, method):
         import torch
 
         from ..core.dynamics import sample_ode
-        from ..core.path import GaussianPath
 
-        path = GaussianPath(schedule_case(label).build())
+        path = shared_path(label)
         field = _torch_field(points, (c0, c1, c2, c3))
         out = []
         for name in _PARAMETERIZATIONS:
@@ -216,7 +222,7 @@ register(
 
 
 def _safe(label):
-    lo, hi = schedule_case(label).build().safe_interval
+    lo, hi = shared_schedule(label).safe_interval
     return Uniform(lo, hi)
 
 
@@ -495,7 +501,7 @@ def _bands(label, n, *, ends=False):
     """Domains of ``n + 1`` grid times ``TT[0] > ... > TT[n]`` in the safe interval of
     schedule ``label``: disjoint, so the grid is strictly decreasing, each time drawn in its
     own band, so the steps (and their ratios) are not uniform."""
-    lo, hi = schedule_case(label).build().safe_interval
+    lo, hi = shared_schedule(label).safe_interval
     edges = [hi - (hi - lo) * i / (n + 1) for i in range(n + 2)]
     return {
         TT[i]: Uniform(edges[i + 1], edges[i], ends=ends and i == 0) for i in range(n + 1)
@@ -519,9 +525,8 @@ def _exponential_on_path(label, method, n, state):
         import torch
 
         from ..core.dynamics import sample_ode
-        from ..core.path import GaussianPath
 
-        path = GaussianPath(schedule_case(label).build())
+        path = shared_path(label)
         times = torch.stack([points[TT[i]] for i in range(n + 1)], dim=1)
         k = [points[d] for d in dd]
         values = []
