@@ -557,6 +557,20 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "booktitle": "International Conference on Machine Learning (ICML)",
         "year": "2023",
     }),
+    "hairer1993solving": ("book", {
+        "author": "Hairer, Ernst and N{\\o}rsett, Syvert P. and Wanner, Gerhard",
+        "title": "Solving Ordinary Differential Equations {I}: Nonstiff Problems",
+        "edition": "2", "publisher": "Springer",
+        "year": "1993",
+        "doi": "10.1007/978-3-540-78862-1",
+    }),
+    "kloeden1992numerical": ("book", {
+        "author": "Kloeden, Peter E. and Platen, Eckhard",
+        "title": "Numerical Solution of Stochastic Differential Equations",
+        "publisher": "Springer",
+        "year": "1992",
+        "doi": "10.1007/978-3-662-12616-5",
+    }),
 }
 
 
