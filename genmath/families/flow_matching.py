@@ -37,6 +37,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
+from .._implements import implements, plumbing
 from ..core._shapes import as_time, check_batch, check_reduction, expand_time, reduce_batch
 from ..core.dynamics import SampleResult, reparameterize, sample_ode
 from ..core.likelihood import ode_log_likelihood
@@ -310,6 +311,7 @@ def straightness(result: SampleResult) -> torch.Tensor:
     return (steps[:, None] * deviation).sum(0)
 
 
+@implements("D-cfg-guided")
 def guided(conditional: Model, unconditional: Model, scale: float) -> Model:
     r"""Classifier-free guidance (Ho & Salimans 2021) of any linear parameterization:
     $f_w = f_\varnothing + w\,(f_c - f_\varnothing)$; $w = 1$ is the conditional model,
