@@ -45,7 +45,15 @@ _top = Q(_edge(L - 1))  # the value +1 owns [1 - 1/(L-1), inf)
 _middle_low = Q(-_edge(_j + 1)) - Q(-_edge(_j))  # Phi(b) - Phi(a): accurate below the mean
 _middle_high = Q(_edge(_j)) - Q(_edge(_j + 1))  # Q(a) - Q(b): accurate above it
 _log_likelihood = sp.log(_bottom) + sp.log(_middle_low) + sp.log(_top)
-_total_mass = sp.Sum(_middle_low, (_j, 1, L - 2)) + _bottom + _top
+class _Sum(sp.Sum):
+    """A sum shown as such but never handed to sympy's summation (which cannot close a sum of
+    an opaque Q and tries hard): `_telescope` collapses it, mpmath adds it up term by term."""
+
+    def doit(self, **hints):
+        return self
+
+
+_total_mass = _Sum(_middle_low, (_j, 1, L - 2)) + _bottom + _top
 
 
 def _symmetric_tail(expr):

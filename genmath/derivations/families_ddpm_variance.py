@@ -121,11 +121,8 @@ for _choice, _step, _where in _variance_cases:
     )
 
 
-for _choice, _where in (
-    ("beta", {_u: 1, beta_i: beta, beta_tilde_i: tilde}),
-    ("beta_tilde", {_u: 0, beta_i: beta, beta_tilde_i: tilde}),
-    ("learned", {beta_i: beta, beta_tilde_i: tilde}),
-):
+# the sampler draws with reverse_variance's value, bound above for every choice: one suffices
+for _choice, _where in (("learned", {beta_i: beta, beta_tilde_i: tilde}),):
     register(
         Binding(
             derivation="D-ddpm-learned-variance",

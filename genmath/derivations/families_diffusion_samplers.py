@@ -20,15 +20,17 @@ PARAMETERIZATIONS = ("x0", "eps", "score", "velocity", "v")
 # --- D-ddim-marginals -----------------------------------------------------------------------
 eta = sp.Symbol("eta", positive=True)
 h = sp.Symbol("h", positive=True)
-alpha_t = a * alpha_s
-sigma_t = sp.sqrt(a**2 * sigma_s**2 + nu)
+# the kernel in the path's scales at the two times and its standard deviation c (symbols: the
+# Bayes identity is fast in them); the case eta of the posterior puts c^2 = eta^2 variance
+alpha_t, sigma_t, c = sp.symbols("alpha_t sigma_t c", positive=True)
+_transition = {alpha_t: a * alpha_s, sigma_t: sp.sqrt(a**2 * sigma_s**2 + nu)}
 c2 = eta**2 * variance  # DDIM's c^2: eta^2 times the posterior variance
-_k = sp.sqrt(sigma_s**2 - c2) / sigma_t
+_k = sp.sqrt(sigma_s**2 - c**2) / sigma_t
 ddim_mean = alpha_s * x0 + _k * (x_t - alpha_t * x0)
-_kernel = log_normal(x_s, ddim_mean, c2)
+_kernel = log_normal(x_s, ddim_mean, c**2)
 _path_marginal = log_normal(x_t, alpha_t * x0, sigma_t**2)
 _back = log_normal(x_t, alpha_t * x0 + _k * sigma_t**2 * (x_s - alpha_s * x0) / sigma_s**2,
-                   sigma_t**2 * c2 / sigma_s**2)
+                   sigma_t**2 * c**2 / sigma_s**2)
 _c2_in_h = FromStep("D-ddim-marginals", {nu: a**2 * sigma_s**2 * (sp.exp(h) - 1)}, step=3)
 
 register(
@@ -65,7 +67,7 @@ register(
             ),
             Step(
                 lhs=From("D-gaussian-path-posterior", step=1),
-                rhs=(_kernel + _path_marginal).subs(eta, 1),
+                rhs=(_kernel + _path_marginal).subs({**_transition, c: sp.sqrt(variance)}),
                 reason=(
                     r"$\eta = 1$: the posterior times the marginal of $x_t$ "
                     r"(D-gaussian-path-posterior) is DDIM's joint, so the kernel is the posterior."
@@ -105,11 +107,12 @@ register(
                 ),
             ),
         ],
-        symbols=(x_s, x_t, x0, alpha_s, sigma_s, a, nu, eta, h),
+        symbols=(x_s, x_t, x0, alpha_s, sigma_s, alpha_t, sigma_t, c, a, nu, eta, h),
         references=("song2021denoising", "ho2020denoising", "kingma2021variational"),
         code=("genmath.families.diffusion.ddim_sample",),
         tests=("tests/families/test_diffusion.py",),
-        domain={eta: (0.0, 1.0), h: LogUniform(1e-3, 5.0)},
+        # c < sigma_s: the sqrt is real (the engine checks the rewrite at such points)
+        domain={eta: (0.0, 1.0), h: LogUniform(1e-3, 5.0), c: (0.05, 0.5), sigma_s: (0.6, 3.0)},
     )
 )
 
@@ -171,7 +174,9 @@ def _register_ddim_bindings():
         scales = _scales_at(alpha, sigma)
         # the code takes t = s + (t_max - s) u; posterior.py's helper maps t = s + (1 - s) u
         scales = {k: v.subs(_u, _u * (t_max - _s) / (1 - _s)) for k, v in scales.items()}
-        for clip in (False, True):
+        scales.update({k: v.subs(scales, simultaneous=True) for k, v in _transition.items()})
+        scales[c] = eta * sp.sqrt(variance.subs(scales, simultaneous=True))
+        for clip in (False, True) if name == "VP" else (False,):
             where = dict(scales)
             domain = {
                 _s: Uniform(1e-3, 0.99),
@@ -192,7 +197,7 @@ def _register_ddim_bindings():
                     where=where,
                     evaluate=_ddim_step(name, t_max, clip),
                     domain=domain,
-                    samples=10,
+                    samples=6,
                     description=(
                         f"one step of ddim_sample on {name}() at s < t: mean and c^2, every "
                         f"parameterization, clipping {'on (x0 in [-1, 1])' if clip else 'off'}"

@@ -254,7 +254,7 @@ def _register_heun_bindings():
                     r: Uniform(-2, 2),
                     rho: LogUniform(0.5, 12.0),
                 },
-                samples=8,
+                samples=6,
                 tolerance=1e-8,
                 description=(
                     f"edm_sample on {name}: two Heun steps on the rho-grid (the scaled state), a "
