@@ -14,7 +14,6 @@ from genmath import derivations as registry
 TOPICS = [
     "change_of_variables_formula",
     "continuity_equation",
-    "ddpm_posterior",
     "denoising_score_matching",
     "discrete_paths",
     "edm_preconditioning",
@@ -42,6 +41,7 @@ TOPICS = [
     "likelihood",
     "optimal_discriminator",
     "parameterizations",
+    "posterior",
     "reverse_sde",
     "schedules",
     "score_matching",
