@@ -16,7 +16,7 @@ from typing import Any
 
 from ._engine import From, sound_rewrite
 
-__all__ = ["Earlier", "as_written"]
+__all__ = ["Earlier", "FromStep", "as_written"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,3 +49,7 @@ def as_written(expr):
     """The identity: lets sympy decide the sign of an inequality's difference before any
     expansion hides that it is a sum of squares."""
     return expr
+
+
+#: The same chain start under the name the diffusion topics use.
+FromStep = Earlier
