@@ -376,8 +376,9 @@ register(
 # ------------------------------------------------------------------------------------ reflow
 def _gaussian_flow():
     """D-gaussian-flow-map's map phi_{s -> t} for CondOT and 1-D data N(mu, s^2)."""
-    from .gaussian_marginals import _flow, mu, s, t, t0, x
+    from .gaussian_flow_map import FLOW as _flow
     from .gaussian_marginals import alpha_f as a_f
+    from .gaussian_marginals import mu, s, t, t0, x
     from .gaussian_marginals import sigma_f as s_f
 
     condot = {a_f(t): 1 - t, s_f(t): t, a_f(t0): 1 - t0, s_f(t0): t0}
