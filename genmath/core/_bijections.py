@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 
+from .._implements import implements
 from ._validate import (
     InputTypeError,
     as_parameter,
@@ -293,7 +294,11 @@ class ElementwiseAffine(Bijection):
     def _initial(value, shape, name):
         if value is None:
             return torch.zeros(shape)
-        value = check_finite(torch.as_tensor(value, dtype=torch.get_default_dtype()), name)
+        # a tensor keeps its floating dtype (float64 parameters are not rounded to float32)
+        value = torch.as_tensor(value)
+        if not value.is_floating_point():
+            value = value.to(torch.get_default_dtype())
+        value = check_finite(value, name)
         if value.shape != shape:
             raise ValueError(
                 f"{name} expected shape {_shape_text(shape)}, got {_shape_text(value.shape)}"
@@ -342,6 +347,7 @@ class ActNorm(ElementwiseAffine):
         self.register_buffer("initialized", torch.tensor(False))
 
     @torch.no_grad()
+    @implements("D-actnorm-init")
     def initialize(self, x: torch.Tensor) -> None:
         """Set $s, t$ so that `forward(x)` has zero mean and unit variance per entry."""
         self._check_input(x, None, "x")
@@ -462,6 +468,7 @@ class Affine(Bijection):
         self.bias = nn.Parameter(torch.zeros(d))
 
     @classmethod
+    @implements("D-flow-lu-logdet")
     def from_matrix(cls, matrix: torch.Tensor, bias: torch.Tensor | None = None) -> Affine:
         """The affine map $x \\mapsto W x + b$ for a given invertible $W$ (signed diagonal).
 
@@ -508,6 +515,7 @@ class Affine(Bijection):
             )
         return torch.log(torch.abs(u))
 
+    @implements("D-flow-lu-logdet")
     def matrix(self) -> torch.Tensor:
         """The dense matrix $W = P L U$."""
         L, U, _ = self._factors()
@@ -558,6 +566,7 @@ class Planar(Bijection):
         self.w = nn.Parameter(torch.randn(self.features, generator=generator) * scale)
         self.b = nn.Parameter(torch.zeros(()))
 
+    @implements("D-flow-planar")
     def u_hat(self) -> torch.Tensor:
         """The reparameterized $\\hat u$ with $w^\\top \\hat u = -1 + \\operatorname{softplus}(w^\\top u) > -1$."""
         wu = self.w @ self.u

@@ -46,6 +46,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from .._implements import implements
 from ._shapes import check_batch
 from ._validate import check_generator, check_option, positive_int
 
@@ -95,6 +96,7 @@ class VelocityWithDivergence(Protocol):
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
+@implements("D-hutchinson-unbiased", "D-instantaneous-change-of-variables")
 def divergence(
     fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -152,6 +154,7 @@ def divergence(
     return div if create_graph else div.detach()
 
 
+@implements("D-hutchinson-unbiased", "D-instantaneous-change-of-variables")
 def draw_probes(
     x: torch.Tensor,
     probes: int = 1,
@@ -261,6 +264,7 @@ def _exact_batched(
     return div
 
 
+@implements("D-hutchinson-unbiased", "D-hutchinson-variance")
 def _hutchinson_from_graph(
     y: torch.Tensor, x: torch.Tensor, z: torch.Tensor, create_graph: bool
 ) -> torch.Tensor:

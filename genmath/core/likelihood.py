@@ -27,6 +27,7 @@ import torch
 from torchdiffeq import odeint
 from torchdiffeq._impl.odeint import SOLVERS as _SOLVERS
 
+from .._implements import implements
 from ._shapes import as_time, check_batch
 from ._validate import (
     InputTypeError,
@@ -70,6 +71,7 @@ class ODELikelihood:
     nfe: int
 
 
+@implements("D-instantaneous-change-of-variables")
 def ode_log_likelihood(
     velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -211,6 +213,7 @@ def ode_log_likelihood(
     return ODELikelihood(log_prob, prior, integrated, x_end, nfe)
 
 
+@implements("D-bits-per-dim")
 def bits_per_dim(
     log_prob: torch.Tensor,
     dims: int | tuple[int, ...] | torch.Size,
