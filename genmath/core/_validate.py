@@ -206,12 +206,11 @@ def positive_tensor(values, name: str, *, like: torch.Tensor | None = None, zero
 
 
 def check_tolerances(rtol, atol) -> tuple[float, float]:
-    """An adaptive solver's tolerances: finite, >= 0, and not both 0 (rtol = 0 with atol > 0
-    is a purely absolute tolerance)."""
-    rtol, atol = non_negative(rtol, "rtol"), non_negative(atol, "atol")
-    if rtol == 0 and atol == 0:
-        raise ValueError("rtol and atol must not both be 0: an adaptive solver could never accept a step")
-    return rtol, atol
+    """An adaptive solver's tolerances: finite and > 0. A zero ``atol`` makes the error test
+    of a component that passes through 0 (a log-density starting at 0) impossible to pass
+    (torchdiffeq's step size underflows), and a zero ``rtol`` is no tolerance to scale by:
+    both are refused rather than left to fail deep in the solver."""
+    return positive(rtol, "rtol"), positive(atol, "atol")
 
 
 def module_dtype(module) -> torch.dtype | None:

@@ -139,9 +139,14 @@ class GaussianPath:
                 f"s = {s.tolist()} and t = {t.tolist()}"
             )
         sch = self.schedule
-        return gaussian_posterior_coefficients(
-            sch.alpha(s), sch.sigma(s), sch.alpha(t), sch.sigma(t)
-        )
+        alpha_t = sch.alpha(t)
+        if not bool((alpha_t > 0).all()):
+            # x_t carries no trace of x_0 there (CondOT's t = 1): the posterior is the prior's
+            raise ValueError(
+                f"the posterior q(x_s | x_t, x_0) needs alpha_t > 0, but {sch!r} has alpha_t = 0 "
+                f"at t = {t[alpha_t <= 0].tolist()[:5] if t.ndim else t.item()}; take t < 1"
+            )
+        return gaussian_posterior_coefficients(sch.alpha(s), sch.sigma(s), alpha_t, sch.sigma(t))
 
     @implements("D-gaussian-path-posterior")
     def posterior(

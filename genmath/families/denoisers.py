@@ -21,25 +21,13 @@ import torch
 from torch import nn
 
 from .._implements import plumbing
-from ..core._shapes import check_batch, positive_int
+from ..core._shapes import check_batch, network_time, positive_int
+from ..core._validate import InputTypeError, check_dtype, check_finite, module_dtype, positive
 
 __all__ = ["NULL_LABEL", "TimeEmbedding", "MLPDenoiser", "UNet8"]
 
 NULL_LABEL = -1
 """The label of an unconditional entry (a dropped condition)."""
-
-
-def _time_column(t, x: torch.Tensor) -> torch.Tensor:
-    """``t`` as a ``(B,)`` tensor in x's dtype/device (any real value is allowed)."""
-    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-    if t.ndim == 0:
-        return t.expand(x.shape[0])
-    if t.shape != (x.shape[0],):
-        raise ValueError(
-            f"t must be a scalar or have shape ({x.shape[0]},) for x of shape "
-            f"{tuple(x.shape)}, got shape {tuple(t.shape)}"
-        )
-    return t
 
 
 class TimeEmbedding(nn.Module):
@@ -53,6 +41,9 @@ class TimeEmbedding(nn.Module):
     def __init__(self, features: int = 64, width: int = 128, max_frequency: float = 1000.0):
         super().__init__()
         positive_int(features, "features")
+        positive_int(width, "width")
+        # 0 would make every feature but the first constant; inf or NaN make NaN features
+        max_frequency = positive(max_frequency, "max_frequency")
         half = max(features // 2, 1)
         frequencies = max_frequency ** (torch.arange(half, dtype=torch.float64) / max(half - 1, 1))
         self.register_buffer("frequencies", frequencies.to(torch.get_default_dtype()))
@@ -60,8 +51,25 @@ class TimeEmbedding(nn.Module):
 
     @plumbing("network architecture: sinusoidal features of the time through an MLP")
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        angles = t[:, None] * self.frequencies.to(t.dtype)
+        """Embeddings ``(B, width)`` of the times ``t`` of shape ``(B,)`` (finite, in the
+        module's dtype; integer step indices are converted)."""
+        t = self._check_time(t)
+        angles = t[:, None] * self.frequencies
         return self.mlp(torch.cat([angles.sin(), angles.cos()], dim=1))
+
+
+    def _check_time(self, t) -> torch.Tensor:
+        if not isinstance(t, torch.Tensor):
+            raise InputTypeError(f"t must be a (B,) tensor of times, got {type(t).__name__}")
+        if t.ndim != 1 or t.shape[0] == 0:
+            raise ValueError(f"t must have shape (B,) with B >= 1, got shape {tuple(t.shape)}")
+        if t.dtype == torch.bool or t.is_complex():
+            raise InputTypeError(f"t must be real, got a {t.dtype} tensor")
+        dtype = module_dtype(self)
+        if not t.is_floating_point():
+            t = t.to(dtype)  # step indices
+        check_dtype(t, dtype, "t", "TimeEmbedding")
+        return check_finite(t, "t")
 
 
 class _LabelEmbedding(nn.Module):
@@ -76,21 +84,25 @@ class _LabelEmbedding(nn.Module):
         if condition is None:
             labels = torch.full((batch,), self.classes, dtype=torch.long, device=device)
         else:
-            if not isinstance(condition, torch.Tensor) or condition.shape != (batch,):
-                shape = (
-                    tuple(condition.shape)
-                    if isinstance(condition, torch.Tensor)
-                    else type(condition).__name__
+            if not isinstance(condition, torch.Tensor):
+                raise InputTypeError(
+                    f"condition must be a ({batch},) tensor of class labels (or None), "
+                    f"got {type(condition).__name__}"
                 )
+            if condition.shape != (batch,):
+                shape = tuple(condition.shape)
                 raise ValueError(
                     f"condition must be a ({batch},) tensor of class labels (or None), got {shape}"
                 )
             if condition.is_floating_point() or condition.is_complex():
-                raise ValueError(f"condition must hold integer labels, got dtype {condition.dtype}")
+                raise InputTypeError(
+                    f"condition must hold integer labels, got dtype {condition.dtype}"
+                )
             bad = (condition < NULL_LABEL) | (condition >= self.classes)
             if bad.any():
                 raise ValueError(
-                    f"labels must lie in 0..{self.classes - 1} or be NULL_LABEL = {NULL_LABEL}, "
+                    f"condition labels must lie in 0..{self.classes - 1} or be NULL_LABEL = "
+                    f"{NULL_LABEL}, "
                     f"got {condition[bad].tolist()[:5]}"
                 )
             labels = torch.where(condition == NULL_LABEL, self.classes, condition).long()
@@ -143,7 +155,8 @@ class MLPDenoiser(nn.Module):
         check_batch(x, "x")
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}")
-        embedding = self.time(_time_column(t, x))
+        check_dtype(x, module_dtype(self), "x", "MLPDenoiser")
+        embedding = self.time(network_time(t, x))
         if self.label is not None:
             embedding = embedding + self.label(condition, x.shape[0], x.device)
         elif condition is not None:
@@ -221,7 +234,8 @@ class UNet8(nn.Module):
         check_batch(x, "x")
         if x.shape[1:] != (self.channels, 8, 8):
             raise ValueError(f"x must have shape (B, {self.channels}, 8, 8), got {tuple(x.shape)}")
-        embedding = self.time(_time_column(t, x))
+        check_dtype(x, module_dtype(self), "x", "UNet8")
+        embedding = self.time(network_time(t, x))
         if self.label is not None:
             embedding = embedding + self.label(condition, x.shape[0], x.device)
         elif condition is not None:

@@ -43,7 +43,13 @@ from torch import distributions as D
 from torch import nn
 
 from .._implements import implements, plumbing
-from ..core._shapes import as_time
+from ..core._shapes import as_time, network_time
+from ..core._validate import (
+    InputTypeError,
+    check_int,
+    non_negative,
+    positive_int,
+)
 from ..core.discrete import DiscretePath, MaskPath
 from ..core.elbo import kl_divergence
 
@@ -107,6 +113,20 @@ def _batch_time(t, tokens: torch.Tensor, dtype: torch.dtype, name: str = "t") ->
     return t
 
 
+def _check_probs(probs, xt: torch.Tensor, K: int, name: str) -> torch.Tensor:
+    """``probs`` (or logits) over the K data symbols per token: a floating tensor of shape
+    ``(*xt.shape, K)``."""
+    if not isinstance(probs, torch.Tensor):
+        raise InputTypeError(f"{name} must be a torch.Tensor, got {type(probs).__name__}")
+    if not probs.is_floating_point():
+        raise InputTypeError(f"{name} must be floating point, got dtype {probs.dtype}")
+    if probs.shape != (*xt.shape, K):
+        raise ValueError(
+            f"{name} must have shape (*xt.shape, K) = {(*xt.shape, K)}, got {tuple(probs.shape)}"
+        )
+    return probs
+
+
 def _per_token(value: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return value.reshape(value.shape[0], *([1] * (tokens.ndim - 1)))
 
@@ -126,11 +146,7 @@ def denoiser_probs(path: DiscretePath, logits: torch.Tensor, xt: torch.Tensor) -
     _check_path(path)
     _check_xt(path, xt)
     K = path.num_categories
-    if logits.shape != (*xt.shape, K):
-        raise ValueError(
-            f"denoiser logits must have shape (*xt.shape, K) = {(*xt.shape, K)}, "
-            f"got {tuple(logits.shape)}"
-        )
+    _check_probs(logits, xt, K, "logits")
     probs = torch.softmax(logits, -1)
     if isinstance(path, MaskPath):
         visible = xt != path.mask_id
@@ -159,10 +175,7 @@ def reverse_probs(
     _check_path(path)
     _check_xt(path, xt)
     K = path.num_categories
-    if x0_probs.shape != (*xt.shape, K):
-        raise ValueError(
-            f"x0_probs must have shape (*xt.shape, K) = {(*xt.shape, K)}, got {tuple(x0_probs.shape)}"
-        )
+    _check_probs(x0_probs, xt, K, "x0_probs")
     candidates = torch.arange(K, device=xt.device).expand(*xt.shape, K)
     noisy = xt[..., None].expand(*xt.shape, K)
     if isinstance(path, MaskPath):
@@ -273,9 +286,7 @@ class D3PM(nn.Module):
         super().__init__()
         self.path = _check_path(path)
         self.steps = _check_steps(steps)
-        if not aux_weight >= 0:
-            raise ValueError(f"aux_weight must be >= 0, got {aux_weight!r}")
-        self.aux_weight = float(aux_weight)
+        self.aux_weight = non_negative(aux_weight, "aux_weight")
         self.denoiser = denoiser
 
     @plumbing("the grid t_i = i/T")
@@ -419,10 +430,7 @@ def dfm_rates(path: DiscretePath, x0_probs: torch.Tensor, xt: torch.Tensor, t) -
     _check_path(path)
     _check_xt(path, xt)
     K, S = path.num_categories, path.num_states
-    if x0_probs.shape != (*xt.shape, K):
-        raise ValueError(
-            f"x0_probs must have shape (*xt.shape, K) = {(*xt.shape, K)}, got {tuple(x0_probs.shape)}"
-        )
+    _check_probs(x0_probs, xt, K, "x0_probs")
     t = _batch_time(t, xt, x0_probs.dtype)
     if (t <= 0).any():
         raise ValueError(f"rates need t in (0, 1], got {t[t <= 0].tolist()[:5]}")
@@ -507,6 +515,7 @@ def concrete_score(path: DiscretePath, x0_probs: torch.Tensor, xt: torch.Tensor,
     posterior $p(x_0 \mid x_t)$ and is returned as NaN."""
     _check_path(path)
     _check_xt(path, xt)
+    _check_probs(x0_probs, xt, path.num_categories, "x0_probs")
     t = _batch_time(t, xt, x0_probs.dtype)
     kernel = path.cumulative_kernel(t)  # (B, S, S)
     kernel = kernel.reshape(kernel.shape[0], *([1] * (xt.ndim - 1)), *kernel.shape[1:])
@@ -608,9 +617,16 @@ class TokenMLP(nn.Module):
         mask_id: int | None = None,
     ):
         super().__init__()
-        self.length, self.num_states, self.num_categories = length, num_states, num_categories
+        self.length = positive_int(length, "length")
+        self.num_states = positive_int(num_states, "num_states", 2)
+        self.num_categories = positive_int(num_categories, "num_categories", 2)
+        positive_int(hidden, "hidden")
+        if not isinstance(time_conditioned, bool):
+            raise InputTypeError(
+                f"time_conditioned must be True or False, got {type(time_conditioned).__name__}"
+            )
         self.time_conditioned = time_conditioned
-        self.mask_id = mask_id
+        self.mask_id = None if mask_id is None else check_int(mask_id, "mask_id", 0)
         inputs = length * num_states + int(time_conditioned)
         self.net = nn.Sequential(
             nn.Linear(inputs, hidden),
@@ -622,11 +638,33 @@ class TokenMLP(nn.Module):
 
     @plumbing("network architecture: one-hot tokens (and the time) through an MLP")
     def forward(self, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self._check_tokens(xt)
         states = (
             xt if self.mask_id is None else torch.where(xt == self.mask_id, self.num_states - 1, xt)
         )
         dtype = self.net[0].weight.dtype
         features = torch.nn.functional.one_hot(states, self.num_states).to(dtype).flatten(1)
         if self.time_conditioned:
-            features = torch.cat([features, t.to(dtype).reshape(-1, 1)], -1)
+            # validated like any network time: finite, a scalar or one per sample
+            t = network_time(t, features)
+            features = torch.cat([features, t.reshape(-1, 1)], -1)
         return self.net(features).reshape(xt.shape[0], self.length, self.num_categories)
+
+    def _check_tokens(self, xt) -> None:
+        if not isinstance(xt, torch.Tensor):
+            raise InputTypeError(f"xt must be an integer tensor, got {type(xt).__name__}")
+        if xt.is_floating_point() or xt.is_complex() or xt.dtype == torch.bool:
+            raise InputTypeError(f"xt must hold integer tokens, got dtype {xt.dtype}")
+        if xt.ndim != 2 or xt.shape[0] == 0 or xt.shape[1] != self.length:
+            raise ValueError(
+                f"xt must have shape (B, {self.length}) with B >= 1, got {tuple(xt.shape)}"
+            )
+        allowed = (xt >= 0) & (xt < self.num_states)
+        if self.mask_id is not None:
+            allowed |= xt == self.mask_id
+        if not bool(allowed.all()):
+            raise ValueError(
+                f"xt must hold tokens in 0..{self.num_states - 1}"
+                + ("" if self.mask_id is None else f" or the mask id {self.mask_id}")
+                + f", got {xt[~allowed].tolist()[:5]}"
+            )

@@ -188,6 +188,27 @@ for _name, _path in PATHS.items():
 
     case(f"genmath.GaussianPath[{_name}].convert")(_convert)
 
+    def _posterior_coefficients(spec, path=_path):
+        return Call(
+            path.posterior_coefficients,
+            dict(s=Time(0.3), t=Time(0.7), like=Plain(x_of(spec))),
+        )
+
+    case(f"genmath.GaussianPath[{_name}].posterior_coefficients")(_posterior_coefficients)
+
+    def _posterior(spec, path=_path):
+        return Call(
+            path.posterior,
+            dict(
+                x0=Data(x_of(spec), event=False),
+                xt=Partner(x_of(spec, 5)),
+                s=Time(0.3),
+                t=Time(0.7),
+            ),
+        )
+
+    case(f"genmath.GaussianPath[{_name}].posterior")(_posterior)
+
 
 # --------------------------------------------------------------------------- discrete paths
 

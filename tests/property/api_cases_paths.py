@@ -71,6 +71,11 @@ def _(spec):
     )
 
 
+@case("genmath.families.diffusion.DiscreteSchedule.posterior_coefficients")
+def _(spec):
+    return Call(diffusion.DiscreteSchedule.from_path(VP_PATH, 10).posterior_coefficients, {})
+
+
 @case("genmath.families.diffusion.DiscreteSchedule.respace")
 def _(spec):
     return Call(diffusion.DiscreteSchedule.from_path(VP_PATH, 10).respace, dict(steps=Count(5)))
