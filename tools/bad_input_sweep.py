@@ -26,11 +26,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib
-import inspect
 import json
-import pkgutil
-import re
 import sys
 import time
 import warnings
@@ -47,66 +43,17 @@ import api_cases_core  # noqa: E402, F401  (registers cases)
 import api_cases_flows  # noqa: E402, F401
 import api_cases_models  # noqa: E402, F401
 import api_cases_paths  # noqa: E402, F401
-from contract import CASES, Spec, baseline_of, run_trial, trials  # noqa: E402
+from contract import (  # noqa: E402
+    CASES,
+    Spec,
+    baseline_of,
+    covered_names,
+    public_callables,
+    run_trial,
+    trials,
+)
 
 BAD = ("other", "nonfinite", "shape", "accepted")
-# Interfaces, not callables with behaviour of their own: their subclasses are swept.
-ABSTRACT = {"genmath.Bijection", "genmath.FieldWithDivergence", "genmath.VelocityWithDivergence"}
-
-
-def public_callables() -> set[str]:
-    """Dotted names of the public callables: ``__all__`` of genmath, its public modules and
-    the family modules, and the public methods defined by public classes."""
-    import genmath
-    import genmath.families
-
-    modules = [
-        "genmath",
-        "genmath.analytic",
-        "genmath.testing",
-        "genmath.nn",
-        "genmath.schedules",
-        "genmath.score_matching",
-    ]
-    modules += [
-        f"genmath.families.{m.name}" for m in pkgutil.iter_modules(genmath.families.__path__)
-    ]
-    names = set()
-    for module_name in modules:
-        module = importlib.import_module(module_name)
-        for name in getattr(module, "__all__", ()):
-            obj = getattr(module, name)
-            if inspect.ismodule(obj) or not callable(obj):
-                continue
-            if inspect.isclass(obj) and issubclass(obj, (dict, tuple)) or name.isupper():
-                continue
-            if (
-                inspect.isclass(obj)
-                and getattr(obj, "__dataclass_fields__", None)
-                and not any(callable(v) and not k.startswith("_") for k, v in vars(obj).items())
-            ):
-                continue  # a plain record (SampleResult, ODELikelihood, ...)
-            if f"{module_name}.{name}" in ABSTRACT:
-                continue
-            names.add(f"{module_name}.{name}")
-            if inspect.isclass(obj):
-                for attr, value in vars(obj).items():
-                    if attr.startswith("_") or attr in ("extra_repr", "definition"):
-                        continue
-                    if inspect.isfunction(value) or isinstance(value, classmethod | staticmethod):
-                        names.add(f"{module_name}.{name}.{attr}")
-    return names
-
-
-def _covered(case_names: list[str]) -> set[str]:
-    out = set()
-    for name in case_names:
-        plain = re.sub(r"\[[^\]]*\]", "", name)
-        out.add(plain)
-        out.add(plain.rsplit(".", 1)[0])  # a method case covers its class
-    return out
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", help="only cases whose name contains this")
@@ -147,7 +94,7 @@ def main(argv=None) -> int:
         for name, why in broken:
             print(f"  {name}: {why}")
     names = public_callables()
-    missing = sorted(names - _covered([c.name for c in CASES]))
+    missing = sorted(names - covered_names([c.name for c in CASES]))
     covered = len(names) - len(missing)
     print(f"\n== public callables without a case ({len(missing)} of {len(names)})")
     for name in missing:

@@ -353,6 +353,13 @@ class ActNorm(ElementwiseAffine):
         self._check_input(x, None, "x")
         check_finite(x, "x", "ActNorm initialises from the batch's mean and spread")
         batch_ndim = x.ndim - self.event_dim
+        if batch_ndim == 0:
+            # the statistics are over the batch (and a mean over dim=[] would reduce it all)
+            raise ValueError(
+                f"ActNorm initialises from a batch: expected x of shape (B, *event) with "
+                f"{self.event_dim} event dimension(s), got one sample of shape "
+                f"{_shape_text(x.shape)}"
+            )
         param_ndim = self.log_scale.ndim
         reduce = list(range(batch_ndim))
         first_param_dim = x.ndim - param_ndim

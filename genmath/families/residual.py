@@ -148,7 +148,8 @@ class InvertibleResidualBlock(Bijection):
             geometric with $P(N \ge n + j) = q^j$. The estimator's variance is finite when
             $\operatorname{Lip}(g)^2 < q$.
         probes, noise: Hutchinson probes (see `genmath.divergence`).
-        inverse_tol, max_iter: stopping rule of the fixed-point inversion.
+        inverse_tol, max_iter: stopping rule of the fixed-point inversion (the tolerance is
+            never taken below the dtype's round-off, $8\epsilon(1 + \max|y|)$).
         generator: default random source of the log-det estimates (probes, $N$); the
             `forward` / `inverse` calls of a `Compose` cannot pass one.
     """
@@ -238,17 +239,20 @@ class InvertibleResidualBlock(Bijection):
         check_finite(y, "y", "the fixed-point inversion of a residual block")
         with torch.no_grad():
             x = y.detach().clone()
+            # the iteration stalls at the dtype's round-off of |y| (float32 never reaches 1e-10)
+            scale = 1 + y.detach().abs().reshape(y.shape[0], -1).amax(-1)
+            tolerance = (8 * torch.finfo(y.dtype).eps * scale).clamp_min(self.inverse_tol)
             for _ in range(self.max_iter):
                 update = y.detach() - self._residual(x)
                 # ||update - x|| is the residual x + g(x) - y at the current iterate
                 gap = (update - x).abs().reshape(x.shape[0], -1).amax(-1)
                 x = update
-                if bool((gap <= self.inverse_tol).all()):
+                if bool((gap <= tolerance).all()):
                     break
             else:
                 raise ValueError(
-                    f"fixed-point inversion did not reach the tolerance {self.inverse_tol:g} in "
-                    f"{self.max_iter} iterations (largest residual {float(gap.max()):.3g}); "
+                    "fixed-point inversion did not reach the tolerance "
+                    f"{float(tolerance.max()):g} in {self.max_iter} iterations (largest residual {float(gap.max()):.3g}); "
                     "expected a contraction: check lipschitz or raise max_iter"
                 )
         if not torch.is_grad_enabled():

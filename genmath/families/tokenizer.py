@@ -239,6 +239,8 @@ class VectorQuantizer(nn.Module):
         """Quantize ``z`` of shape ``(B, *positions, dim)``; in training mode with ``ema=True``
         the codebook is first updated from this batch."""
         z = _check_latents(z, self.dim, "VectorQuantizer", self.codebook.dtype)
+        # a diverged codebook would still give every latent a plausible index
+        check_finite(self.codebook, "codebook", "a NaN code has no distance to compare")
         if self.ema and self.training:
             self._ema_update(z.detach())
         codebook = self.codebook

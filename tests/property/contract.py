@@ -33,7 +33,10 @@ hypothesis.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
 import math
+import pkgutil
 import re
 import traceback
 from collections.abc import Callable
@@ -592,4 +595,62 @@ def trials(call: Call, spec: Spec):
     for key, value in call.kwargs.items():
         if isinstance(value, Kind):
             out += [(key, m) for m in value.mutations(spec)]
+    return out
+
+
+# --------------------------------------------------------------------------- coverage
+
+# Interfaces, not callables with behaviour of their own: their subclasses are swept.
+ABSTRACT = {"genmath.Bijection", "genmath.FieldWithDivergence", "genmath.VelocityWithDivergence"}
+
+
+def public_callables() -> set[str]:
+    """Dotted names of the public callables: ``__all__`` of genmath, its public modules and
+    the family modules, and the public methods defined by public classes."""
+    import genmath.families
+
+    modules = [
+        "genmath",
+        "genmath.analytic",
+        "genmath.testing",
+        "genmath.nn",
+        "genmath.schedules",
+        "genmath.score_matching",
+    ]
+    modules += [
+        f"genmath.families.{m.name}" for m in pkgutil.iter_modules(genmath.families.__path__)
+    ]
+    names = set()
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            if inspect.ismodule(obj) or not callable(obj):
+                continue
+            if inspect.isclass(obj) and issubclass(obj, (dict, tuple)) or name.isupper():
+                continue
+            if (
+                inspect.isclass(obj)
+                and getattr(obj, "__dataclass_fields__", None)
+                and not any(callable(v) and not k.startswith("_") for k, v in vars(obj).items())
+            ):
+                continue  # a plain record (SampleResult, ODELikelihood, ...)
+            if f"{module_name}.{name}" in ABSTRACT:
+                continue
+            names.add(f"{module_name}.{name}")
+            if inspect.isclass(obj):
+                for attr, value in vars(obj).items():
+                    if attr.startswith("_") or attr in ("extra_repr", "definition"):
+                        continue
+                    if inspect.isfunction(value) or isinstance(value, classmethod | staticmethod):
+                        names.add(f"{module_name}.{name}.{attr}")
+    return names
+
+
+def covered_names(case_names: list[str]) -> set[str]:
+    out = set()
+    for name in case_names:
+        plain = re.sub(r"\[[^\]]*\]", "", name)
+        out.add(plain)
+        out.add(plain.rsplit(".", 1)[0])  # a method case covers its class
     return out
