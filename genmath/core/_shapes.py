@@ -12,6 +12,7 @@ import numbers
 
 import torch
 
+from .._implements import plumbing
 from ._validate import InputTypeError, check_option, positive_int
 
 __all__ = [
@@ -86,6 +87,7 @@ def network_time(t, x: torch.Tensor, name: str = "t") -> torch.Tensor:
     return t
 
 
+@plumbing("broadcasting: reshapes a (B,) time to (B, 1, ..., 1), no formula")
 def expand_time(t: torch.Tensor, x: torch.Tensor, name: str = "t", data: str = "x") -> torch.Tensor:
     """Reshape a scalar or ``(B,)`` time tensor so it broadcasts against ``x`` of shape
     ``(B, *event)``: ``(B,)`` becomes ``(B, 1, ..., 1)``. ``data`` names ``x`` in errors."""
@@ -142,6 +144,7 @@ def check_reduction(reduction: str) -> str:
     return check_option(reduction, REDUCTIONS, "reduction")
 
 
+@plumbing("a reduction: the batch mean of per-sample values the caller computed")
 def reduce_batch(values: torch.Tensor, reduction: str) -> torch.Tensor:
     """Per-sample ``values`` reduced as ``reduction`` says (validated)."""
     return values.mean() if check_reduction(reduction) == "mean" else values

@@ -23,6 +23,8 @@ from collections.abc import Iterable
 
 import torch
 
+from .._implements import plumbing
+
 __all__ = [
     "InputTypeError",
     "check_generator",
@@ -130,6 +132,7 @@ def non_negative(value, name: str, *, finite: bool = True) -> float:
     return value
 
 
+@plumbing("input validation: comparisons of an argument with the ends of [0, 1], no formula")
 def in_unit_interval(value, name: str, *, open_low: bool = False, open_high: bool = False) -> float:
     """``value`` as a float if it lies in [0, 1] (with the ends excluded as asked)."""
     value = _number(value, name)
@@ -165,6 +168,7 @@ def as_parameter(value, name: str) -> torch.Tensor:
     return check_finite(tensor, name)
 
 
+@plumbing("input validation: counts the non-finite entries for the error message, no formula")
 def check_finite(x: torch.Tensor, name: str, why: str = "") -> torch.Tensor:
     """``x`` if every entry is finite (one reduction), else a ValueError naming ``name``.
 

@@ -146,7 +146,7 @@ def denoiser_probs(path: DiscretePath, logits: torch.Tensor, xt: torch.Tensor) -
     _check_path(path)
     _check_xt(path, xt)
     K = path.num_categories
-    _check_probs(logits, xt, K, "logits")
+    _check_probs(logits, xt, K, "logits (the denoiser's output)")
     probs = torch.softmax(logits, -1)
     if isinstance(path, MaskPath):
         visible = xt != path.mask_id

@@ -581,7 +581,7 @@ def test_bad_input_raises():
         masked_diffusion_nelbo(b.denoiser, UNIFORM, torch.tensor([[0, 1]]))
     with pytest.raises(ValueError, match="steps must be a positive int"):
         D3PM(b.denoiser, MASK, steps=0)
-    with pytest.raises(ValueError, match=r"denoiser logits must have shape"):
+    with pytest.raises(ValueError, match=r"logits \(the denoiser's output\) must have shape"):
         D3PM(lambda x, t: torch.zeros(1, 2, 4), MASK, steps=2).negative_elbo(torch.tensor([[0, 1]]))
     with pytest.raises(ValueError, match="need s < t"):
         reverse_probs(MASK, torch.full((1, 2, 3), 1 / 3), torch.tensor([[0, 7]]), 0.5, 0.2)
