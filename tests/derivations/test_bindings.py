@@ -260,3 +260,28 @@ def test_the_audit_finds_formulas_without_a_binding(tmp_path):
     assert found["bound"].declared == "implements"
     assert found["bound"].derivations == ("D-gaussian-path-posterior",)
     assert found["shapes"].declared == "plumbing"
+
+
+def test_parallel_verification_gives_the_serial_results():
+    """`run(jobs=2)` splits topics between this process and a worker that imports only what
+    its topics need (its bindings registered elsewhere included): every item must come back,
+    in order, with the serial result's status and binding count."""
+    items = [
+        *registry.select("D-gaussian-path-posterior"),
+        *registry.select("D-ddpm-posterior"),
+        *registry.select("D-kl-gaussian"),
+    ]
+    assert len({_topic(i) for i in items}) >= 3  # at least one topic for each side
+    serial = registry.run(items)
+    parallel = registry.run(items, jobs=2)
+    assert [r.id for r in parallel] == [i.id for i in items]
+    assert [(r.status, len(r.bindings)) for r in parallel] == [
+        (r.status, len(r.bindings)) for r in serial
+    ]
+    assert all(r.bindings for r in parallel)
+
+
+def _topic(item):
+    from genmath.derivations._registry import _TOPIC_OF
+
+    return _TOPIC_OF[item.id]
