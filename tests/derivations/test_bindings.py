@@ -270,6 +270,7 @@ def test_parallel_verification_gives_the_serial_results():
         *registry.select("D-gaussian-path-posterior"),
         *registry.select("D-ddpm-posterior"),
         *registry.select("D-kl-gaussian"),
+        *registry.select("D-score-sde-weighting"),
     ]
     assert len({_topic(i) for i in items}) >= 3  # at least one topic for each side
     serial = registry.run(items)
