@@ -8,9 +8,12 @@ the verified expressions.
 import mkdocs_gen_files
 
 from genmath import derivations as registry
+from genmath.cli import _available_cores
 
-results = {r.id: r for r in registry.run(registry.derivations())}
-check_results = {r.id: r for r in registry.run(registry.checks())}
+# as `genmath verify` does: one process per available core (sympy is single-threaded)
+_jobs = _available_cores()
+results = {r.id: r for r in registry.run(registry.derivations(), jobs=_jobs)}
+check_results = {r.id: r for r in registry.run(registry.checks(), jobs=_jobs)}
 
 index = [
     "# Derivations",
