@@ -12,8 +12,9 @@ from genmath.cli import _available_cores
 
 # as `genmath verify` does: one process per available core (sympy is single-threaded)
 _jobs = _available_cores()
-results = {r.id: r for r in registry.run(registry.derivations(), jobs=_jobs)}
-check_results = {r.id: r for r in registry.run(registry.checks(), jobs=_jobs)}
+_all = {r.id: r for r in registry.run([*registry.derivations(), *registry.checks()], jobs=_jobs)}
+results = {d.id: _all[d.id] for d in registry.derivations()}
+check_results = {c.id: _all[c.id] for c in registry.checks()}
 
 index = [
     "# Derivations",
