@@ -158,6 +158,32 @@ def test_a_chain_start_from_another_derivation_is_accepted():
         registry._registry._DERIVATIONS.pop("D-test-base")
 
 
+def test_a_chain_may_start_from_an_earlier_step_of_its_own_derivation_only():
+    def derivation(step):
+        return Derivation(
+            id="D-test-own",
+            title="own",
+            statement="test",
+            start=(a - b) * (a + b),
+            steps=[
+                Step(rhs=a**2 - b**2, reason="expand"),
+                Step(lhs=From("D-test-own", {b: 2 * b}, step=step), rhs=a**2 - 4 * b**2, reason="b -> 2b"),
+            ],
+        )
+
+    registry.register(earlier := derivation(1))
+    try:
+        assert earlier.verify(bindings=False).ok
+    finally:
+        registry._registry._DERIVATIONS.pop("D-test-own")
+    registry.register(circular := derivation(2))  # the step would start from itself
+    try:
+        second = circular.verify(bindings=False).steps[1]
+        assert second.status == "failed" and second.method == "circular chain start"
+    finally:
+        registry._registry._DERIVATIONS.pop("D-test-own")
+
+
 def test_inequalities_are_between_real_numbers():
     z = sp.Symbol("z", real=True)
     # sqrt(z) <= 10 "holds" on the real parts when z < 0; it must not pass as an inequality
