@@ -19,6 +19,8 @@ from ._validate import InputTypeError, positive, positive_int
 
 __all__ = ["uniform_grid", "karras_grid", "log_snr_grid", "check_grid"]
 
+_FLOAT64 = torch.empty((), dtype=torch.float64)
+
 
 def _interval(schedule) -> tuple[float, float]:
     if schedule is None:
@@ -49,8 +51,9 @@ def uniform_grid(
     """
     _check_steps(steps)
     lo, hi = _interval(schedule)
-    start = hi if start is None else float(as_time(start, name="start"))
-    end = lo if end is None else float(as_time(end, name="end"))
+    # validated in float64: the ends are numbers, not data, and must not be rounded to float32
+    start = hi if start is None else float(as_time(start, like=_FLOAT64, name="start"))
+    end = lo if end is None else float(as_time(end, like=_FLOAT64, name="end"))
     grid = torch.linspace(start, end, steps + 1, dtype=dtype, device=device)
     return check_grid(grid, schedule)
 

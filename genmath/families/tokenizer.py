@@ -119,7 +119,6 @@ def _check_codebook(codebook) -> torch.Tensor:
     return check_finite(codebook, "codebook")
 
 
-@implements("D-lloyd-step")
 def nearest_code(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     r"""Index of the nearest codebook row in Euclidean distance, shape ``z.shape[:-1]``;
     ties go to the lower index."""
@@ -128,8 +127,10 @@ def nearest_code(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     return _nearest(z, codebook)
 
 
+@implements("D-lloyd-step")
 def _nearest(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    """`nearest_code` on validated input."""
+    """`nearest_code` on validated input (the one place of the distance formula: the public
+    function, `lloyd_step` and the quantizer validate once and call it)."""
     flat = z.reshape(-1, z.shape[-1])
     # ||z||^2 is the same for every code, so it does not change the argmin
     distances = (codebook**2).sum(-1) - 2 * flat @ codebook.mT
