@@ -183,7 +183,6 @@ register(
 
 def _tweedie_gaussian(label):
     def evaluate(points):
-        import torch
 
         from ..core.score import tweedie
         path = shared_path(label)
