@@ -1,4 +1,5 @@
-"""`Earlier`: a chain start taken from an earlier step of the same derivation.
+"""`Earlier`: a chain start taken from an earlier step of the same derivation (and its
+integrated and limit forms, `Integrated` and `Limited`).
 
 `From(<own id>, substitutions, step=k)` is the engine's way to start a new chain from an
 earlier step of the derivation being built, but `From.resolve` asks the registry for that
@@ -19,18 +20,20 @@ __all__ = ["Earlier"]
 
 @dataclasses.dataclass(frozen=True)
 class Earlier(From):
-    """The right-hand side of step ``step`` (1-based) of ``derivation``, with substitutions."""
+    """The right-hand side of step ``step`` (1-based; 0: the derivation's start) of
+    ``derivation``, with substitutions."""
 
     def __hash__(self) -> int:
         return hash((self.derivation, self.step))
 
     def resolve(self) -> Any:
+        from ._engine import _resolve
         from ._registry import _DERIVATIONS
 
         source = _DERIVATIONS.get(self.derivation)
         if not isinstance(source, Derivation) or self.step is None:
             return super().resolve()
-        expr = source.steps[self.step - 1].rhs
+        expr = _resolve(source.start) if self.step == 0 else source.steps[self.step - 1].rhs
         if self.substitutions:
             expr = expr.subs(dict(self.substitutions), simultaneous=True)
         return expr
@@ -54,3 +57,19 @@ class Integrated(Earlier):
 
         kind = self.kind or sp.Integral
         return kind(super().resolve(), *self.limits)
+
+
+@dataclasses.dataclass(frozen=True)
+class Limited(Earlier):
+    """An earlier side of the chain, with substitutions, in the limit ``variable -> oo``: a
+    sequence of identities established for every value of ``variable`` has a limit."""
+
+    variable: Any = None
+
+    def __hash__(self) -> int:
+        return hash((self.derivation, self.step, str(self.variable)))
+
+    def resolve(self) -> Any:
+        import sympy as sp
+
+        return sp.Limit(super().resolve(), self.variable, sp.oo)
