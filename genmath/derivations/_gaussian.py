@@ -44,7 +44,7 @@ def gaussian_identity(variables: Sequence[sp.Symbol]) -> Callable:
         poly = sp.Poly(rest, *variables)
         polynomial = sp.Add(
             *(
-                sp.cancel(coefficient) * sp.Mul(*(v**k for v, k in zip(variables, powers)))
+                sp.cancel(coefficient) * sp.Mul(*(v**k for v, k in zip(variables, powers, strict=True)))
                 for powers, coefficient in poly.terms()
             )
         )

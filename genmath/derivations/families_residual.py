@@ -12,7 +12,8 @@ eigenvalues, and a transposed or misplaced matrix entry changes it.
 
 import sympy as sp
 
-from ._earlier import Earlier, Limited
+from ._chain import Earlier
+from ._earlier import Limited
 from ._engine import CITED, NUMERIC, Binding, Check, Derivation, Integers, LogUniform, Step, Uniform
 from ._registry import register
 from .elbo_gap import _Integral

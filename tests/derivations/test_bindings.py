@@ -3,7 +3,6 @@ what it should not accept (planted errors, each in a test)."""
 
 import json
 
-import pytest
 import sympy as sp
 import torch
 
