@@ -163,3 +163,102 @@ register(
         description="CNF.prior_log_prob, the standard-normal log-density",
     )
 )
+
+# --------------------------------------------------------------------------- FFJORD's loss
+
+lam_k, lam_j = sp.symbols("lambda_K lambda_J", nonnegative=True)
+_ROW_SHIFT = (sp.Rational(1, 2), -1)  # the second row of the batch: x_0 + (1/2, -1)
+_rows = [{}, {p1: p1 + _ROW_SHIFT[0], p2: p2 + _ROW_SHIFT[1]}]
+
+
+def _row(expr, shift):
+    return expr.subs(shift, simultaneous=True) if shift else expr
+
+
+_end = _path.subs(t, 1)
+_divergence_integral = sp.Integral(_A.trace(), (t, 0, 1))
+_log_density = [_row(log_normal(_end[0], 0, 1) + log_normal(_end[1], 0, 1), r) for r in _rows]
+_loss = (
+    -sum(_row(_prior.subs({z1: _end[0], z2: _end[1]}), r) for r in _rows) / 2
+    + lam_k * sum(_row(_euler_maclaurin, r) for r in _rows) / 2
+    + lam_j * kappa**2
+)
+
+register(
+    Derivation(
+        id="D-ffjord-loss",
+        title="FFJORD's loss: minus the mean log-likelihood plus RNODE's weighted regularisers",
+        statement=(
+            r"`ffjord_loss` is $-\frac1B\sum_b\log p_0(x_b) + \lambda_K\frac1B\sum_b K_b + "
+            r"\lambda_J\frac1B\sum_b F_b$, with $\log p_0(x_0) = \log\mathcal N(x_1; 0, I) + "
+            r"\int_0^1\nabla\cdot v(x_t, t)\,dt$ (D-instantaneous-change-of-variables, by "
+            r"`CNF.log_prob`) and the kinetic energy $K$ and Frobenius norm $F$ of "
+            r"D-rnode-regularizers. Worked out for $B = 2$ rows through the nilpotent field "
+            r"$v = Ax + tc$ of D-rnode-regularizers: $\nabla\cdot v = \operatorname{tr}A = 0$, "
+            r"so $\log p_0(x_0) = \log\mathcal N(x_1; 0, I)$ at the end $x_1$ of the cubic "
+            r"trajectory; $K_b$ is the trapezoidal sum (Euler–Maclaurin) and $F_b = \kappa^2$ "
+            "for Rademacher probes."
+        ),
+        start=-sum(ld + _divergence_integral for ld in _log_density) / 2
+        + lam_k * sum(_row(_trapezoid, r) for r in _rows) / 2
+        + lam_j * sum(_row((_probe.T * _A * _A.T * _probe)[0], r) for r in _rows) / 2,
+        steps=[
+            Step(
+                rhs=_loss,
+                reason=(
+                    r"$\operatorname{tr}A = 0$; the Gaussian log-densities of the two ends; "
+                    r"the trapezoidal sums and the Rademacher Frobenius estimates of "
+                    "D-rnode-regularizers (compared at random coefficients, weights and grids)."
+                ),
+                tag=NUMERIC,
+            ),
+        ],
+        symbols=(kappa, c1, c2, p1, p2, n, beta, lam_k, lam_j),
+        domain={n: Integers(1, 12), beta: Integers(0, 1)},
+        references=("grathwohl2019ffjord", "finlay2020how"),
+        code=(f"{_CNF}.ffjord_loss",),
+        tests=("tests/families/test_cnf.py",),
+    )
+)
+
+
+def _ffjord_loss_by_code(points):
+    import torch
+
+    from ..families.cnf import CNF, ffjord_loss
+
+    values = []
+    for j in range(len(points[kappa])):
+        velocity = _NilpotentVelocity(points[kappa][j], torch.stack([points[c1][j], points[c2][j]]))
+        cnf = CNF(2, velocity=velocity).double()
+        start = torch.stack([points[p1][j], points[p2][j]])
+        shift = torch.tensor([float(v) for v in _ROW_SHIFT], dtype=torch.float64)
+        x = torch.stack([start, start + shift])
+        with torch.no_grad():
+            loss = ffjord_loss(
+                cnf,
+                x,
+                divergence="exact",
+                kinetic=float(points[lam_k][j]),
+                jacobian=float(points[lam_j][j]),
+                regularizer_steps=int(points[n][j]),
+                generator=torch.Generator().manual_seed(j),
+                method="rk4",
+                options={"step_size": 0.25},
+                noise="rademacher",
+            )
+        values.append(loss)
+    return torch.stack(values)
+
+
+register(
+    Binding(
+        derivation="D-ffjord-loss",
+        code=(f"{_CNF}.ffjord_loss",),
+        expression=_loss,
+        evaluate=_ffjord_loss_by_code,
+        domain={**_domain, n: Integers(1, 12), lam_k: Uniform(0, 4), lam_j: Uniform(0, 4)},
+        samples=12,
+        description="ffjord_loss (exact divergence, RK4) on a batch of two, both regularisers weighted",
+    )
+)

@@ -39,6 +39,7 @@ TOPICS = [
     "families_guidance",
     "families_latent",
     "families_residual",
+    "families_residual_inverse",
     "families_sedd",
     "flows",
     "forward_sde",
