@@ -6,10 +6,18 @@ stacks (RealNVP, MAF, planar) are in `families_flow_models`; residual flows in
 
 import sympy as sp
 
-from ._engine import NUMERIC, Binding, Check, Derivation, LogUniform, Step, Uniform
+from ._engine import NUMERIC, Binding, Check, Derivation, LogUniform, Step, Uniform, sound_rewrite
 from ._registry import register
 
 _FLOWS = "genmath.families.flows"
+
+
+@sound_rewrite("sympy's cancel: each rational entry in lowest terms")
+def _cancel(expr):
+    """`sp.cancel` alone: the engine's first strategy, `expand`, does not close the spline's
+    rational entries and costs as much as `cancel` does."""
+    return sp.cancel(expr)
+
 _TESTS = ("tests/families/test_flows.py",)
 
 # ---------------------------------------------------------------- Glow 1x1 convolution
@@ -190,6 +198,7 @@ register(
                     r"$\xi = 0, 1$; and $g - y_k = \Delta$ multiplied by the denominator, a "
                     r"quadratic in $\xi$."
                 ),
+                method=_cancel,
             ),
             Step(
                 rhs=sp.ImmutableMatrix(
