@@ -58,12 +58,24 @@ def _check_sampler_object(sampler, stochastic: bool) -> SamplerUnderTest:
     return sampler
 
 
-def _start(oracle, sampler, steps, n, generator):
-    level_from, level_to = sampler.levels(oracle, steps)
-    t0, c0 = oracle.time_of_level(*level_from)
-    t1, c1 = oracle.time_of_level(*level_to)
-    x_path = oracle.sample(n, t0, generator=generator)
-    return (t0, c0, t1, c1), x_path
+class _CommonStart:
+    """The same $(x_0, \\varepsilon)$ draws for every row of a check (common random numbers):
+    start points $x_{t_0} = \\alpha_{t_0} x_0 + \\sigma_{t_0}\\varepsilon$ differ between rows only
+    through the start level, so the rows' errors differ through the step count alone and the
+    estimated orders are not blurred by the sampling noise of a fresh set of points."""
+
+    def __init__(self, oracle, n: int, generator):
+        self.oracle = oracle
+        self.x0 = oracle.data.sample(n, generator=generator)
+        self.eps = torch.randn(self.x0.shape, generator=generator, dtype=self.x0.dtype)
+
+    def __call__(self, sampler, steps):
+        oracle = self.oracle
+        level_from, level_to = sampler.levels(oracle, steps)
+        t0, c0 = oracle.time_of_level(*level_from)
+        t1, c1 = oracle.time_of_level(*level_to)
+        alpha, sigma = oracle.level(t0)
+        return (t0, c0, t1, c1), alpha * self.x0 + sigma * self.eps
 
 
 def _order(nfe: list[int], errors: list[float], floor: float) -> float | None:
@@ -115,8 +127,9 @@ def check_sampler(
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     rows, failures, notes = [], [], []
     floor = 100 * max(oracle.rtol, oracle.atol)
+    start = _CommonStart(oracle, n, generator)
     for s in steps:
-        (t0, c0, t1, c1), x_path = _start(oracle, sampler, s, n, generator)
+        (t0, c0, t1, c1), x_path = start(sampler, s)
         x_end, nfe = sampler.run(oracle, c0 * x_path, s, generator)
         if not isinstance(x_end, torch.Tensor) or x_end.shape != x_path.shape:
             got = tuple(x_end.shape) if isinstance(x_end, torch.Tensor) else type(x_end).__name__
@@ -254,7 +267,7 @@ def check_stochastic_sampler(
     per_row = failure_prob / len(steps)
     rows, failures = [], []
     for s in steps:
-        (t0, c0, t1, c1), x_path = _start(oracle, sampler, s, n, generator)
+        (t0, c0, t1, c1), x_path = _CommonStart(oracle, n, generator)(sampler, s)
         x_end, nfe = sampler.run(oracle, c0 * x_path, s, generator)
         x_end = x_end.to(x_path) / c1
         features, names = _moment_features(_standardiser(oracle, t1)(x_end))

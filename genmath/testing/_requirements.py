@@ -12,6 +12,7 @@ _HINTS = {
     "diffusers": CONFORMANCE_EXTRA,
     "zuko": CONFORMANCE_EXTRA,
     "flow_matching": CONFORMANCE_EXTRA,
+    "flow-matching": CONFORMANCE_EXTRA,
     "torchsde": CONFORMANCE_EXTRA,
     "tqdm": CONFORMANCE_EXTRA,
     "torchdiffeq": "pip install torchdiffeq",
@@ -25,7 +26,8 @@ def require(module: str, package: str | None = None):
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        hint = _HINTS.get(module, f"pip install {package or module}")
+        top = module.split(".")[0]
+        hint = _HINTS.get(top) or _HINTS.get(package or "") or f"pip install {package or top}"
         raise ImportError(
             f"this adapter needs the package {package or module!r}, which is not installed "
             f"(or failed to import: {error}); install it with: {hint}"

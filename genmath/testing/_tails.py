@@ -9,12 +9,14 @@ a standard error that grows with it (a masked-diffusion ELBO weighted by $1/\bar
 of $1/(1 - \bar\alpha_t)$ has $a = 1$: means of 109 and 512 against exact values of 7.1 and 9.6
 passed a 5-standard-error test, with standard errors of 24 and 395).
 
-The diagnostic is the one of Pareto-smoothed importance sampling (Vehtari et al. 2024): fit a
+The diagnostic is the one of Pareto-smoothed importance sampling (Vehtari et al. 2024,
+``genmath cite vehtari2024pareto``): fit a
 generalised Pareto distribution to the $M = \min(n/5, 3\sqrt n)$ largest exceedances of each tail
 (deviations above and below the median) and read its shape $\hat\xi = 1/a$. $\hat\xi < 1/2$ means a
 finite variance; Vehtari et al. find Monte-Carlo estimates unreliable beyond $\hat\xi = 0.7$ at
 any practical sample size, which is the default threshold here. The fit is the
-profile-likelihood-weighted estimator of Zhang & Stephens (2009), which needs no iteration.
+profile-likelihood-weighted estimator of Zhang & Stephens (2009, ``zhang2009new``), which needs no
+iteration.
 
 Measured false-alarm rates at $\hat\xi > 0.7$ (2,000 replicates each): none for Gaussian,
 $\chi^2_1$ and products of two Gaussians at $n \ge 500$ (one in 2,000 at $n = 300$), 0.2 % for

@@ -144,3 +144,22 @@ def test_zuko_flows_conform():
     report = check_distribution(flow(), n=4000)
     assert report.passed, report
     assert report.rows[0]["check"].startswith("log_prob vs change of variables")
+
+
+def test_a_missing_package_says_how_to_install_it():
+    from genmath.testing._requirements import require
+
+    with pytest.raises(ImportError, match=r"pip install 'genmath\[conformance\]'"):
+        require("diffusers_not_installed_here", "diffusers")
+    with pytest.raises(ImportError, match="not installed"):
+        require("zuko.no_such_module")
+
+
+def test_levels_of_other_libraries_map_to_the_same_flow(oracle):
+    # a VE state x0 + s eps and the oracle's own CondOT state at the same SNR differ by a scale;
+    # the exact flow between two levels is the same map in either coordinates
+    x = oracle.sample(16, 0.5, generator=torch.Generator().manual_seed(0))  # CondOT at t = 1/2
+    ve = oracle.flow_map_between_levels(2 * x, (1.0, 1.0), (1.0, 0.25))
+    t_end, scale = oracle.time_of_level(1.0, 0.25)
+    assert scale == pytest.approx(1 / oracle.level(t_end)[0])
+    torch.testing.assert_close(ve, scale * oracle.flow_map(x, 0.5, t_end), rtol=1e-12, atol=1e-12)
