@@ -16,7 +16,7 @@ TORCH_SPEC ?= torch==2.13.0
 K_DIFFUSION_SPEC ?= k-diffusion==0.1.1.post1
 SITE_DIR ?= site
 
-.PHONY: verify test lint docs dev bench clean
+.PHONY: verify test lint docs dev bench mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ verify: $(VENV)/.core
 	$(BIN)/genmath verify
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check genmath tests benchmarks docs
+	$(BIN)/ruff check genmath tests benchmarks docs tools
 
 docs: dev
 	$(BIN)/mkdocs build --strict --site-dir $(SITE_DIR)
@@ -58,6 +58,12 @@ bench: dev
 	echo "$(TORCH_SPEC)" > $(VENV)/torch-constraint.txt
 	$(BIN)/pip install -q -e ".[bench]" -c $(VENV)/torch-constraint.txt
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# Plant formula bugs one at a time and report what `genmath verify` and the tests catch
+# (tools/mutation.py; about an hour on 2 cores for the default sample).
+mutation: dev
+	$(BIN)/python tools/mutation.py map
+	$(BIN)/python tools/mutation.py run --sample 200 --seed 0
 
 clean:
 	rm -rf $(SITE_DIR) .pytest_cache .ruff_cache

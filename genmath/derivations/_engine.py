@@ -32,6 +32,7 @@ sees is what was verified.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import math
@@ -82,10 +83,16 @@ _SOUNDNESS_TOLERANCE = 1e-8
 def _doit(expr: Any) -> Any:
     """Evaluate unevaluated derivatives/integrals/sums so strategies see plain algebra."""
     if isinstance(expr, sp.MatrixBase):
-        return expr.applyfunc(lambda e: e.doit() if isinstance(e, sp.Basic) else e)
+        return expr.applyfunc(lambda e: _doit_cached(e) if isinstance(e, sp.Basic) else e)
     if isinstance(expr, sp.Basic):
-        return expr.doit()
+        return _doit_cached(expr)
     return sp.sympify(expr)
+
+
+@functools.lru_cache(maxsize=4096)
+def _doit_cached(expr: sp.Basic) -> sp.Basic:
+    # a step's right-hand side is the next step's left-hand side: evaluate it once
+    return expr.doit()
 
 
 def _is_zero(expr: Any) -> bool:
@@ -374,12 +381,18 @@ class Derivation:
 
     def chain(self) -> list[tuple[Any, Step]]:
         """Each step paired with the left-hand side it starts from (`From` resolved)."""
+        cached = self.__dict__.get("_chain")
+        if cached is not None:
+            return list(cached)
         out = []
         current = _resolve(self.start)
         for step in self.steps:
             lhs = current if step.lhs is None else _resolve(step.lhs)
             out.append((lhs, step))
             current = step.rhs
+        # a frozen dataclass still has a __dict__: resolving `From`s once is enough, the
+        # registry does not change under a derivation
+        object.__setattr__(self, "_chain", tuple(out))
         return out
 
     @property
@@ -474,12 +487,26 @@ def _same(a: Any, b: Any) -> bool:
 
 def _appears_in(expr: Any, derivation: Derivation) -> bool:
     """Whether ``expr`` is a side of the derivation's chain or a non-trivial part of one."""
+    memo = derivation.__dict__.setdefault("_appears", {})
+    key = sp.srepr(expr) if isinstance(expr, sp.Basic) else repr(expr)
+    if key not in memo:
+        memo[key] = _search_sides(expr, derivation)
+    return memo[key]
+
+
+def _search_sides(expr: Any, derivation: Derivation) -> bool:
     sides = derivation.sides()
     if any(_same(expr, side) for side in sides):
         return True
-    if isinstance(expr, sp.Basic) and not expr.is_Atom:
-        return any(isinstance(side, sp.Basic) and side.has(expr) for side in sides)
-    return False
+    if not isinstance(expr, sp.Basic) or expr.is_Atom:
+        return False
+    sides = [side for side in sides if isinstance(side, sp.Basic)]
+    if any(side.has(expr) for side in sides):
+        return True
+    # `subs` also finds a sum or product inside a larger one (a mean inside a squared
+    # residual), which is how formulas sit in a chain; slower, so tried second
+    marker = sp.Dummy()
+    return any(side.subs(expr, marker) != side for side in sides)
 
 
 # --------------------------------------------------------------------------- bindings
@@ -503,6 +530,10 @@ class Binding:
             shape ``(samples,)`` or broadcasts to it.
         domain: where each free symbol of ``expression`` is drawn: ``(low, high)``,
             `Uniform`, `LogUniform` or `Integers` — the whole domain the code accepts.
+        where: optional ``{symbol: expression}`` put into ``expression`` before the
+            comparison, to evaluate the derivation's result at the case the code computes
+            (a path's scales at two times from the schedule's own definition, say); the
+            domain is then over the symbols of the substituted expressions.
         samples: number of random points.
         tolerance: passes when ``|code - expression| <= tolerance (1 + |expression|)``.
         generated: the code is generated from this expression (documented on the page; the
@@ -515,6 +546,7 @@ class Binding:
     expression: Any
     evaluate: Callable[[Mapping[Any, Any]], Any]
     domain: Mapping[sp.Symbol, Any] = dataclasses.field(default_factory=dict)
+    where: Mapping[sp.Symbol, Any] = dataclasses.field(default_factory=dict)
     samples: int = 32
     tolerance: float = 1e-9
     generated: bool = False
@@ -560,6 +592,7 @@ class Binding:
             residual=residual,
             samples=self.samples,
             domain={str(s): str(v) for s, v in self.domain.items()},
+            where={str(s): str(v) for s, v in dict(self.where).items()},
             generated=self.generated,
             description=self.description,
             seconds=time.perf_counter() - t0,
@@ -659,6 +692,10 @@ def _run_binding(binding: Binding) -> tuple[bool, float, str | None, list[str]]:
                 f"step or part of one): {_short(expr)}",
                 [],
             )
+    if binding.where:
+        expressions = tuple(
+            sp.sympify(e).subs(dict(binding.where), simultaneous=True) for e in expressions
+        )
     free = sorted(
         set().union(*(sp.sympify(e).free_symbols for e in expressions)), key=lambda s: s.name
     )
@@ -806,6 +843,7 @@ class BindingResult:
     residual: str | None
     samples: int
     domain: dict[str, str]
+    where: dict[str, str]
     generated: bool
     description: str
     seconds: float
@@ -905,13 +943,15 @@ def _symbolic(
     difference = _doit(lhs) - _doit(step.rhs)
     strategies = list(_STRATEGIES)
     if step.method is not None:
-        unsound = _unsound_rewrite(derivation, index, step.method, difference, domain)
+        rewritten = _apply(step.method, difference)
+        unsound = _unsound_rewrite(derivation, index, step.method, difference, domain, rewritten)
         if unsound is not None:
             return False, "unsound method", unsound
-        strategies.insert(0, (getattr(step.method, "__name__", "custom"), step.method))
+        # the rewrite was computed for the soundness check: use it rather than run it again
+        strategies.insert(0, (getattr(step.method, "__name__", "custom"), None))
     residual = difference
     for name, strategy in strategies:
-        reduced = _apply(strategy, difference)
+        reduced = rewritten if strategy is None else _apply(strategy, difference)
         if step.relation == "=":
             if _is_zero(reduced):
                 return True, name, None
@@ -992,14 +1032,20 @@ def _instantiate(expr: Any, rng: random.Random, domain: Mapping) -> Any:
 
 
 def _unsound_rewrite(
-    derivation: Derivation, index: int, method: Callable, expr: Any, domain: Mapping
+    derivation: Derivation,
+    index: int,
+    method: Callable,
+    expr: Any,
+    domain: Mapping,
+    rewritten: Any = None,
 ) -> str | None:
     """``None`` if ``method`` is a registered sound rewrite or keeps the value of ``expr`` at
     random points (symbols drawn from their domains, unknown functions replaced by concrete
     ones); else why the step is refused."""
     if method in _SOUND_REWRITES:
         return None
-    rewritten = _apply(method, expr)
+    if rewritten is None:
+        rewritten = _apply(method, expr)
     exprs = list(expr) if isinstance(expr, sp.MatrixBase) else [expr]
     rewrites = list(rewritten) if isinstance(rewritten, sp.MatrixBase) else [rewritten]
     rng = random.Random(_seed(derivation.id, index) ^ 0x5EED)
