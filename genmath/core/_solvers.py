@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 
+from .._implements import implements, plumbing
+
 FIXED_STEP_METHODS = ("euler", "midpoint", "heun", "rk4")
 EXPONENTIAL_METHODS = ("ddim", "dpm++2m")
 SDE_METHODS = ("euler_maruyama", "pc")
@@ -26,6 +28,7 @@ class CountedField:
     nfe: int = 0
     step: int = 0
 
+    @plumbing("counts model evaluations and checks the output's shape")
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         out = self.fn(x, t)
         self.nfe += 1
@@ -71,6 +74,7 @@ def _fixed_step(method: str, field: CountedField, x, t, t_next):
     raise AssertionError(method)
 
 
+@implements("D-runge-kutta-steps")
 def integrate_fixed(method, field: CountedField, x, grid, keep_trajectory: bool):
     trajectory = [x] if keep_trajectory else None
     for k in range(grid.numel() - 1):
@@ -83,6 +87,7 @@ def integrate_fixed(method, field: CountedField, x, grid, keep_trajectory: bool)
     return x, trajectory
 
 
+@implements("D-ddim-exponential-integrator", "D-dpm-solver-pp-2m")
 def integrate_exponential(method, denoiser: CountedField, x, grid, alpha, sigma, keep_trajectory):
     """DDIM and DPM-Solver++(2M): exponential integrators of the probability-flow ODE in the
     data ($x_0$) prediction, with $\\lambda = \\log(\\alpha/\\sigma)$ (derivations
@@ -127,6 +132,11 @@ def integrate_exponential(method, denoiser: CountedField, x, grid, alpha, sigma,
     return x, trajectory
 
 
+def _standard_normal(x: torch.Tensor, generator) -> torch.Tensor:
+    """A standard Gaussian draw shaped like `x`: the one place the SDE loops draw noise."""
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
 def _broadcast(value, x: torch.Tensor) -> torch.Tensor:
     """A diffusion coefficient (float, 0-d or (B,)) shaped to multiply `x`."""
     value = torch.as_tensor(value, dtype=x.dtype, device=x.device)
@@ -142,6 +152,7 @@ def _broadcast(value, x: torch.Tensor) -> torch.Tensor:
     )
 
 
+@implements("D-euler-maruyama", "D-langevin-corrector")
 def integrate_sde(
     method,
     drift: CountedField,
@@ -164,7 +175,7 @@ def integrate_sde(
         drift.step = k
         t, t_next = grid[k], grid[k + 1]
         h = t_next - t
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        noise = _standard_normal(x, generator)
         scale = _broadcast(diffusion(t), x)
         x = x + h * drift(x, t) + scale * torch.sqrt(h.abs()) * noise
         _check_state(x, k, t, t_next)
@@ -172,7 +183,7 @@ def integrate_sde(
             score.step = k + 1
             for _ in range(corrector_steps):
                 grad = score(x, t_next)
-                z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+                z = _standard_normal(x, generator)
                 # Norms averaged over the batch, as in Song et al.'s reference code: a per-sample
                 # ratio explodes for samples sitting near a mode, where the score vanishes.
                 grad_norm = grad.square().sum(event_dims).sqrt().mean()

@@ -46,6 +46,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from .._implements import implements
 from ._shapes import check_batch
 
 __all__ = [
@@ -94,6 +95,7 @@ class VelocityWithDivergence(Protocol):
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
+@implements("D-hutchinson-unbiased", "D-instantaneous-change-of-variables")
 def divergence(
     fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -150,6 +152,7 @@ def divergence(
     return div if create_graph else div.detach()
 
 
+@implements("D-hutchinson-unbiased", "D-instantaneous-change-of-variables")
 def draw_probes(
     x: torch.Tensor,
     probes: int = 1,
@@ -259,6 +262,7 @@ def _exact_batched(
     return div
 
 
+@implements("D-hutchinson-unbiased", "D-hutchinson-variance")
 def _hutchinson_from_graph(
     y: torch.Tensor, x: torch.Tensor, z: torch.Tensor, create_graph: bool
 ) -> torch.Tensor:

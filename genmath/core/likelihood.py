@@ -26,6 +26,7 @@ from collections.abc import Callable
 import torch
 from torchdiffeq import odeint
 
+from .._implements import implements
 from ._shapes import as_time, check_batch
 from .divergence import (
     VelocityWithDivergence,
@@ -61,6 +62,7 @@ class ODELikelihood:
     nfe: int
 
 
+@implements("D-instantaneous-change-of-variables")
 def ode_log_likelihood(
     velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -199,6 +201,7 @@ def ode_log_likelihood(
     return ODELikelihood(log_prob, prior, integrated, x_end, nfe)
 
 
+@implements("D-bits-per-dim")
 def bits_per_dim(
     log_prob: torch.Tensor,
     dims: int | tuple[int, ...] | torch.Size,
