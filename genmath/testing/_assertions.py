@@ -55,11 +55,11 @@ __all__ = [
 
 DEFAULT_FAILURE_PROBABILITY = 1e-6
 DEFAULT_RTOL = 0.1
+"""Default required precision: the half-width $k\\,\\mathrm{SE}$ may be at most this fraction of
+the largest $|\\text{expected}|$ (a test that cannot tell 7 from 8 is refused)."""
 MAX_VARIANCE_SHARE = 0.1
 """Largest share of the sample variance one draw may carry before a heavy tail (by its Pareto
 shape) is taken to decide the comparison."""
-"""Default required precision: the half-width $k\\,\\mathrm{SE}$ may be at most this fraction of
-the largest $|\\text{expected}|$ (a test that cannot tell 7 from 8 is refused)."""
 
 
 class StatisticalTestError(Exception):

@@ -1,8 +1,6 @@
 """The pytest plugin: its fixtures work in any suite that has genmath installed (this one too)."""
 
 import importlib.metadata
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -39,27 +37,38 @@ def test_checks_are_strict_and_bound_to_the_oracle(genmath_checks, genmath_oracl
     assert not lenient.passed
 
 
-def test_a_users_suite_gets_the_fixtures_and_the_reports(tmp_path):
-    test_file = tmp_path / "test_users_sampler.py"
-    test_file.write_text(
+def test_a_users_suite_gets_the_fixtures_and_the_reports(tmp_path, monkeypatch, capsys):
+    # a user's suite, run in this process (a subprocess would pay torch's import again): the
+    # plugin comes from the installed entry point, a correct sampler passes, a first-order one
+    # claiming second order fails with the defect named, and --genmath-reports prints both
+    (tmp_path / "test_users_sampler.py").write_text(
         textwrap.dedent(
             """
             import pytest
-            from genmath.testing import genmath_sampler
+            import genmath
+            from genmath.testing import as_sampler, genmath_sampler
 
             @pytest.mark.parametrize("genmath_oracle", ["gaussian"], indirect=True)
             def test_my_sampler(genmath_checks):
                 genmath_checks.sampler(genmath_sampler("dpm++2m"), steps=(8, 16), n=32)
+
+            @pytest.mark.parametrize("genmath_oracle", ["gaussian"], indirect=True)
+            def test_my_broken_sampler(genmath_checks, genmath_oracle):
+                def euler(model, x, steps):
+                    return genmath.sample_ode(model, x, steps=steps, method="euler", path=genmath_oracle.path)
+
+                genmath_checks.sampler(as_sampler(euler), steps=(16, 32, 64), n=32, expected_order=2)
             """
         )
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--genmath-reports", str(test_file)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
+    monkeypatch.chdir(tmp_path)
+    code = pytest.main(
+        ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--genmath-reports", "test_users_sampler.py"]
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "genmath conformance reports" in result.stdout
-    assert "deterministic sampler: genmath dpm++2m" in result.stdout
+    out = capsys.readouterr().out
+    assert code == pytest.ExitCode.TESTS_FAILED, out
+    assert "1 failed, 1 passed" in out, out
+    assert "FAILED test_users_sampler.py::test_my_broken_sampler" in out, out
+    assert "lower order than claimed" in out, out
+    assert "genmath conformance reports" in out, out
+    assert "deterministic sampler: genmath dpm++2m" in out, out
