@@ -15,7 +15,7 @@ import torch
 from ._assertions import DEFAULT_FAILURE_PROBABILITY, compare_mean, compare_means
 from ._oracle import Oracle, mixture_2d
 from ._report import Report
-from ._samplers import SamplerUnderTest
+from ._samplers import SamplerUnderTest, _repeated_note, _watch_models
 
 __all__ = ["check_sampler", "check_stochastic_sampler", "check_likelihood", "check_field"]
 
@@ -130,7 +130,10 @@ def check_sampler(
     start = _CommonStart(oracle, n, generator)
     for s in steps:
         (t0, c0, t1, c1), x_path = start(sampler, s)
-        x_end, nfe = sampler.run(oracle, c0 * x_path, s, generator)
+        with _watch_models() as models:
+            x_end, nfe = sampler.run(oracle, c0 * x_path, s, generator)
+        if note := _repeated_note(models, s):
+            notes.append(note)
         if not isinstance(x_end, torch.Tensor) or x_end.shape != x_path.shape:
             got = tuple(x_end.shape) if isinstance(x_end, torch.Tensor) else type(x_end).__name__
             raise ValueError(
@@ -265,10 +268,13 @@ def check_stochastic_sampler(
     n = _positive_int(n, "n")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     per_row = failure_prob / len(steps)
-    rows, failures = [], []
+    rows, failures, notes = [], [], []
     for s in steps:
         (t0, c0, t1, c1), x_path = _CommonStart(oracle, n, generator)(sampler, s)
-        x_end, nfe = sampler.run(oracle, c0 * x_path, s, generator)
+        with _watch_models() as models:
+            x_end, nfe = sampler.run(oracle, c0 * x_path, s, generator)
+        if note := _repeated_note(models, s):
+            notes.append(note)
         x_end = x_end.to(x_path) / c1
         features, names = _moment_features(_standardiser(oracle, t1)(x_end))
         moments = compare_mean(
@@ -312,7 +318,7 @@ def check_stochastic_sampler(
         rows,
         failures,
         {"n": n, "precision": precision, "log_density_precision": log_density_precision},
-        [f"oracle: {oracle!r}; z = |bias| / standard error, two-sided"],
+        [*notes, f"oracle: {oracle!r}; z = |bias| / standard error, two-sided"],
     )
     return report.raise_if_failed() if strict else report
 

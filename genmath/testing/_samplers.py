@@ -11,6 +11,8 @@ adapters (`diffusers_sampler`, `k_diffusion_sampler`, `flow_matching_sampler`,
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 from collections.abc import Callable
 
@@ -22,15 +24,82 @@ Level = tuple[float, float]
 
 
 class CountingModel:
-    """Wraps ``fn`` and counts its calls (the sampler's number of function evaluations)."""
+    """Wraps ``fn`` and counts its calls (the sampler's number of function evaluations).
+
+    It also counts **repeated** evaluations: calls whose arguments equal those of the call just
+    before, exactly. A sampler makes one on a zero-length step, such as a noise level listed
+    twice in its grid (diffusers' Karras sigmas once ended with a duplicated last level): the
+    evaluation is paid for and changes nothing. The checks report them.
+    """
 
     def __init__(self, fn: Callable):
         self.fn = fn
         self.calls = 0
+        self.repeated = 0
+        self._previous = None
+        watching = _WATCHING.get()
+        if watching is not None:
+            watching.append(self)
 
     def __call__(self, *args, **kwargs):
         self.calls += 1
+        inputs = (_snapshot(args), _snapshot(sorted(kwargs.items())))
+        if self._previous is not None and _same_inputs(inputs, self._previous):
+            self.repeated += 1
+        self._previous = inputs
         return self.fn(*args, **kwargs)
+
+
+_WATCHING: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "genmath_counting_models", default=None
+)
+
+
+@contextlib.contextmanager
+def _watch_models():
+    """Collect every `CountingModel` created inside the block (by an adapter's ``run``)."""
+    models: list[CountingModel] = []
+    token = _WATCHING.set(models)
+    try:
+        yield models
+    finally:
+        _WATCHING.reset(token)
+
+
+def _snapshot(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, list | tuple):
+        return tuple(_snapshot(v) for v in value)
+    return value
+
+
+def _same_inputs(a, b) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (
+            isinstance(a, torch.Tensor)
+            and isinstance(b, torch.Tensor)
+            and a.shape == b.shape
+            and a.dtype == b.dtype
+            and torch.equal(a, b)
+        )
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same_inputs(x, y) for x, y in zip(a, b, strict=True))
+    try:
+        return bool(a is b or a == b)
+    except Exception:  # objects whose == is not a truth value
+        return False
+
+
+def _repeated_note(models: list[CountingModel], steps: int) -> str | None:
+    repeated = sum(m.repeated for m in models)
+    if not repeated:
+        return None
+    return (
+        f"at {steps} steps the model was evaluated {repeated} time(s) on exactly the inputs of the "
+        "call before: a zero-length step (a noise level listed twice in the grid?) costs an "
+        "evaluation, counted in the NFE, and does nothing"
+    )
 
 
 class SamplerUnderTest:

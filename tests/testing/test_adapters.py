@@ -98,6 +98,27 @@ def test_k_diffusion_loads_without_torchvision_and_its_samplers_conform(oracle):
         k_diffusion_sampler("bogus")
 
 
+def test_a_duplicated_noise_level_is_reported_as_a_wasted_evaluation(oracle):
+    # the kind of grid diffusers PR #6477 fixed: a Karras grid whose last level before 0 appears
+    # twice. k-diffusion's Euler then takes a zero-length step, evaluating the denoiser again on
+    # exactly the same input; the check reports the wasted evaluation, and none on the plain grid
+    sampling = load_k_diffusion_sampling()
+
+    def karras(steps):
+        return sampling.get_sigmas_karras(steps, 0.002, 80.0, rho=7.0)
+
+    def duplicated(steps):
+        sigmas = karras(steps - 1)
+        return torch.cat([sigmas[:-1], sigmas[-2:-1], sigmas[-1:]])
+
+    plain = check_sampler(k_diffusion_sampler("euler", sigmas=karras), oracle, steps=(10, 20), n=16)
+    assert not any("evaluated" in note for note in plain.notes), plain
+    wasted = check_sampler(k_diffusion_sampler("euler", sigmas=duplicated), oracle, steps=(10, 20), n=16)
+    notes = [note for note in wasted.notes if "evaluated" in note]
+    assert len(notes) == 2 and all("1 time(s) on exactly the inputs" in note for note in notes), wasted
+    assert [row["nfe"] for row in wasted.rows] == [row["nfe"] for row in plain.rows]
+
+
 def test_k_diffusion_ancestral_draws_from_the_checks_generator(oracle):
     sampler = k_diffusion_sampler("euler_ancestral")
     assert sampler.stochastic
