@@ -455,8 +455,10 @@ def check_field(
     ``parameterization``. At each time of ``times`` (default: five times across the path's safe
     interval), on exact draws of $p_t$, the relative RMS error
     $\\lVert \\hat f - f\\rVert / \\lVert f \\rVert$ and the largest absolute error are reported;
-    the check fails where the relative error exceeds ``rtol``, and names the defect when the
-    model matches another parameterization or the negated field.
+    the check fails where the relative error exceeds ``rtol`` or the output is not finite, and
+    names the defect when the model matches another parameterization or the negated field. To
+    test a model at the ends of time, where divisions by $\\alpha_t$ or $\\sigma_t$ give NaN,
+    pass them: ``times=oracle.safe_interval``.
     """
     oracle = _oracle_or_default(oracle)
     if parameterization not in _PARAMETERIZATIONS:
@@ -477,6 +479,12 @@ def check_field(
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
             raise ValueError(f"the model must return a tensor of shape {tuple(x.shape)}, got {shape}")
         got = got.detach().to(exact)
+        finite = torch.isfinite(got).flatten(1).all(dim=1)
+        if not finite.all():
+            bad = int((~finite).sum())
+            rows.append({"t": t, "relative_rms_error": math.nan, "max_abs_error": math.nan})
+            failures.append(f"non-finite output (NaN or inf) at t = {t:.4g} for {bad} of {n} points")
+            continue
         scale = float(exact.pow(2).mean().sqrt())
         relative = float((got - exact).pow(2).mean().sqrt()) / max(scale, 1e-300)
         rows.append({"t": t, "relative_rms_error": relative, "max_abs_error": float((got - exact).abs().max())})
@@ -490,13 +498,14 @@ def check_field(
             others["the field has the wrong sign"] = -2 * exact
             defect = _diagnose((got - exact).flatten(), {k: v.flatten() for k, v in others.items()})
             failures.append(message + (f"; likely defect: {defect}" if defect else ""))
+    errors = [r["relative_rms_error"] for r in rows]
     report = Report(
         "field model",
         f"{getattr(model, '__name__', type(model).__name__)} ({parameterization})",
         ["t", "relative_rms_error", "max_abs_error"],
         rows,
         failures,
-        {"max_relative_error": max(r["relative_rms_error"] for r in rows)},
+        {"max_relative_error": max(errors) if not any(map(math.isnan, errors)) else math.nan},
         [f"oracle: {oracle!r}"],
     )
     return report.raise_if_failed() if strict else report

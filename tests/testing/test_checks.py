@@ -215,6 +215,22 @@ def test_field_check_passes_the_exact_field_and_names_a_swapped_parameterization
     assert "wrong sign" in report.failures[0]
 
 
+def test_field_check_names_non_finite_output_at_the_ends_of_time(oracle):
+    # x0 recovered from eps as (x - sigma eps) / alpha, with alpha rounded to 0 near the noise
+    # end (the NaN-at-the-ends kind of bug): exact inside, inf/NaN at the end the check includes
+    def x0_from_eps(x, t):
+        alpha, sigma = oracle.level(float(t))
+        alpha = 0.0 if float(t) > 0.99 else alpha
+        return (x - sigma * oracle.predict(x, t, "eps")) / torch.tensor(alpha, dtype=x.dtype)
+
+    lo, hi = oracle.safe_interval
+    assert check_field(x0_from_eps, oracle, parameterization="x0", times=[lo, 0.5]).passed
+    report = check_field(x0_from_eps, oracle, parameterization="x0", times=[lo, 0.5, hi], n=64)
+    assert not report.passed and len(report.failures) == 1, report
+    assert report.failures[0] == f"non-finite output (NaN or inf) at t = {hi:.4g} for 64 of 64 points"
+    assert math.isnan(report.summary["max_relative_error"])
+
+
 # ------------------------------------------------------------------ distributions and flows
 
 
