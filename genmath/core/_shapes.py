@@ -87,7 +87,7 @@ def network_time(t, x: torch.Tensor, name: str = "t") -> torch.Tensor:
     return t
 
 
-@plumbing("broadcasting: reshapes a (B,) time to (B, 1, ..., 1), no formula")
+@plumbing("shape bookkeeping: a (B,) time becomes (B, 1, ..., 1) so it broadcasts over (B, *event)")
 def expand_time(t: torch.Tensor, x: torch.Tensor, name: str = "t", data: str = "x") -> torch.Tensor:
     """Reshape a scalar or ``(B,)`` time tensor so it broadcasts against ``x`` of shape
     ``(B, *event)``: ``(B,)`` becomes ``(B, 1, ..., 1)``. ``data`` names ``x`` in errors."""
@@ -144,7 +144,7 @@ def check_reduction(reduction: str) -> str:
     return check_option(reduction, REDUCTIONS, "reduction")
 
 
-@plumbing("a reduction: the batch mean of per-sample values the caller computed")
+@plumbing("the reduction switch: the batch mean of per-sample values, or the values unchanged")
 def reduce_batch(values: torch.Tensor, reduction: str) -> torch.Tensor:
     """Per-sample ``values`` reduced as ``reduction`` says (validated)."""
     return values.mean() if check_reduction(reduction) == "mean" else values
