@@ -256,7 +256,7 @@ def _as_tensor(x, like: torch.Tensor | None = None, name: str = "value") -> torc
 
 
 def _check_samples(samples, name: str) -> torch.Tensor:
-    samples = _as_tensor(samples)
+    samples = _as_tensor(samples, name="samples")
     if not samples.is_floating_point():
         samples = samples.to(torch.float64)
     if samples.ndim == 0 or samples.shape[0] < 2:

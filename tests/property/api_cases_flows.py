@@ -425,6 +425,7 @@ def _(spec):
         dict(
             samples=Values(samples),
             expected=Plain(samples.mean(0)),
+            precision=Plain(1.0),  # what 64 draws resolve (k se = 0.7)
             failure_prob=Unit(1e-6, open=True),
         ),
         assertion_ok=True,
@@ -439,6 +440,7 @@ def _(spec):
         dict(
             samples=Values(samples),
             expected_variance=Plain(samples.var(0)),
+            precision=Plain(2.0),  # what 64 draws resolve (k se = 1.3)
             failure_prob=Unit(1e-6, open=True),
         ),
         assertion_ok=True,
