@@ -51,6 +51,18 @@ class GaussianPath:
             )
         self.schedule = schedule
         self._directions: dict[tuple[str, str], _Direction] = {}
+        # alpha, sigma and their derivatives as Python numbers where the schedule makes them
+        # constant (CondOT's derivatives, VE's alpha): a number multiplies a tensor in one
+        # operation, where the compiled constant would first be broadcast to a tensor
+        self._terms = tuple(
+            float(expr) if not expr.free_symbols else fn
+            for expr, fn in (
+                (schedule.alpha_expr, schedule._alpha),
+                (schedule.sigma_expr, schedule._sigma),
+                (schedule.d_alpha_expr, schedule._d_alpha),
+                (schedule.d_sigma_expr, schedule._d_sigma),
+            )
+        )
 
     def __repr__(self) -> str:
         return f"GaussianPath({self.schedule!r})"
@@ -98,7 +110,7 @@ class GaussianPath:
             eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         else:
             _same_shape(eps, x0, "eps", "x0")
-        return self.schedule._alpha(tt) * x0 + self.schedule._sigma(tt) * eps, eps
+        return self._combine(0, 1, x0, eps, tt), eps
 
     def conditional_velocity(self, x0: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
         r"""$\frac{d}{dt}x_t = \dot\alpha_t x_0 + \dot\sigma_t\varepsilon$, the flow-matching
@@ -106,7 +118,28 @@ class GaussianPath:
         check_batch(x0, "x0")
         _same_shape(eps, x0, "eps", "x0")
         tt = self._broadcast_time(t, x0)
-        return self.schedule._d_alpha(tt) * x0 + self.schedule._d_sigma(tt) * eps
+        return self._combine(2, 3, x0, eps, tt)
+
+    def _sample_and_velocity(
+        self, x0: torch.Tensor, eps: torch.Tensor, tt: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x_t, conditional velocity)`` of `sample` and `conditional_velocity` for inputs
+        a caller has validated, with ``tt`` already broadcast against ``x0`` (a training loss
+        validates its time once, not once per term)."""
+        return self._combine(0, 1, x0, eps, tt), self._combine(2, 3, x0, eps, tt)
+
+    def _combine(self, i: int, j: int, x0: torch.Tensor, eps: torch.Tensor, tt) -> torch.Tensor:
+        """``c_i(t) x0 + c_j(t) eps`` for two of (alpha, sigma, d_alpha, d_sigma)."""
+        a, b = self._terms[i], self._terms[j]
+        a = a if isinstance(a, float) else a(tt)
+        b = b if isinstance(b, float) else b(tt)
+        if isinstance(a, float) and isinstance(b, float):
+            return torch.add(x0 * a, eps, alpha=b)
+        if isinstance(b, float):
+            return torch.add(a * x0, eps, alpha=b)
+        if isinstance(a, float):
+            return torch.addcmul(x0 * a, b, eps)
+        return torch.addcmul(a * x0, b, eps)
 
     # -- forward SDE with the path's marginals -------------------------------------------
 

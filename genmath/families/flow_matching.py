@@ -40,7 +40,7 @@ from torch import nn
 from ..core._shapes import as_time, check_batch, check_reduction, expand_time, reduce_batch
 from ..core.dynamics import SampleResult, reparameterize, sample_ode
 from ..core.likelihood import ode_log_likelihood
-from ..core.path import GaussianPath, check_gaussian_path, check_parameterization
+from ..core.path import GaussianPath, _fast_time, check_gaussian_path, check_parameterization
 
 __all__ = [
     "TIME_DISTRIBUTIONS",
@@ -129,20 +129,24 @@ def interpolate(
     if not noise_scale >= 0:
         raise ValueError(f"noise_scale must be >= 0, got {noise_scale!r}")
     t = as_time(t, like=x0)
+    _check_interior(t, noise_scale)
+    return _interpolate(x0, x1, t, path, noise_scale, generator)
+
+
+def _check_interior(t: torch.Tensor, noise_scale: float) -> None:
     if noise_scale > 0 and bool(((t <= 0) | (t >= 1)).any()):
         raise ValueError(
             "a stochastic interpolant (noise_scale > 0) needs t strictly inside (0, 1), where "
             f"d/dt sqrt(a t (1 - t)) is finite; got t in [{float(t.min())}, {float(t.max())}]"
         )
-    return _interpolate(x0, x1, t, path, noise_scale, generator)
 
 
 def _interpolate(x0, x1, t, path, noise_scale, generator):
-    """`interpolate` on validated input (the training loop validates once)."""
-    xt, _ = path.sample(x0, t, eps=x1)
-    target = path.conditional_velocity(x0, x1, t)
+    """`interpolate` on validated input: the training loss validates ``t`` once, and the path's
+    two terms share one broadcast of it."""
+    tt = expand_time(t, x0)
+    xt, target = path._sample_and_velocity(x0, x1, tt)
     if noise_scale > 0:
-        tt = expand_time(t, x0)
         z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         gamma, d_gamma = _interpolant_noise_scale(tt, noise_scale)
         xt = xt + gamma * z
@@ -231,7 +235,7 @@ def cfm_loss(
             dtype=x0.dtype,
             device=x0.device,
         )
-    t = as_time(t, like=x0)
+    t, _ = _fast_time(t, x0)  # validated once here (one reduction when t is a valid tensor)
     if t.ndim == 0:
         t = t.expand(batch)
     elif t.shape != (batch,):
@@ -240,10 +244,8 @@ def cfm_loss(
         raise ValueError(
             f"x1 must have the shape of x0, {tuple(x0.shape)}; got {tuple(noise.shape)}"
         )
-    if noise_scale > 0:
-        xt, target = interpolate(x0, noise, t, path, noise_scale=noise_scale, generator=generator)
-    else:
-        xt, target = _interpolate(x0, noise, t, path, 0.0, generator)
+    _check_interior(t, noise_scale)
+    xt, target = _interpolate(x0, noise, t, path, noise_scale, generator)
     prediction = model(xt, t)
     if not isinstance(prediction, torch.Tensor) or prediction.shape != x0.shape:
         got = tuple(prediction.shape) if isinstance(prediction, torch.Tensor) else type(prediction)
