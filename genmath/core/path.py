@@ -300,7 +300,6 @@ def _conversion_coefficients(schedule: Schedule, src: str, dst: str):
         symbols[3]: schedule._d_sigma,
     }
     needed = [sym for sym in symbols if sym in uses]
-    t_symbol = schedule.t_symbol
     raw = sp.lambdify(needed, (c_xt_expr, c_pred_expr), cse=True)
 
     def coefficients(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
