@@ -31,6 +31,7 @@ model evaluations.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 from collections.abc import Callable
 
@@ -55,7 +56,13 @@ __all__ = [
     "SDE_METHODS",
 ]
 
-_TORCHDIFFEQ_SOLVERS = tuple(importlib.import_module("torchdiffeq._impl.odeint").SOLVERS)
+
+@functools.cache
+def _torchdiffeq_solvers() -> tuple[str, ...]:
+    # imported on first use: torchdiffeq (and the scipy it imports) is not needed by
+    # genmath's own methods
+    return tuple(importlib.import_module("torchdiffeq._impl.odeint").SOLVERS)
+
 _ADAPTIVE_RK = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun")
 ODE_METHODS = (*_solvers.FIXED_STEP_METHODS, *_solvers.EXPONENTIAL_METHODS)
 """genmath's own ODE methods; any other torchdiffeq method name (`"dopri5"`, ...) also works."""
@@ -180,8 +187,8 @@ def sample_ode(
     (naming the step and its times).
     """
     x1 = check_batch(x1, "x1")
-    known = (*ODE_METHODS, *_TORCHDIFFEQ_SOLVERS)
-    if method not in known:
+    if method not in ODE_METHODS and method not in _torchdiffeq_solvers():
+        known = (*ODE_METHODS, *_torchdiffeq_solvers())
         raise ValueError(f"method must be one of {known}, got {method!r}")
     if path is None and parameterization != "velocity":
         raise ValueError(

@@ -24,7 +24,6 @@ import math
 from collections.abc import Callable
 
 import torch
-from torchdiffeq import odeint
 
 from ._shapes import as_time, check_batch
 from .divergence import (
@@ -178,6 +177,8 @@ def ode_log_likelihood(
         # would evaluate the velocity outside [t0, t1] (e.g. at t > 1, where a path's
         # velocity may be undefined); a forced step at t1 keeps every evaluation inside.
         solver_options["step_t"] = end.reshape(1)
+    from torchdiffeq import odeint  # imported on first use (it imports scipy)
+
     initial = (x, torch.zeros(x.shape[0], dtype=x.dtype, device=x.device))
     with torch.set_grad_enabled(create_graph):
         try:

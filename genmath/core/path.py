@@ -21,11 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-import sympy as sp
 import torch
 
+from .._lazy import lazy_import
 from ._shapes import as_time, check_batch, expand_time
 from .schedules import Schedule
+
+sp = lazy_import("sympy")  # the conversion table is solved on first use
 
 __all__ = ["GaussianPath", "PARAMETERIZATIONS"]
 

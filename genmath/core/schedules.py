@@ -26,11 +26,12 @@ import functools
 import math
 from collections.abc import Callable
 
-import sympy as sp
 import torch
-from sympy.codegen.rewriting import optimize, optims_c99
 
+from .._lazy import lazy_import
 from ._shapes import as_time
+
+sp = lazy_import("sympy")  # imported when the first schedule is built, not with genmath
 
 __all__ = ["Schedule", "CondOT", "VP", "CosineVP", "VE"]
 
@@ -83,6 +84,8 @@ def _compile(expr, symbol: sp.Symbol) -> Callable[[torch.Tensor], torch.Tensor]:
 
     ``exp(x) - 1`` and ``log(1 + x)`` are rewritten to ``expm1``/``log1p`` first, so that a
     schedule stays accurate where $\\sigma_t$ is tiny (near t = 0)."""
+    from sympy.codegen.rewriting import optimize, optims_c99
+
     expr = optimize(sp.sympify(expr), optims_c99)
     raw = sp.lambdify(symbol, expr, modules=[_TORCH_FUNCTIONS])
 
@@ -360,8 +363,10 @@ class Schedule:
         return f"{self.name}(alpha={self.alpha_expr}, sigma={self.sigma_expr})"
 
 
-_T = sp.Symbol("t", nonnegative=True)
-_LAM = sp.Symbol("lambda", real=True)
+@functools.cache
+def _symbols():
+    """The time and log-SNR symbols of the built-in schedules (made on first use)."""
+    return sp.Symbol("t", nonnegative=True), sp.Symbol("lambda", real=True)
 
 
 class CondOT(Schedule):
@@ -373,6 +378,7 @@ class CondOT(Schedule):
     """
 
     def __init__(self, *, min_scale: float = DEFAULT_MIN_SCALE) -> None:
+        _T, _LAM = _symbols()
         alpha, sigma, inverse = self.definition(_T, _LAM)
         super().__init__(
             alpha, sigma, _T, inverse_log_snr=inverse, lam=_LAM, name="CondOT", min_scale=min_scale
@@ -404,6 +410,7 @@ class VP(Schedule):
     def __init__(
         self, beta_min: float = 0.1, beta_max: float = 20.0, *, min_scale: float = DEFAULT_MIN_SCALE
     ) -> None:
+        _T, _LAM = _symbols()
         self.beta_min = _positive_parameter(beta_min, "beta_min")
         self.beta_max = _positive_parameter(beta_max, "beta_max")
         alpha, sigma, inverse = self.definition(_T, _LAM, self.beta_min, self.beta_max)
@@ -435,6 +442,7 @@ class CosineVP(Schedule):
     """
 
     def __init__(self, s: float = 0.008, *, min_scale: float = DEFAULT_MIN_SCALE) -> None:
+        _T, _LAM = _symbols()
         s = float(s)
         if not (math.isfinite(s) and 0 <= s < 1):
             raise ValueError(f"CosineVP offset s must lie in [0, 1), got {s}")
@@ -481,6 +489,7 @@ class VE(Schedule):
         *,
         min_scale: float = DEFAULT_MIN_SCALE,
     ):
+        _T, _LAM = _symbols()
         self.sigma_min = _positive_parameter(sigma_min, "sigma_min")
         self.sigma_max = _positive_parameter(sigma_max, "sigma_max")
         if not self.sigma_min < self.sigma_max:
