@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 SITE_DIR ?= site
 
-.PHONY: verify test lint docs dev bench clean
+.PHONY: verify test lint docs dev bench mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ verify: $(VENV)/.core
 	$(BIN)/genmath verify
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check genmath tests benchmarks docs
+	$(BIN)/ruff check genmath tests benchmarks docs tools
 
 docs: dev
 	$(BIN)/mkdocs build --strict --site-dir $(SITE_DIR)
@@ -61,6 +61,12 @@ $(VENV)/.bench: pyproject.toml $(VENV)/.dev
 
 bench: $(VENV)/.bench
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f $(BENCH_FLAGS) || exit 1; done
+
+# Plant formula bugs one at a time and report what `genmath verify` and the tests catch
+# (tools/mutation.py; about an hour on 2 cores for the default sample).
+mutation: dev
+	$(BIN)/python tools/mutation.py map
+	$(BIN)/python tools/mutation.py run --sample 200 --seed 0
 
 clean:
 	rm -rf $(SITE_DIR) .pytest_cache .ruff_cache

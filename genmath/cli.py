@@ -10,6 +10,15 @@ import time
 from . import __version__
 
 
+def _available_cores() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _summary(results, audit) -> dict:
     """Counts for the summary line and the JSON report."""
     derivations = [r for r in results if r.kind == "derivation"]
@@ -51,7 +60,8 @@ def _verify(args: argparse.Namespace) -> int:
             sys.stderr.write(f"[{i}/{n}] {item.id}\n")
 
     t0 = time.perf_counter()
-    results = registry.run(items, progress=progress)
+    jobs = args.jobs if args.jobs > 0 else _available_cores()
+    results = registry.run(items, progress=progress, jobs=min(jobs, max(1, len(items) // 8)))
     # the audit needs every binding's record of what it called: only a full run has them
     audit = registry.audit(results) if args.only is None else None
     total = time.perf_counter() - t0
@@ -85,7 +95,7 @@ def _verify(args: argparse.Namespace) -> int:
         )
         for r in failed:
             for s in r.failures():
-                print(f"FAILED {r.id} step {s.index} ({s.tag}): {s.method}: {s.residual}")
+                print(f"FAILED {r.id} step {s.index} ({s.tag}, {s.method}): residual {s.residual}")
             for b in r.binding_failures():
                 print(f"FAILED {r.id} binding of {', '.join(b.code)}: {b.residual}")
         for r in unbound:
@@ -164,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.add_argument(
         "--only", metavar="PATTERN", help="only ids or titles matching PATTERN (glob or substring)"
+    )
+    verify.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=0,
+        metavar="N",
+        help="worker processes (default 0: one per available core)",
     )
     verify.set_defaults(func=_verify)
 

@@ -18,18 +18,20 @@ linear, one 2×2 solve converts any of them into any other.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 
+from .._implements import implements
 from .._lazy import lazy_import
 from ._shapes import as_time, check_batch, expand_time
 from .schedules import Schedule
 
 sp = lazy_import("sympy")  # the conversion table is solved on first use
 
-__all__ = ["GaussianPath", "PARAMETERIZATIONS"]
+__all__ = ["GaussianPath", "PARAMETERIZATIONS", "gaussian_posterior_coefficients"]
 
 PARAMETERIZATIONS = ("x0", "eps", "score", "velocity", "v")
 
@@ -144,6 +146,49 @@ class GaussianPath:
             return torch.addcmul(x0 * a, b, eps)
         return torch.addcmul(a * x0, b, eps)
 
+    # -- the posterior between two times ---------------------------------------------------
+
+    @implements("D-gaussian-path-posterior")
+    def posterior_coefficients(self, s, t, like: torch.Tensor | None = None):
+        r"""Coefficients of $q(x_s \mid x_t, x_0)$ for $s < t$ (derivation
+        D-gaussian-path-posterior): ``(c_x0, c_xt, variance, d_xt, d_eps)`` with
+
+        $$
+        \mathbb E[x_s \mid x_t, x_0] = c_{x_0} x_0 + c_{x_t} x_t
+        = d_{x_t} x_t + d_\varepsilon \varepsilon, \qquad
+        \operatorname{Var}[x_s \mid x_t, x_0] = \tilde\sigma^2_{s|t},
+        $$
+
+        where $\varepsilon = (x_t - \alpha_t x_0)/\sigma_t$. Shapes are those of ``s``/``t``
+        broadcast; the dtype/device of ``like`` (default: of the times). See
+        `gaussian_posterior_coefficients` for the formula.
+        """
+        s = as_time(s, like=like, name="s")
+        t = as_time(t, like=like if like is not None else s, name="t")
+        if bool((s >= t).any()):
+            raise ValueError(
+                "the posterior q(x_s | x_t, x_0) needs s < t (s nearer the data), got "
+                f"s = {s.tolist()} and t = {t.tolist()}"
+            )
+        sch = self.schedule
+        return gaussian_posterior_coefficients(
+            sch.alpha(s), sch.sigma(s), sch.alpha(t), sch.sigma(t)
+        )
+
+    @implements("D-gaussian-path-posterior")
+    def posterior(
+        self, x0: torch.Tensor, xt: torch.Tensor, s, t
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""``(mean, variance)`` of $q(x_s \mid x_t, x_0)$, $s < t$: the Gaussian-path posterior
+        that DDPM's reverse kernel, DDIM($\eta$) and the discrete ELBO are built on
+        (D-gaussian-path-posterior). ``mean`` has the shape of ``x0``; ``variance`` broadcasts
+        against it."""
+        check_batch(x0, "x0")
+        _same_shape(xt, x0, "xt", "x0")
+        c_x0, c_xt, variance, _, _ = self.posterior_coefficients(s, t, like=x0)
+        c_x0, c_xt, variance = (expand_time(c, x0) for c in (c_x0, c_xt, variance))
+        return c_x0 * x0 + c_xt * xt, variance
+
     # -- forward SDE with the path's marginals -------------------------------------------
 
     def drift_coefficient(self, t) -> torch.Tensor:
@@ -222,6 +267,61 @@ class GaussianPath:
                 f"got t in [{float(t.min()):.6g}, {float(t.max()):.6g}]"
             )
         return direction.apply(xt, pred, expand_time(t, xt))
+
+
+def _posterior_expressions():
+    r"""The posterior's coefficients as sympy expressions of $(\alpha_s, \sigma_s, \alpha_t,
+    \sigma_t)$ and of $r = e^{\lambda_t - \lambda_s} = \alpha_t^2\sigma_s^2/(\alpha_s^2
+    \sigma_t^2)$, $\bar r = 1 - r$ (kept as symbols so the code evaluates $\bar r$ by
+    ``expm1``: it is a small difference of nearly equal numbers when $s \approx t$). The
+    derivation D-gaussian-path-posterior proves these equal Bayes' rule."""
+    alpha_s, sigma_s, alpha_t, sigma_t, r, r_bar = sp.symbols(
+        "alpha_s sigma_s alpha_t sigma_t r r_bar", positive=True
+    )
+    coefficients = (
+        alpha_s * r_bar,  # c_x0
+        r * alpha_s / alpha_t,  # c_xt
+        sigma_s**2 * r_bar,  # variance
+        alpha_s / alpha_t,  # d_xt
+        -alpha_s * sigma_t * r_bar / alpha_t,  # d_eps
+    )
+    return (alpha_s, sigma_s, alpha_t, sigma_t, r, r_bar), coefficients
+
+
+@functools.cache
+def _compiled_posterior():
+    symbols, coefficients = _posterior_expressions()
+    return sp.lambdify(symbols, coefficients, modules=[{"sqrt": torch.sqrt}, "math"])
+
+
+@implements("D-gaussian-path-posterior")
+def gaussian_posterior_coefficients(alpha_s, sigma_s, alpha_t, sigma_t):
+    r"""$q(x_s \mid x_t, x_0)$ of any Gaussian path from its scales at the two times, $s < t$:
+    ``(c_x0, c_xt, variance, d_xt, d_eps)`` with $r = e^{\lambda_t - \lambda_s}
+    = \alpha_t^2\sigma_s^2/(\alpha_s^2\sigma_t^2) \in [0, 1)$,
+
+    $$
+    c_{x_0} = \alpha_s(1 - r),\quad c_{x_t} = r\,\frac{\alpha_s}{\alpha_t},\quad
+    \tilde\sigma^2_{s|t} = \sigma_s^2(1 - r),\quad d_{x_t} = \frac{\alpha_s}{\alpha_t},\quad
+    d_\varepsilon = -\frac{\alpha_s\sigma_t}{\alpha_t}(1 - r)
+    $$
+
+    (D-gaussian-path-posterior; DDPM's $\tilde\mu_t, \tilde\beta_t$ are the case
+    $\alpha_s^2 = \bar\alpha_{t-1}$, $\alpha_t^2 = \bar\alpha_t$, D-ddpm-posterior). Generated
+    from the sympy expressions the derivation verifies; $1 - r$ is computed as
+    $-\operatorname{expm1}(\lambda_t - \lambda_s)$, exact where $s \approx t$, and $s$ at
+    the data ($\sigma_s = 0$, $\lambda_s = \infty$) gives $r = 0$. Arguments are tensors
+    (or numbers) that broadcast together; $\alpha_t > 0$ is required.
+    """
+    alpha_s, sigma_s, alpha_t, sigma_t = (
+        torch.as_tensor(v) for v in (alpha_s, sigma_s, alpha_t, sigma_t)
+    )
+    # lambda_t - lambda_s = 2 log(alpha_t sigma_s / (alpha_s sigma_t)), -inf when sigma_s = 0
+    gap = 2 * (
+        torch.log(alpha_t) + torch.log(sigma_s) - torch.log(alpha_s) - torch.log(sigma_t)
+    )
+    r, r_bar = torch.exp(gap), -torch.expm1(gap)
+    return _compiled_posterior()(alpha_s, sigma_s, alpha_t, sigma_t, r, r_bar)
 
 
 def check_parameterization(name: str) -> str:

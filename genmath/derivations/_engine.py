@@ -374,12 +374,18 @@ class Derivation:
 
     def chain(self) -> list[tuple[Any, Step]]:
         """Each step paired with the left-hand side it starts from (`From` resolved)."""
+        cached = self.__dict__.get("_chain")
+        if cached is not None:
+            return list(cached)
         out = []
         current = _resolve(self.start)
         for step in self.steps:
             lhs = current if step.lhs is None else _resolve(step.lhs)
             out.append((lhs, step))
             current = step.rhs
+        # a frozen dataclass still has a __dict__: resolving `From`s once is enough, the
+        # registry does not change under a derivation
+        object.__setattr__(self, "_chain", tuple(out))
         return out
 
     @property
@@ -474,12 +480,26 @@ def _same(a: Any, b: Any) -> bool:
 
 def _appears_in(expr: Any, derivation: Derivation) -> bool:
     """Whether ``expr`` is a side of the derivation's chain or a non-trivial part of one."""
+    memo = derivation.__dict__.setdefault("_appears", {})
+    key = sp.srepr(expr) if isinstance(expr, sp.Basic) else repr(expr)
+    if key not in memo:
+        memo[key] = _search_sides(expr, derivation)
+    return memo[key]
+
+
+def _search_sides(expr: Any, derivation: Derivation) -> bool:
     sides = derivation.sides()
     if any(_same(expr, side) for side in sides):
         return True
-    if isinstance(expr, sp.Basic) and not expr.is_Atom:
-        return any(isinstance(side, sp.Basic) and side.has(expr) for side in sides)
-    return False
+    if not isinstance(expr, sp.Basic) or expr.is_Atom:
+        return False
+    sides = [side for side in sides if isinstance(side, sp.Basic)]
+    if any(side.has(expr) for side in sides):
+        return True
+    # `subs` also finds a sum or product inside a larger one (a mean inside a squared
+    # residual), which is how formulas sit in a chain; slower, so tried second
+    marker = sp.Dummy()
+    return any(side.subs(expr, marker) != side for side in sides)
 
 
 # --------------------------------------------------------------------------- bindings
@@ -503,6 +523,10 @@ class Binding:
             shape ``(samples,)`` or broadcasts to it.
         domain: where each free symbol of ``expression`` is drawn: ``(low, high)``,
             `Uniform`, `LogUniform` or `Integers` — the whole domain the code accepts.
+        where: optional ``{symbol: expression}`` put into ``expression`` before the
+            comparison, to evaluate the derivation's result at the case the code computes
+            (a path's scales at two times from the schedule's own definition, say); the
+            domain is then over the symbols of the substituted expressions.
         samples: number of random points.
         tolerance: passes when ``|code - expression| <= tolerance (1 + |expression|)``.
         generated: the code is generated from this expression (documented on the page; the
@@ -515,6 +539,7 @@ class Binding:
     expression: Any
     evaluate: Callable[[Mapping[Any, Any]], Any]
     domain: Mapping[sp.Symbol, Any] = dataclasses.field(default_factory=dict)
+    where: Mapping[sp.Symbol, Any] = dataclasses.field(default_factory=dict)
     samples: int = 32
     tolerance: float = 1e-9
     generated: bool = False
@@ -560,6 +585,7 @@ class Binding:
             residual=residual,
             samples=self.samples,
             domain={str(s): str(v) for s, v in self.domain.items()},
+            where={str(s): str(v) for s, v in dict(self.where).items()},
             generated=self.generated,
             description=self.description,
             seconds=time.perf_counter() - t0,
@@ -659,6 +685,10 @@ def _run_binding(binding: Binding) -> tuple[bool, float, str | None, list[str]]:
                 f"step or part of one): {_short(expr)}",
                 [],
             )
+    if binding.where:
+        expressions = tuple(
+            sp.sympify(e).subs(dict(binding.where), simultaneous=True) for e in expressions
+        )
     free = sorted(
         set().union(*(sp.sympify(e).free_symbols for e in expressions)), key=lambda s: s.name
     )
@@ -806,6 +836,7 @@ class BindingResult:
     residual: str | None
     samples: int
     domain: dict[str, str]
+    where: dict[str, str]
     generated: bool
     description: str
     seconds: float

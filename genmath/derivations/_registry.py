@@ -112,15 +112,60 @@ def select(only: str | None = None) -> list[Derivation | Check]:
     ]
 
 
+def _verify_by_id(item_id: str) -> Result:
+    return get(item_id).verify()
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # the workers share the machine's cores between them
+    _load_topics()
+
+
 def run(
     items: Iterable[Derivation | Check] | None = None,
     progress: Callable[[int, int, Derivation | Check], None] | None = None,
+    *,
+    jobs: int = 1,
 ) -> list[Result]:
-    """Verify ``items`` (default: everything registered) and return one result each."""
+    """Verify ``items`` (default: everything registered) and return one result each, in order.
+
+    ``jobs > 1`` verifies registered topic items in that many worker processes (sympy is
+    single-threaded, so this is what uses a machine's cores); items registered by the caller
+    at run time, which a fresh worker would not know, are verified in this process."""
     todo = list(select() if items is None else items)
-    results = []
-    for i, item in enumerate(todo, 1):
-        if progress is not None:
-            progress(i, len(todo), item)
-        results.append(item.verify())
-    return results
+    if jobs <= 1 or len(todo) < 2:
+        results = []
+        for i, item in enumerate(todo, 1):
+            if progress is not None:
+                progress(i, len(todo), item)
+            results.append(item.verify())
+        return results
+    import concurrent.futures
+    import multiprocessing
+
+    _load_topics()
+    remote = [
+        k
+        for k, item in enumerate(todo)
+        if _TOPIC_OF.get(item.id, "").startswith("genmath.derivations.")
+        and (_DERIVATIONS.get(item.id) is item or _CHECKS.get(item.id) is item)
+    ]
+    results: list[Result | None] = [None] * len(todo)
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has run
+    done = 0
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=_init_worker
+    ) as pool:
+        futures = {pool.submit(_verify_by_id, todo[k].id): k for k in remote}
+        for k, item in enumerate(todo):
+            if k not in set(remote):
+                results[k] = item.verify()
+        for future in concurrent.futures.as_completed(futures):
+            k = futures[future]
+            results[k] = future.result()
+            done += 1
+            if progress is not None:
+                progress(done, len(remote), todo[k])
+    return results  # type: ignore[return-value]

@@ -99,18 +99,33 @@ def test_inequality_steps():
     assert not wrong.verify().ok
 
 
-def test_cited_step_needs_a_theorem_and_is_counted():
+def test_cited_step_needs_a_theorem_and_a_reference_and_is_never_verified():
     with pytest.raises(ValueError, match="theorem"):
-        Step(rhs=x, reason="by a theorem", tag="cited")
+        Step(rhs=x, reason="by a theorem", tag="cited", reference="cover2006elements")
+    with pytest.raises(ValueError, match="reference"):
+        Step(rhs=x, reason="by a theorem", tag="cited", theorem="Jensen's inequality")
+    p = sp.Function("p", positive=True)
+    claim = sp.Integral(sp.log(p(x)) * p(x), (x, -sp.oo, sp.oo))  # nothing here checks it
     d = Derivation(
         id="D-test-cited",
         title="cited",
         statement="test",
-        start=x,
-        steps=[Step(rhs=x, reason="Jensen", tag="cited", theorem="Jensen's inequality")],
+        start=claim,
+        steps=[
+            Step(
+                rhs=sp.Integer(0),
+                relation="<=",
+                reason="a cited claim about an unknown density",
+                tag="cited",
+                theorem="Gibbs' inequality",
+                reference="cover2006elements",
+            )
+        ],
     )
-    result = d.verify()
+    result = d.verify(bindings=False)
     assert result.ok and result.count("cited") == 1
+    assert result.steps[0].status == "cited"  # reported as cited, not as verified
+    assert "verified" not in result.steps[0].status
 
 
 def test_bad_definitions_raise_clear_errors():
@@ -164,16 +179,21 @@ def test_rendered_page_shows_the_verified_expressions():
 
 
 def test_cli_verify_table_and_exit_status(capsys):
-    assert main(["verify", "--only", "D-kl-gaussian"]) == 0
+    assert main(["verify", "--only", "D-gaussian-path-posterior"]) == 0
     out = capsys.readouterr().out
-    assert "D-kl-gaussian" in out and "status" in out and "1 passed, 0 failed" in out
+    assert "D-gaussian-path-posterior" in out and "status" in out and "1 passed, 0 failed" in out
+    assert "1 bound, 0 unbound" in out and "cited (not verified)" in out
 
 
 def test_cli_verify_json(capsys):
-    assert main(["verify", "--json", "--only", "D-kl-gaussian"]) == 0
+    assert main(["verify", "--json", "--only", "D-gaussian-path-posterior"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["ok"] is True
-    assert [r["id"] for r in payload["results"]] == ["D-kl-gaussian"]
+    (result,) = payload["results"]
+    assert result["id"] == "D-gaussian-path-posterior" and result["status"] == "verified"
+    assert result["bindings"] and all(b["ok"] for b in result["bindings"])
+    assert "genmath.core.path.gaussian_posterior_coefficients" in result["bindings"][0]["called"]
+    assert payload["summary"]["bound_derivations"] == 1
 
 
 def test_cli_verify_exits_nonzero_on_a_registered_failure(capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..._implements import implements
 from ...core import score as _score
 from ...core._shapes import check_batch, expand_time, positive_int
 from ...core.dynamics import SampleResult
@@ -101,12 +102,12 @@ class DDPM(nn.Module):
         prediction = _bind_condition(self.model, condition, x.shape[0])(x, t)
         return self.path.convert(prediction, x, t, self.parameterization, "eps")
 
+    @implements("D-ddpm-posterior")
     def reverse_mean(self, x: torch.Tensor, i, eps: torch.Tensor) -> torch.Tensor:
         r"""$\tilde\mu_i(x_i, \hat x_0)$ in its $\varepsilon$-form (D-ddpm-posterior), for step
         ``i`` (an integer or a ``(B,)`` tensor in 1..T)."""
-        beta = self._coefficient(self.schedule.betas, i - 1, x)
-        abar = self._coefficient(self.schedule.alphas_cumprod, i, x)
-        return (x - beta / torch.sqrt(1 - abar) * eps) / torch.sqrt(1 - beta)
+        _, _, _, d_x, d_eps = self.schedule.posterior_coefficients()
+        return self._coefficient(d_x, i - 1, x) * x + self._coefficient(d_eps, i - 1, x) * eps
 
     def reverse_variance(self, x: torch.Tensor, i, condition=None) -> torch.Tensor:
         r"""$\Sigma_i$, broadcastable against ``x``."""
@@ -189,13 +190,9 @@ class DDPM(nn.Module):
 
     def _step_kl(self, x0, xi, i, mean, variance) -> torch.Tensor:
         r"""$\mathrm{KL}(q(x_{i-1} \mid x_i, x_0)\,\|\,p_\theta(x_{i-1} \mid x_i))$, ``(B,)``."""
-        sched = self.schedule
-        abar = sched.alphas_cumprod.to(xi)
-        beta = self._coefficient(sched.betas, i - 1, xi)
-        coef_x0 = expand_time(abar[i - 1].sqrt(), xi) * beta / expand_time(1 - abar[i], xi)
-        coef_xi = torch.sqrt(1 - beta) * expand_time((1 - abar[i - 1]) / (1 - abar[i]), xi)
-        true_mean = coef_x0 * x0 + coef_xi * xi
-        true_std = self._coefficient(sched.posterior_variance, i - 1, xi).sqrt().expand_as(xi)
+        c_x0, c_xi, true_variance, _, _ = self.schedule.posterior_coefficients()
+        true_mean = self._coefficient(c_x0, i - 1, xi) * x0 + self._coefficient(c_xi, i - 1, xi) * xi
+        true_std = self._coefficient(true_variance, i - 1, xi).sqrt().expand_as(xi)
         return diagonal_gaussian_kl(true_mean, true_std, mean, variance.sqrt().expand_as(xi))
 
     def elbo(

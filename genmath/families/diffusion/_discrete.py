@@ -6,8 +6,9 @@ import math
 
 import torch
 
+from ..._implements import implements
 from ...core._shapes import as_time, check_batch, positive_int
-from ...core.path import GaussianPath, check_gaussian_path
+from ...core.path import GaussianPath, check_gaussian_path, gaussian_posterior_coefficients
 from ...core.schedules import CosineVP
 from ._common import _sum_event
 
@@ -142,12 +143,24 @@ class DiscreteSchedule:
         r"""$\beta_i = 1 - \bar\alpha_i/\bar\alpha_{i-1}$, shape ``(T,)`` (entry ``i - 1``)."""
         return 1 - self.alphas_cumprod[1:] / self.alphas_cumprod[:-1]
 
+    @implements("D-ddpm-posterior")
+    def posterior_coefficients(self) -> tuple[torch.Tensor, ...]:
+        r"""The tables of $q(x_{i-1} \mid x_i, x_0)$ for $i = 1..T$, each of shape ``(T,)``
+        (entry ``i - 1``): ``(c_x0, c_xi, variance, d_xi, d_eps)`` of core's
+        `gaussian_posterior_coefficients` at $\alpha^2 = \bar\alpha_{i-1}$, $\bar\alpha_i$
+        (D-ddpm-posterior, the case of D-gaussian-path-posterior): mean
+        $c_{x_0}x_0 + c_{x_i}x_i = d_{x_i}x_i + d_\varepsilon\varepsilon$, variance
+        $\tilde\beta_i$."""
+        abar = self.alphas_cumprod
+        return gaussian_posterior_coefficients(
+            abar[:-1].sqrt(), (1 - abar[:-1]).sqrt(), abar[1:].sqrt(), (1 - abar[1:]).sqrt()
+        )
+
     @property
     def posterior_variance(self) -> torch.Tensor:
         r"""$\tilde\beta_i = \frac{1-\bar\alpha_{i-1}}{1-\bar\alpha_i}\beta_i$, shape ``(T,)``
         (D-ddpm-posterior); $\tilde\beta_1 = 0$."""
-        abar = self.alphas_cumprod
-        return (1 - abar[:-1]) / (1 - abar[1:]) * self.betas
+        return self.posterior_coefficients()[2]
 
     @property
     def snr(self) -> torch.Tensor:

@@ -1,0 +1,495 @@
+"""Plant formula bugs in genmath, one at a time, and report what catches each.
+
+A *mutant* is one realistic one-line error in a formula line (`genmath.derivations._audit`'s
+definition: arithmetic, a unary minus, a math call) of `genmath.core`, `genmath.families`,
+`genmath.analytic` or `genmath.nn`, outside functions declared ``@plumbing``:
+
+* ``sign``       — ``+`` and ``-`` swapped, or a unary minus dropped;
+* ``factor``     — an operation's result doubled;
+* ``index``      — an integer index or slice bound moved by one;
+* ``entry``      — two unpacked results swapped (``a, b = ...`` read as ``b, a = ...``),
+  or index 0 and 1 exchanged;
+* ``detach``     — a ``.detach()`` removed (a stop-gradient gone);
+* ``reduction``  — ``.mean(...)`` and ``.sum(...)`` exchanged.
+
+For each mutant, in a scratch copy of the repository, the runner asks two questions:
+
+1. does ``genmath verify`` alone fail? — it runs every derivation, check and binding whose
+   run executed the mutated line (found once from a coverage map of a clean verification;
+   a line that runs while the topics are imported makes it run everything), so the answer
+   is the one a full ``genmath verify`` gives, in a fraction of the time;
+2. do the tests fail? — it runs the test functions that executed the line (a coverage map
+   of the clean suite).
+
+Usage (from the repository root, with the development environment):
+
+    python tools/mutation.py map                 # coverage maps of verify and of the tests
+    python tools/mutation.py list [--files ...]  # the mutants, without running them
+    python tools/mutation.py run --sample 200 --seed 0 [--files ...] [--out PATH]
+
+``run`` writes a JSON report (every mutant, its diff and verdicts) and prints a summary by
+kind and by file, and the survivors. Equivalent mutants (a change that cannot alter any
+value, e.g. doubling a zero) are possible; the report lists survivors for a reader to judge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from genmath.derivations._audit import formula_functions  # noqa: E402
+
+CACHE = ROOT / ".mutation"
+KINDS = ("sign", "factor", "index", "entry", "detach", "reduction")
+_COPY_IGNORE = shutil.ignore_patterns(
+    ".venv", "site", "node_modules", ".git", ".mutation", "__pycache__", ".pytest_cache",
+    "*.png", ".ruff_cache",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    id: str
+    file: str  # relative to the repository root
+    line: int
+    function: str
+    kind: str
+    start: tuple[int, int]  # (line, col) of the replaced segment, 1-based line
+    end: tuple[int, int]
+    original: str
+    replacement: str
+
+
+# --------------------------------------------------------------------------- mutants
+
+
+def _segment(lines: list[str], node: ast.AST) -> str:
+    if node.lineno == node.end_lineno:
+        return lines[node.lineno - 1][node.col_offset : node.end_col_offset]
+    parts = [lines[node.lineno - 1][node.col_offset :]]
+    parts += lines[node.lineno : node.end_lineno - 1]
+    parts.append(lines[node.end_lineno - 1][: node.end_col_offset])
+    return "\n".join(parts)
+
+
+def _candidates(node: ast.AST, text: str) -> list[tuple[str, str]]:
+    """``(kind, replacement)`` for one node whose source is ``text``."""
+    out = []
+    if isinstance(node, ast.BinOp):
+        swap = {ast.Add: ast.Sub, ast.Sub: ast.Add}.get(type(node.op))
+        if swap is not None:
+            changed = ast.BinOp(left=node.left, op=swap(), right=node.right)
+            out.append(("sign", f"({ast.unparse(changed)})"))
+        if isinstance(node.op, ast.Mult | ast.Div | ast.Add | ast.Sub | ast.MatMult | ast.Pow):
+            out.append(("factor", f"(2 * ({text}))"))
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        if not isinstance(node.operand, ast.Constant):
+            out.append(("sign", f"({ast.unparse(node.operand)})"))
+    elif isinstance(node, ast.Subscript):
+        index = node.slice
+        elements = index.elts if isinstance(index, ast.Tuple) else [index]
+        for k, element in enumerate(elements):
+            if isinstance(element, ast.Constant) and type(element.value) is int:
+                v = element.value
+                moved = [*elements]
+                moved[k] = ast.Constant(v + 1 if v >= 0 else v - 1)
+                out.append(("index", _subscript(node, moved, index)))
+                if v in (0, 1):
+                    swapped = [*elements]
+                    swapped[k] = ast.Constant(1 - v)
+                    if v == 0:  # 0 -> 1 is already the index move; 1 -> 0 is the entry swap
+                        continue
+                    out.append(("entry", _subscript(node, swapped, index)))
+            elif isinstance(element, ast.Slice):
+                for attr in ("lower", "upper"):
+                    bound = getattr(element, attr)
+                    if isinstance(bound, ast.Constant) and type(bound.value) is int:
+                        moved = [*elements]
+                        moved[k] = ast.Slice(
+                            **{
+                                **{a: getattr(element, a) for a in ("lower", "upper", "step")},
+                                attr: ast.Constant(bound.value + 1),
+                            }
+                        )
+                        out.append(("index", _subscript(node, moved, index)))
+            elif (
+                isinstance(element, ast.BinOp)
+                and isinstance(element.op, ast.Add | ast.Sub)
+                and isinstance(element.right, ast.Constant)
+                and type(element.right.value) is int
+            ):
+                moved = [*elements]
+                moved[k] = element.left  # i - 1 -> i
+                out.append(("index", _subscript(node, moved, index)))
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if node.func.attr == "detach" and not node.args:
+            out.append(("detach", f"({ast.unparse(node.func.value)})"))
+        elif node.func.attr in ("mean", "sum"):
+            other = "sum" if node.func.attr == "mean" else "mean"
+            changed = ast.Call(
+                func=ast.Attribute(value=node.func.value, attr=other, ctx=ast.Load()),
+                args=node.args,
+                keywords=node.keywords,
+            )
+            out.append(("reduction", ast.unparse(changed)))
+    elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target = node.targets[0]
+        if isinstance(target, ast.Tuple) and len(target.elts) >= 2:
+            names = target.elts
+            if all(isinstance(n, ast.Name) for n in names[:2]) and names[0].id != names[1].id:
+                swapped = ast.Tuple(elts=[names[1], names[0], *names[2:]], ctx=ast.Store())
+                out.append(("entry", ast.unparse(swapped)))
+                return [(kind, rep) for kind, rep in out]  # replaces the target only
+    return out
+
+
+def _subscript(node: ast.Subscript, elements, index) -> str:
+    new_index = ast.Tuple(elts=elements, ctx=ast.Load()) if isinstance(index, ast.Tuple) else elements[0]
+    return ast.unparse(ast.Subscript(value=node.value, slice=new_index, ctx=node.ctx))
+
+
+def mutants(files: list[str] | None = None) -> list[Mutant]:
+    """Every mutant of the formula lines (outside ``@plumbing`` functions)."""
+    out: list[Mutant] = []
+    functions = [f for f in formula_functions() if f.declared != "plumbing"]
+    if files:
+        functions = [f for f in functions if any(f.file.endswith(x) for x in files)]
+    by_file: dict[str, list] = {}
+    for f in functions:
+        by_file.setdefault(f.file, []).append(f)
+    for rel, funcs in sorted(by_file.items()):
+        source = (ROOT / rel).read_text()
+        lines = source.split("\n")
+        tree = ast.parse(source)
+        wanted = {line: f for f in funcs for line in f.lines}
+        seen = set()
+        for node in ast.walk(tree):
+            line = getattr(node, "lineno", None)
+            if line not in wanted:
+                continue
+            if isinstance(node, ast.Assign):
+                target = node.targets[0] if len(node.targets) == 1 else None
+                if not isinstance(target, ast.Tuple):
+                    continue
+                text = _segment(lines, target)
+                span = target
+            else:
+                text = _segment(lines, node)
+                span = node
+            for kind, replacement in _candidates(node, text):
+                key = (rel, span.lineno, span.col_offset, kind, replacement)
+                if key in seen or replacement == text:
+                    continue
+                seen.add(key)
+                try:  # the mutated file must still compile
+                    mutated = _apply_text(
+                        source, (span.lineno, span.col_offset), (span.end_lineno, span.end_col_offset), replacement
+                    )
+                    compile(mutated, rel, "exec")
+                except SyntaxError:
+                    continue
+                out.append(
+                    Mutant(
+                        id=f"{rel}:{span.lineno}:{span.col_offset}:{kind}:{len(out)}",
+                        file=rel,
+                        line=line,
+                        function=wanted[line].name,
+                        kind=kind,
+                        start=(span.lineno, span.col_offset),
+                        end=(span.end_lineno, span.end_col_offset),
+                        original=text,
+                        replacement=replacement,
+                    )
+                )
+    return out
+
+
+def _apply_text(source: str, start, end, replacement: str) -> str:
+    lines = source.split("\n")
+    (l0, c0), (l1, c1) = start, end
+    head = lines[l0 - 1][:c0]
+    tail = lines[l1 - 1][c1:]
+    return "\n".join([*lines[: l0 - 1], head + replacement + tail, *lines[l1:]])
+
+
+# --------------------------------------------------------------------------- coverage maps
+
+_VERIFY_MAP = r"""
+import json, sys
+import coverage
+cov = coverage.Coverage(data_file=sys.argv[1], source=["genmath"])
+cov.start()
+cov.switch_context("import")
+import genmath
+import genmath.derivations as R
+R.derivations()
+items = R.select()
+for item in items:
+    cov.switch_context(item.id)
+    item.verify()
+cov.stop()
+cov.save()
+"""
+
+
+def build_maps(tests: bool = True) -> None:
+    CACHE.mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    t0 = time.time()
+    subprocess.run(
+        [sys.executable, "-c", _VERIFY_MAP, str(CACHE / "verify.coverage")],
+        cwd=ROOT, env=env, check=True,
+    )
+    print(f"verify map: {time.time() - t0:.0f} s")
+    if not tests:
+        if not (CACHE / "tests.coverage").exists():
+            import coverage
+
+            coverage.CoverageData(basename=str(CACHE / "tests.coverage")).write()
+        _export_maps()
+        return
+    t0 = time.time()
+    rc = subprocess.run(
+        [
+            sys.executable, "-m", "coverage", "run", f"--data-file={CACHE / 'tests.coverage'}",
+            "--source=genmath", "--context=tests",
+            "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--ignore=tests/docs",
+        ],
+        cwd=ROOT,
+        env={**env, "COVERAGE_DYNAMIC_CONTEXT": "test_function"},
+    ).returncode
+    print(f"tests map: {time.time() - t0:.0f} s (pytest exit {rc})")
+    _export_maps()
+
+
+def _export_maps() -> None:
+    import coverage
+
+    maps = {}
+    for name in ("verify", "tests"):
+        data = coverage.CoverageData(basename=str(CACHE / f"{name}.coverage"))
+        data.read()
+        table: dict[str, dict[str, list[str]]] = {}
+        for path in data.measured_files():
+            rel = os.path.relpath(path, ROOT)
+            if rel.startswith(".."):
+                continue
+            contexts = data.contexts_by_lineno(path)
+            table[rel] = {str(k): sorted(v) for k, v in contexts.items()}
+        maps[name] = table
+    (CACHE / "maps.json").write_text(json.dumps(maps))
+
+
+def _load_maps() -> dict:
+    path = CACHE / "maps.json"
+    if not path.exists():
+        raise SystemExit("no coverage maps: run `python tools/mutation.py map` first")
+    return json.loads(path.read_text())
+
+
+def _tests_for(contexts: list[str]) -> list[str]:
+    """pytest node ids from coverage's ``test_function`` contexts (``tests.core.test_x.test_y``)."""
+    out = set()
+    for context in contexts:
+        if not context or context == "tests":
+            continue
+        name = context.split("|")[0]
+        parts = name.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            module = Path(*parts[:cut]).with_suffix(".py")
+            if (ROOT / module).exists():
+                out.add(f"{module}::{'::'.join(parts[cut:])}")
+                break
+    return sorted(out)
+
+
+# --------------------------------------------------------------------------- running
+
+_RUN_ITEMS = r"""
+import sys
+import genmath.derivations as R
+R.derivations()
+ids = sys.argv[1:]
+items = R.select() if ids == ["*"] else [R.get(i) for i in ids]
+failed = [item.id for item in items if not item.verify().ok]
+print("FAILED " + " ".join(failed) if failed else "ok")
+sys.exit(1 if failed else 0)
+"""
+
+
+def _run(cmd, cwd, timeout) -> tuple[bool, str]:
+    try:
+        proc = subprocess.run(
+            cmd, cwd=cwd, env={**os.environ, "PYTHONPATH": str(cwd)},
+            capture_output=True, text=True, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return True, "timeout"
+    return proc.returncode != 0, (proc.stdout + proc.stderr)[-400:]
+
+
+def _stratified(pool: list[Mutant], sample: int | None, rng: random.Random) -> list[Mutant]:
+    """``sample`` mutants, the kinds as evenly represented as the pool allows (factors far
+    outnumber the rest, and a uniform draw would measure little else)."""
+    if sample is None or sample >= len(pool):
+        return list(pool)
+    by_kind = {k: [m for m in pool if m.kind == k] for k in KINDS}
+    for rows in by_kind.values():
+        rng.shuffle(rows)
+    chosen: list[Mutant] = []
+    while len(chosen) < sample and any(by_kind.values()):
+        for kind in KINDS:
+            if by_kind[kind] and len(chosen) < sample:
+                chosen.append(by_kind[kind].pop())
+    return chosen
+
+
+def run(sample: int | None, seed: int, files: list[str] | None, out: Path, timeout: int) -> dict:
+    maps = _load_maps()
+    pool = mutants(files)
+    rng = random.Random(seed)
+    chosen = _stratified(pool, sample, rng)
+    chosen.sort(key=lambda m: m.id)
+    scratch = Path(tempfile.mkdtemp(prefix="genmath-mutation-"))
+    shutil.copytree(ROOT, scratch / "repo", ignore=_COPY_IGNORE)
+    repo = scratch / "repo"
+    records = []
+    try:
+        for k, m in enumerate(chosen, 1):
+            path = repo / m.file
+            original = path.read_text()
+            path.write_text(_apply_text(original, m.start, m.end, m.replacement))
+            try:
+                verify_ctx = maps["verify"].get(m.file, {}).get(str(m.line), [])
+                test_ctx = maps["tests"].get(m.file, {}).get(str(m.line), [])
+                items = sorted({c for c in verify_ctx if c and c != "import"})
+                if "import" in verify_ctx:
+                    items = ["*"]
+                if items:
+                    verify_caught, verify_log = _run(
+                        [sys.executable, "-c", _RUN_ITEMS, *items], repo, timeout
+                    )
+                else:
+                    verify_caught, verify_log = False, "line not executed by genmath verify"
+                tests = _tests_for(test_ctx)
+                if tests:
+                    tests_caught, tests_log = _run(
+                        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                         *tests],
+                        repo, 3 * timeout,
+                    )
+                else:
+                    tests_caught, tests_log = False, "line not executed by the tests"
+            finally:
+                path.write_text(original)
+            record = {
+                **dataclasses.asdict(m),
+                "verify": verify_caught,
+                "tests": tests_caught,
+                "verify_items": len(items) if items != ["*"] else "all",
+                "n_tests": len(tests),
+                "verify_log": verify_log if not verify_caught else verify_log[-200:],
+                "tests_log": tests_log[-200:],
+            }
+            records.append(record)
+            print(
+                f"[{k}/{len(chosen)}] {m.kind:9s} {m.file}:{m.line} verify={'caught' if verify_caught else 'MISSED'} "
+                f"tests={'caught' if tests_caught else 'missed'}",
+                flush=True,
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    report = {"seed": seed, "sample": len(chosen), "pool": len(pool), "mutants": records}
+    report["summary"] = summarize(records)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    return report
+
+
+def summarize(records: list[dict]) -> dict:
+    def tally(rows):
+        n = len(rows)
+        v = sum(r["verify"] for r in rows)
+        either = sum(r["verify"] or r["tests"] for r in rows)
+        return {"mutants": n, "verify": v, "verify_or_tests": either,
+                "verify_rate": round(v / n, 3) if n else None,
+                "either_rate": round(either / n, 3) if n else None}
+
+    return {
+        "all": tally(records),
+        "by_kind": {k: tally([r for r in records if r["kind"] == k]) for k in KINDS},
+        "by_file": {
+            f: tally([r for r in records if r["file"] == f])
+            for f in sorted({r["file"] for r in records})
+        },
+    }
+
+
+def _print_summary(report: dict) -> None:
+    s = report["summary"]
+    a = s["all"]
+    print(
+        f"\n{a['mutants']} mutants (of {report['pool']}): genmath verify alone caught "
+        f"{a['verify']} ({a['verify_rate']:.0%}); verify or tests caught {a['verify_or_tests']} "
+        f"({a['either_rate']:.0%})"
+    )
+    for kind, t in s["by_kind"].items():
+        if t["mutants"]:
+            print(f"  {kind:9s} {t['verify']}/{t['mutants']} by verify, {t['verify_or_tests']}/{t['mutants']} by either")
+    survivors = [r for r in report["mutants"] if not (r["verify"] or r["tests"])]
+    missed = [r for r in report["mutants"] if not r["verify"]]
+    print(f"\nmissed by verify ({len(missed)}):")
+    for r in missed:
+        print(f"  {r['file']}:{r['line']} [{r['kind']}] {r['original']!r} -> {r['replacement']!r}"
+              f"  ({r['verify_log'][:60]})")
+    print(f"\nsurvived both ({len(survivors)}):")
+    for r in survivors:
+        print(f"  {r['file']}:{r['line']} [{r['kind']}] {r['original']!r} -> {r['replacement']!r}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    mapping = sub.add_parser("map", help="coverage maps of a clean verify and test run")
+    mapping.add_argument("--verify-only", action="store_true", help="skip the tests' map")
+    listing = sub.add_parser("list", help="print the mutants")
+    listing.add_argument("--files", nargs="*")
+    runner = sub.add_parser("run", help="plant and judge mutants")
+    runner.add_argument("--sample", type=int, default=200)
+    runner.add_argument("--seed", type=int, default=0)
+    runner.add_argument("--files", nargs="*")
+    runner.add_argument("--timeout", type=int, default=300)
+    runner.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "mutation.json")
+    summary = sub.add_parser("summary", help="print the summary of a report")
+    summary.add_argument("report", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "map":
+        build_maps(tests=not args.verify_only)
+    elif args.command == "list":
+        pool = mutants(args.files)
+        for m in pool:
+            print(f"{m.file}:{m.line} [{m.kind}] {m.original!r} -> {m.replacement!r}")
+        counts = {k: sum(m.kind == k for m in pool) for k in KINDS}
+        print(f"{len(pool)} mutants: {counts}")
+    elif args.command == "run":
+        _print_summary(run(args.sample, args.seed, args.files, args.out, args.timeout))
+    else:
+        _print_summary(json.loads(args.report.read_text()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
