@@ -163,15 +163,22 @@ def sample_ode(
     Arguments:
         velocity: the model, `velocity(x, t) -> tensor shaped like x`, `t` a 0-d tensor.
             With a `path`, it may predict any `parameterization`; it is then converted by
-            `path.convert` (to the velocity, or to $\\hat x_0$ for `ddim` / `dpm++2m`).
+            `path.convert` (to the velocity, or to $\\hat x_0$ for the exponential
+            integrators `ddim`, `dpm++2m`, `dpm++3m`, `unipc`).
         x1: the initial state `(B, *event)` (noise, for sampling).
         steps: number of steps of a fixed-step method (or of output intervals of an
             adaptive one).
         method: `"euler"`, `"midpoint"`, `"heun"` (order 2, EDM's second-order step),
             `"rk4"`; `"ddim"` (first-order exponential integrator, D-ddim-exponential-integrator)
             and `"dpm++2m"` (second-order multistep in log-SNR, Lu et al. 2022,
-            D-dpm-solver-pp-2m), both needing a `path`; or any torchdiffeq method name
-            (`"dopri5"`, ...), adaptive ones controlled by `rtol`, `atol`.
+            D-dpm-solver-pp-2m); `"dpm++3m"` (third-order exponential Adams–Bashforth:
+            the exact integral of the quadratic through the last three denoiser outputs,
+            D-exponential-adams-3) and `"unipc"` (a UniPC-style predictor–corrector, Zhao
+            et al. 2023: a two-output predictor corrected by the quadratic through the
+            output at the predicted point, which the next step reuses, so one evaluation per
+            step; third order, D-exponential-adams-2 and -3), all needing a `path` and best
+            on `grid="log_snr"`; or any torchdiffeq method name (`"dopri5"`, ...), adaptive
+            ones controlled by `rtol`, `atol`.
         grid: `None` / `"uniform"` (uniform in $t$), `"karras"` (EDM's $\\rho = 7$ grid in
             noise level, needs a path), `"log_snr"` (uniform in log-SNR, DPM-Solver's choice,
             needs a path) or an explicit strictly monotone tensor of times.
@@ -427,7 +434,7 @@ class ReverseSDE(SDE):
 
 class ProbabilityFlowODE(ODE):
     """The probability-flow ODE $\\dot x = v_t(x)$ of a Gaussian path for a model in any
-    parameterization; `.sample` accepts every `sample_ode` method, `ddim` and `dpm++2m`
+    parameterization; `.sample` accepts every `sample_ode` method, the exponential integrators
     included (the model is converted to $\\hat x_0$ for those)."""
 
     def __init__(self, path, model: Model, parameterization: str = "eps"):

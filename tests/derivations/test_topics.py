@@ -32,6 +32,7 @@ TOPICS = [
     "gaussian_marginals",
     "instantaneous_change_of_variables",
     "likelihood",
+    "multistep_solvers",
     "optimal_discriminator",
     "parameterizations",
     "reverse_sde",
