@@ -59,7 +59,7 @@ if TYPE_CHECKING:
         reinforce_elbo,
         score_function_surrogate,
     )
-    from .core.grids import karras_grid, log_snr_grid, uniform_grid
+    from .core.grids import karras_grid, log_snr_grid, snr_focused_grid, uniform_grid
     from .core.likelihood import ODELikelihood, bits_per_dim, ode_log_likelihood
     from .core.path import PARAMETERIZATIONS, GaussianPath
     from .core.score import score_from_energy, score_from_log_prob, tweedie
@@ -134,6 +134,7 @@ __all__ = [
     "uniform_grid",
     "karras_grid",
     "log_snr_grid",
+    "snr_focused_grid",
     # change of variables and likelihood
     "Bijection",
     "Compose",

@@ -39,7 +39,7 @@ import torch
 
 from . import _solvers
 from ._shapes import check_batch, positive_int
-from .grids import check_grid, karras_grid, log_snr_grid, uniform_grid
+from .grids import check_grid, karras_grid, log_snr_grid, snr_focused_grid, uniform_grid
 
 __all__ = [
     "SampleResult",
@@ -131,9 +131,14 @@ def _resolve_grid(grid, steps, schedule, like: torch.Tensor, *, adaptive: bool) 
             if schedule is None:
                 raise ValueError("grid='log_snr' needs a path (its log-SNR defines the grid)")
             out = log_snr_grid(steps, schedule)
+        elif kind == "snr_focused":
+            if schedule is None:
+                raise ValueError("grid='snr_focused' needs a path (its log-SNR defines the grid)")
+            out = snr_focused_grid(steps, schedule)
         else:
             raise ValueError(
-                f"grid must be 'uniform', 'karras', 'log_snr' or a tensor of times, got {grid!r}"
+                "grid must be 'uniform', 'karras', 'log_snr', 'snr_focused' or a tensor of "
+                f"times, got {grid!r}"
             )
     else:
         out = check_grid(grid, schedule)
@@ -181,7 +186,9 @@ def sample_ode(
             ones controlled by `rtol`, `atol`.
         grid: `None` / `"uniform"` (uniform in $t$), `"karras"` (EDM's $\\rho = 7$ grid in
             noise level, needs a path), `"log_snr"` (uniform in log-SNR, DPM-Solver's choice,
-            needs a path) or an explicit strictly monotone tensor of times.
+            needs a path), `"snr_focused"` (densest at log-SNR 0, `snr_focused_grid`; pass
+            `snr_focused_grid(n, schedule, center=...)` as the grid for data of another
+            scale) or an explicit strictly monotone tensor of times.
             With a path, a grid must stay inside `path.schedule.safe_interval`.
         keep_trajectory: also return the state at every grid time.
 

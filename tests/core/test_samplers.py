@@ -8,7 +8,7 @@ import torch
 
 from genmath.analytic import Gaussian
 from genmath.core.dynamics import sample_ode
-from genmath.core.grids import check_grid, karras_grid, log_snr_grid, uniform_grid
+from genmath.core.grids import check_grid, karras_grid, log_snr_grid, snr_focused_grid, uniform_grid
 
 path_module = pytest.importorskip("genmath.core.path")
 schedules = pytest.importorskip("genmath.schedules")
@@ -269,6 +269,29 @@ def test_log_snr_grid_spacing():
     log_snr = GaussianPath(schedule).log_snr(grid)
     spacing = log_snr[1:] - log_snr[:-1]
     torch.testing.assert_close(spacing, spacing.mean().expand_as(spacing), rtol=1e-8, atol=0)
+
+
+def test_snr_focused_grid_is_densest_at_its_centre_and_spans_the_safe_interval():
+    schedule = schedules.VP()
+    lo, hi = schedule.safe_interval
+    grid = snr_focused_grid(40, schedule, center=1.0, width=2.0)
+    assert float(grid[0]) == hi and float(grid[-1]) == lo
+    lam = schedule.log_snr(grid)
+    gaps = lam[1:] - lam[:-1]
+    assert bool((gaps > 0).all())  # decreasing times, increasing log-SNR
+    # the smallest log-SNR step sits at the centre, the largest at an end
+    middle = 0.5 * (lam[1:] + lam[:-1])
+    assert abs(float(middle[gaps.argmin()]) - 1.0) < float(gaps.max())
+    assert int(gaps.argmax()) in (0, len(gaps) - 1)
+    # uniform in atan((lambda - c) / w)
+    angles = torch.atan((lam - 1.0) / 2.0)
+    torch.testing.assert_close(angles[1:] - angles[:-1], (angles[1] - angles[0]).expand(40))
+    # a very wide focus is the log-SNR grid
+    torch.testing.assert_close(
+        snr_focused_grid(8, schedule, width=1e7), log_snr_grid(8, schedule), rtol=0, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="width must be positive"):
+        snr_focused_grid(8, schedule, width=0.0)
 
 
 def test_uniform_grid_default_ends():
