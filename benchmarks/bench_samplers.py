@@ -24,9 +24,9 @@ Like for like:
   two-evaluation methods get half the steps.
 * **genmath**: `sample_ode` with `ddim`, `dpm++2m`, `dpm++3m`, `unipc`, `heun` on each grid:
   uniform in t, log-SNR, Karras, and `snr_focused_grid` with its default centre (log-SNR 0)
-  and centred on the data's own scale (log-SNR $-2\log\bar s$, $\bar s$ the mixture
+  and centred on the data's own scale (log-SNR $-2\\log\bar s$, $\bar s$ the mixture
   components' mean standard deviation: a statistic of the data, like EDM's
-  $\sigma_\mathrm{data}$, not a tuned constant).
+  $\\sigma_\\mathrm{data}$, not a tuned constant).
 
 The headline compares, at each NFE, genmath's best against the best of all anchors.
 `python benchmarks/bench_samplers.py [--quick] [--update]`.
