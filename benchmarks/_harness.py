@@ -12,7 +12,8 @@ that thread. So the harness
   "allocator effect" that once made a 2 MiB output look 20× slower on one side;
 * warms every contender up, then calibrates one loop length (calls per timing) from the
   slowest contender, so each timing lasts at least `min_seconds` (far above the clock's
-  resolution);
+  resolution), and switches the cyclic garbage collector off inside each timed loop (as
+  `timeit` does);
 * **alternates** the contenders in one process on the same inputs, rotating their order each
   round, for many interleaved rounds;
 * reports, for a pair, the **median of the per-round ratios** and their interquartile range:
@@ -30,6 +31,7 @@ import argparse
 import ctypes
 import ctypes.util
 import dataclasses
+import gc
 import importlib.util
 import pathlib
 import platform
@@ -142,10 +144,16 @@ class Timings:
 
 
 def _loop_seconds(fn: Callable[[], object], number: int) -> float:
-    start = time.thread_time()
-    for _ in range(number):
-        fn()
-    return (time.thread_time() - start) / number
+    # the cyclic garbage collector is off while a loop runs (as in `timeit`): a collection
+    # triggered by one contender's allocations would otherwise be charged to whichever runs
+    gc.disable()
+    try:
+        start = time.thread_time()
+        for _ in range(number):
+            fn()
+        return (time.thread_time() - start) / number
+    finally:
+        gc.enable()
 
 
 def compare(
