@@ -61,6 +61,7 @@ $(VENV)/.bench: pyproject.toml $(VENV)/.dev
 
 bench: $(VENV)/.bench
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f $(BENCH_FLAGS) || exit 1; done
+	$(BIN)/python benchmarks/targets.py $(if $(UPDATE),--update)
 
 # Plant formula bugs one at a time and report what `genmath verify` and the tests catch
 # (tools/mutation.py; about an hour on 2 cores for the default sample).
