@@ -359,9 +359,11 @@ def main() -> None:
                 f"{ours_err / theirs_err:.3f}",
             ]
         )
+    lines += ["<!-- --8<-- [start:headline] -->"]
     lines += _harness.table(
         ["NFE", "genmath best error", "best anchor error", "ratio"], rows, "rllr"
     )
+    lines += ["<!-- --8<-- [end:headline] -->"]
     lines += [
         "",
         "## Every sampler (RMS error against the exact flow map; evaluations in brackets "
