@@ -210,7 +210,9 @@ def main() -> None:
         ]
         for name, timings, ours, theirs in training
     ]
+    lines += ["<!-- --8<-- [start:training] -->"]
     lines += _harness.table(["comparison", "genmath (ms)", "anchor (ms)", "ratio [IQR]"], body, "lrrr")
+    lines += ["<!-- --8<-- [end:training] -->"]
     lines += [
         "",
         f"Loss agreement genmath vs flow_matching on the same batch: |difference| = {agreement:.1e}.",
