@@ -32,6 +32,7 @@ sees is what was verified.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import math
@@ -82,10 +83,16 @@ _SOUNDNESS_TOLERANCE = 1e-8
 def _doit(expr: Any) -> Any:
     """Evaluate unevaluated derivatives/integrals/sums so strategies see plain algebra."""
     if isinstance(expr, sp.MatrixBase):
-        return expr.applyfunc(lambda e: e.doit() if isinstance(e, sp.Basic) else e)
+        return expr.applyfunc(lambda e: _doit_cached(e) if isinstance(e, sp.Basic) else e)
     if isinstance(expr, sp.Basic):
-        return expr.doit()
+        return _doit_cached(expr)
     return sp.sympify(expr)
+
+
+@functools.lru_cache(maxsize=4096)
+def _doit_cached(expr: sp.Basic) -> sp.Basic:
+    # a step's right-hand side is the next step's left-hand side: evaluate it once
+    return expr.doit()
 
 
 def _is_zero(expr: Any) -> bool:
@@ -936,13 +943,15 @@ def _symbolic(
     difference = _doit(lhs) - _doit(step.rhs)
     strategies = list(_STRATEGIES)
     if step.method is not None:
-        unsound = _unsound_rewrite(derivation, index, step.method, difference, domain)
+        rewritten = _apply(step.method, difference)
+        unsound = _unsound_rewrite(derivation, index, step.method, difference, domain, rewritten)
         if unsound is not None:
             return False, "unsound method", unsound
-        strategies.insert(0, (getattr(step.method, "__name__", "custom"), step.method))
+        # the rewrite was computed for the soundness check: use it rather than run it again
+        strategies.insert(0, (getattr(step.method, "__name__", "custom"), None))
     residual = difference
     for name, strategy in strategies:
-        reduced = _apply(strategy, difference)
+        reduced = rewritten if strategy is None else _apply(strategy, difference)
         if step.relation == "=":
             if _is_zero(reduced):
                 return True, name, None
@@ -1023,14 +1032,20 @@ def _instantiate(expr: Any, rng: random.Random, domain: Mapping) -> Any:
 
 
 def _unsound_rewrite(
-    derivation: Derivation, index: int, method: Callable, expr: Any, domain: Mapping
+    derivation: Derivation,
+    index: int,
+    method: Callable,
+    expr: Any,
+    domain: Mapping,
+    rewritten: Any = None,
 ) -> str | None:
     """``None`` if ``method`` is a registered sound rewrite or keeps the value of ``expr`` at
     random points (symbols drawn from their domains, unknown functions replaced by concrete
     ones); else why the step is refused."""
     if method in _SOUND_REWRITES:
         return None
-    rewritten = _apply(method, expr)
+    if rewritten is None:
+        rewritten = _apply(method, expr)
     exprs = list(expr) if isinstance(expr, sp.MatrixBase) else [expr]
     rewrites = list(rewritten) if isinstance(rewritten, sp.MatrixBase) else [rewritten]
     rng = random.Random(_seed(derivation.id, index) ^ 0x5EED)
