@@ -490,8 +490,14 @@ def _fast_time(
     if isinstance(t, torch.Tensor) and t.ndim <= 1 and t.numel():
         t_cast = t.to(dtype=x.dtype, device=x.device)
         # one pass over t, NaN propagates and fails both comparisons
-        low, high = torch.aminmax(t_cast.detach() if t_cast.requires_grad else t_cast)
-        if low.item() >= t_min and high.item() <= t_max:
+        bounds = torch.aminmax(t_cast.detach() if t_cast.requires_grad else t_cast)
+        # one transfer to the host (two small reads on CPU cost less than stacking)
+        low, high = (
+            (bounds.min.item(), bounds.max.item())
+            if t_cast.device.type == "cpu"
+            else torch.stack(tuple(bounds)).tolist()
+        )
+        if low >= t_min and high <= t_max:
             return t_cast, True
     t = as_time(t, like=x)
     return t, bool(((t >= t_min) & (t <= t_max)).all())
