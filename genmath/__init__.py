@@ -170,3 +170,12 @@ __all__ = [
     "gaussian_path_elbo",
     "elbo_weighting",
 ]
+
+
+def __getattr__(name: str):
+    # `genmath.distributed` loads on first use: most programs never touch torch.distributed.
+    if name == "distributed":
+        import importlib
+
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
