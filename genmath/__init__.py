@@ -18,7 +18,17 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from . import analytic, derivations, nn, references, schedules, score_matching, testing
+    # `genmath.distributed` too loads on first use: most programs never touch torch.distributed
+    from . import (
+        analytic,
+        derivations,
+        distributed,
+        nn,
+        references,
+        schedules,
+        score_matching,
+        testing,
+    )
     from .core.change_of_variables import (
         ActNorm,
         Affine,
@@ -170,12 +180,3 @@ __all__ = [
     "gaussian_path_elbo",
     "elbo_weighting",
 ]
-
-
-def __getattr__(name: str):
-    # `genmath.distributed` loads on first use: most programs never touch torch.distributed.
-    if name == "distributed":
-        import importlib
-
-        return importlib.import_module(".distributed", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
