@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    # `genmath.distributed` too loads on first use: most programs never touch torch.distributed
+    # (`genmath.distributed`, like every name here, loads on first use: most programs never
+    # touch torch.distributed; it is a module of the package, not a re-exported name)
     from . import (
         analytic,
         derivations,
-        distributed,
+        distributed as distributed,
         nn,
         references,
         schedules,
