@@ -23,12 +23,14 @@ if TYPE_CHECKING:
     from . import (
         analytic,
         derivations,
-        distributed as distributed,
         nn,
         references,
         schedules,
         score_matching,
         testing,
+    )
+    from . import (
+        distributed as distributed,
     )
     from .core.change_of_variables import (
         ActNorm,
