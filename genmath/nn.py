@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._implements import implements
 from .core._shapes import check_batch
 
 __all__ = ["ACTIVATIONS", "VelocityMLP"]
@@ -96,6 +97,7 @@ class VelocityMLP(nn.Module):
         """The velocity $v(x, t)$, shape `(B, dim)`."""
         return self._run(x, t, with_divergence=False)[0]
 
+    @implements("D-mlp-structured-divergence")
     def velocity_and_divergence(self, x: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
         r"""$(v(x, t), \nabla_x\cdot v(x, t))$ with shapes `(B, dim)` and `(B,)`
         (D-mlp-structured-divergence)."""

@@ -41,12 +41,25 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "journal": "Machine Learning", "volume": "8", "pages": "229--256",
         "year": "1992",
     }),
+    "theis2016note": ("inproceedings", {
+        "author": "Theis, Lucas and van den Oord, A{\\\"a}ron and Bethge, Matthias",
+        "title": "A Note on the Evaluation of Generative Models",
+        "booktitle": "International Conference on Learning Representations (ICLR)",
+        "eprint": "1511.01844", "archiveprefix": "arXiv",
+        "year": "2016",
+    }),
     "tipping1999probabilistic": ("article", {
         "author": "Tipping, Michael E. and Bishop, Christopher M.",
         "title": "Probabilistic Principal Component Analysis",
         "journal": "Journal of the Royal Statistical Society: Series B",
         "volume": "61", "number": "3", "pages": "611--622",
         "year": "1999",
+    }),
+    "bishop2006pattern": ("book", {
+        "author": "Bishop, Christopher M.",
+        "title": "Pattern Recognition and Machine Learning",
+        "publisher": "Springer", "isbn": "978-0-387-31073-2",
+        "year": "2006",
     }),
     "cover2006elements": ("book", {
         "author": "Cover, Thomas M. and Thomas, Joy A.",
@@ -551,6 +564,20 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "title": "Multisample Flow Matching: Straightening Flows with Minibatch Couplings",
         "booktitle": "International Conference on Machine Learning (ICML)",
         "year": "2023",
+    }),
+    "hairer1993solving": ("book", {
+        "author": "Hairer, Ernst and N{\\o}rsett, Syvert P. and Wanner, Gerhard",
+        "title": "Solving Ordinary Differential Equations {I}: Nonstiff Problems",
+        "edition": "2", "publisher": "Springer",
+        "year": "1993",
+        "doi": "10.1007/978-3-540-78862-1",
+    }),
+    "kloeden1992numerical": ("book", {
+        "author": "Kloeden, Peter E. and Platen, Eckhard",
+        "title": "Numerical Solution of Stochastic Differential Equations",
+        "publisher": "Springer",
+        "year": "1992",
+        "doi": "10.1007/978-3-662-12616-5",
     }),
 }
 

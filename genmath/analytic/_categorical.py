@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .._implements import implements
+
 __all__ = ["Categorical"]
 
 
@@ -39,6 +41,7 @@ class Categorical:
         self._place = self.vocab_size ** torch.arange(self.length - 1, -1, -1)
 
     @classmethod
+    @implements("D-categorical-table")
     def from_logits(cls, logits) -> Categorical:
         """The table ``softmax(logits)`` over all entries; ``logits`` has shape ``(K,) * L``."""
         logits = torch.as_tensor(logits)
@@ -58,20 +61,24 @@ class Categorical:
             )
         return x.long()
 
+    @implements("D-categorical-table")
     def index(self, x: torch.Tensor) -> torch.Tensor:
         """Position of each sequence in ``probs.flatten()`` and `enumerate`, shape ``(B,)``."""
         x = self._check_tokens(x)
         return x @ self._place.to(x.device)
 
+    @implements("D-categorical-table")
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """$\\log p(x)$ for integer ``x`` of shape ``(B, L)``, shape ``(B,)`` (``-inf`` where $p = 0$)."""
         return self.probs.flatten().log()[self.index(x).to(self.probs.device)]
 
+    @implements("D-categorical-table")
     def enumerate(self) -> torch.Tensor:
         """All $K^L$ sequences, shape ``(K^L, L)``, in the order of ``probs.flatten()``."""
         flat = torch.arange(self.vocab_size**self.length)
         return (flat[:, None] // self._place) % self.vocab_size
 
+    @implements("D-categorical-table")
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` independent sequences, integer tensor of shape ``(n, L)``."""
         if not isinstance(n, int) or n < 0:
@@ -81,6 +88,7 @@ class Categorical:
         flat = torch.multinomial(self.probs.flatten(), n, replacement=True, generator=generator)
         return (flat[:, None] // self._place.to(flat.device)) % self.vocab_size
 
+    @implements("D-categorical-table")
     def token_marginals(self) -> torch.Tensor:
         """$p(x_i = j)$, shape ``(L, K)``."""
         axes = range(self.length)

@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from .._implements import implements
 from ..core._shapes import as_time, check_batch
 
 __all__ = ["Gaussian", "GaussianMarginal", "MixtureMarginal"]
@@ -195,21 +196,25 @@ class MixtureMarginal:
         weights = torch.softmax(joint, dim=-1)
         return (weights[..., None] * per_component).sum(1)
 
+    @implements("D-gaussian-path-marginal", "D-gaussian-posterior-mean", "D-mixture-denoiser")
     def log_prob(self, x: torch.Tensor, t) -> torch.Tensor:
         """$\\log p_t(x)$, shape ``(B,)`` (D-gaussian-path-marginal)."""
         *_, joint = self._setup(x, t)
         return torch.logsumexp(joint, dim=-1)
 
+    @implements("D-mixture-denoiser")
     def responsibilities(self, x: torch.Tensor, t) -> torch.Tensor:
         """$r_k(x) = P(k \\mid x_t = x)$, shape ``(B, K)``."""
         *_, joint = self._setup(x, t)
         return torch.softmax(joint, dim=-1)
 
+    @implements("D-gaussian-posterior-mean", "D-mixture-denoiser")
     def score(self, x: torch.Tensor, t) -> torch.Tensor:
         """$\\nabla_x \\log p_t(x) = -\\sum_k r_k C_{k,t}^{-1}(x - \\alpha_t \\mu_k)$, shape ``(B, d)``."""
         x, comps, _, y, variances, joint = self._setup(x, t)
         return self._posterior_sum(joint, comps, -y / variances)
 
+    @implements("D-gaussian-posterior-mean", "D-mixture-denoiser")
     def denoise(self, x: torch.Tensor, t) -> torch.Tensor:
         """$\\mathbb E[x_0 \\mid x_t = x] = \\sum_k r_k \\big(\\mu_k + \\alpha_t \\Sigma_k C_{k,t}^{-1}(x - \\alpha_t\\mu_k)\\big)$
         (D-gaussian-posterior-mean, D-mixture-denoiser). At $\\alpha_t = 0$ it is the data mean."""
@@ -217,6 +222,7 @@ class MixtureMarginal:
         a = comps._per_batch(times["alpha"])
         return self._posterior_sum(joint, comps, a * comps.eigvals * y / variances, comps.means)
 
+    @implements("D-gaussian-posterior-mean", "D-mixture-denoiser")
     def eps(self, x: torch.Tensor, t) -> torch.Tensor:
         """$\\mathbb E[\\varepsilon \\mid x_t = x] = \\sum_k r_k\\, \\sigma_t C_{k,t}^{-1}(x - \\alpha_t\\mu_k)$.
 
@@ -226,6 +232,7 @@ class MixtureMarginal:
         s = comps._per_batch(times["sigma"])
         return self._posterior_sum(joint, comps, s * y / variances)
 
+    @implements("D-gaussian-marginal-velocity", "D-gaussian-posterior-mean", "D-mixture-denoiser")
     def velocity(self, x: torch.Tensor, t) -> torch.Tensor:
         """The marginal (probability-flow) velocity
         $u_t(x) = \\dot\\alpha_t \\hat x_0 + \\dot\\sigma_t \\hat\\varepsilon
@@ -248,6 +255,7 @@ class GaussianMarginal(MixtureMarginal):
     Gaussian data (D-gaussian-path-marginal); score, denoiser, $\\varepsilon$ and velocity are
     affine in $x$. Adds the moments and the exact flow map to `MixtureMarginal`."""
 
+    @implements("D-gaussian-path-marginal")
     def mean(self, t) -> torch.Tensor:
         """$\\alpha_t \\mu$: shape ``(d,)`` for scalar t, ``(B, d)`` for ``(B,)``."""
         like = self._components.means
@@ -255,6 +263,7 @@ class GaussianMarginal(MixtureMarginal):
         a = times["alpha"]
         return (a if a.ndim == 0 else a[:, None]) * like[0]
 
+    @implements("D-gaussian-path-marginal")
     def cov(self, t) -> torch.Tensor:
         """$\\alpha_t^2 \\Sigma + \\sigma_t^2 I$: shape ``(d, d)`` or ``(B, d, d)``."""
         comps = self._components
@@ -263,6 +272,7 @@ class GaussianMarginal(MixtureMarginal):
         u = comps.eigvecs[0]
         return (u * variances[..., None, :]) @ u.mT
 
+    @implements("D-gaussian-flow-map")
     def flow_map(self, x: torch.Tensor, t_from, t_to) -> torch.Tensor:
         """The exact probability-flow ODE map from time ``t_from`` to ``t_to`` (either order):
         $x \\mapsto \\alpha_{t'}\\mu + A_{t'} A_t^{-1}(x - \\alpha_t \\mu)$ with
@@ -318,6 +328,7 @@ class Gaussian:
         one, zero = x.new_ones(()), x.new_zeros(())
         return comps.log_prob(comps.rotate_in(x, one), comps.variances(one, zero))[:, 0]
 
+    @implements("D-gaussian-sampling")
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` independent draws, shape ``(n, d)``: $\\mu + L z$, $LL^\\top = \\Sigma$."""
         if not isinstance(n, int) or n < 0:

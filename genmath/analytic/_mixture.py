@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .._implements import implements
 from ._gaussian import (
     MixtureMarginal,
     _as_float_tensor,
@@ -68,17 +69,20 @@ class GaussianMixture:
         return self.weights.shape[0]
 
     @property
+    @implements("D-mixture-moments")
     def mean(self) -> torch.Tensor:
         """$\\sum_k \\pi_k \\mu_k$."""
         return self.weights @ self.means
 
     @property
+    @implements("D-mixture-moments")
     def cov(self) -> torch.Tensor:
         """$\\sum_k \\pi_k (\\Sigma_k + \\mu_k\\mu_k^\\top) - \\bar\\mu\\bar\\mu^\\top$ (law of total covariance)."""
         second = self.covs + self.means[:, :, None] * self.means[:, None, :]
         mean = self.mean
         return torch.einsum("k,kij->ij", self.weights, second) - torch.outer(mean, mean)
 
+    @implements("D-mixture-denoiser")
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """$\\log p(x)$, shape ``(B,)``."""
         x = _check_points(x, self.dim)
@@ -93,6 +97,7 @@ class GaussianMixture:
         """``n`` independent draws, shape ``(n, d)``: a component by its weight, then its Gaussian."""
         return self.sample_with_components(n, generator)[0]
 
+    @implements("D-gaussian-sampling")
     def sample_with_components(
         self, n: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,6 +113,7 @@ class GaussianMixture:
         x = self.means[labels] + torch.einsum("nij,nj->ni", self._scale_tril[labels], z)
         return x, labels
 
+    @implements("D-mixture-denoiser")
     def marginal(self, path) -> MixtureMarginal:
         """The exact marginal along ``path`` (anything with ``alpha, sigma, d_alpha, d_sigma``
         methods of t, such as `genmath.GaussianPath`)."""

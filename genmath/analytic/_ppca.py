@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch.distributions import Independent, MultivariateNormal, Normal
 
+from .._implements import implements
 from ._gaussian import Gaussian, GaussianMarginal, _as_float_tensor, _check_points
 
 __all__ = ["PPCA"]
@@ -55,6 +56,7 @@ class PPCA:
         """The marginal of $x$ as a `Gaussian`: $\\mathcal N(b, WW^\\top + s^2 I)$."""
         return self._gaussian
 
+    @implements("D-ppca-posterior", "D-elbo-gap")
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """$\\log p(x)$, shape ``(B,)``."""
         return self._gaussian.log_prob(x)
@@ -63,6 +65,7 @@ class PPCA:
         """The exact marginal of $x$ along a Gaussian path (PPCA data is Gaussian)."""
         return self._gaussian.marginal(path)
 
+    @implements("D-ppca-posterior")
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mean (B, k), cov (k, k))`` of $p(z \\mid x)$ (D-ppca-posterior)."""
         x = _check_points(x, self.dim)
@@ -72,6 +75,7 @@ class PPCA:
         cov = self.noise_std.to(x) ** 2 * torch.cholesky_inverse(chol)
         return mean, cov
 
+    @implements("D-ppca-posterior")
     def posterior_distribution(self, x: torch.Tensor) -> MultivariateNormal:
         """The exact posterior $p(z \\mid x)$ as a batch of ``B`` `MultivariateNormal`s over
         $\\mathbb R^k$ (use it as the encoder of `genmath.elbo`)."""
@@ -86,6 +90,7 @@ class PPCA:
             self.W.new_zeros(k), scale_tril=torch.eye(k, dtype=self.W.dtype, device=self.W.device)
         )
 
+    @implements("D-ppca-posterior")
     def likelihood(self, z: torch.Tensor) -> Independent:
         """$p(x \\mid z) = \\mathcal N(Wz + b, s^2 I_d)$ for ``z`` of shape ``(..., k)``: a
         distribution with event shape ``(d,)`` (use it as the decoder of `genmath.elbo`)."""
@@ -95,6 +100,7 @@ class PPCA:
         loc = z @ self.W.to(z).mT + self.b.to(z)
         return Independent(Normal(loc, self.noise_std.to(z).expand_as(loc)), 1)
 
+    @implements("D-ppca-posterior")
     def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """$\\log p(x, z) = \\log p(x \\mid z) + \\log p(z)$, shape ``(B,)``."""
         x = _check_points(x, self.dim)
@@ -104,6 +110,7 @@ class PPCA:
         """``n`` draws of $x$, shape ``(n, d)``."""
         return self.sample_joint(n, generator)[0]
 
+    @implements("D-ppca-posterior")
     def sample_joint(
         self, n: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:

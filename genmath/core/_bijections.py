@@ -11,6 +11,8 @@ import math
 import torch
 from torch import nn
 
+from .._implements import implements
+
 __all__ = [
     "Bijection",
     "Compose",
@@ -257,7 +259,10 @@ class ElementwiseAffine(Bijection):
     def _initial(value, shape, name):
         if value is None:
             return torch.zeros(shape)
-        value = torch.as_tensor(value, dtype=torch.get_default_dtype())
+        # a tensor keeps its floating dtype (float64 parameters are not rounded to float32)
+        value = torch.as_tensor(value)
+        if not value.is_floating_point():
+            value = value.to(torch.get_default_dtype())
         if value.shape != shape:
             raise ValueError(
                 f"{name} expected shape {_shape_text(shape)}, got {_shape_text(value.shape)}"
@@ -306,6 +311,7 @@ class ActNorm(ElementwiseAffine):
         self.register_buffer("initialized", torch.tensor(False))
 
     @torch.no_grad()
+    @implements("D-actnorm-init")
     def initialize(self, x: torch.Tensor) -> None:
         """Set $s, t$ so that `forward(x)` has zero mean and unit variance per entry."""
         batch_ndim = x.ndim - self.event_dim
@@ -425,6 +431,7 @@ class Affine(Bijection):
         self.bias = nn.Parameter(torch.zeros(d))
 
     @classmethod
+    @implements("D-flow-lu-logdet")
     def from_matrix(cls, matrix: torch.Tensor, bias: torch.Tensor | None = None) -> Affine:
         """The affine map $x \\mapsto W x + b$ for a given invertible $W$ (signed diagonal).
 
@@ -471,6 +478,7 @@ class Affine(Bijection):
             )
         return torch.log(torch.abs(u))
 
+    @implements("D-flow-lu-logdet")
     def matrix(self) -> torch.Tensor:
         """The dense matrix $W = P L U$."""
         L, U, _ = self._factors()
@@ -520,6 +528,7 @@ class Planar(Bijection):
         self.w = nn.Parameter(torch.randn(self.features, generator=generator) * scale)
         self.b = nn.Parameter(torch.zeros(()))
 
+    @implements("D-flow-planar")
     def u_hat(self) -> torch.Tensor:
         """The reparameterized $\\hat u$ with $w^\\top \\hat u = -1 + \\operatorname{softplus}(w^\\top u) > -1$."""
         wu = self.w @ self.u

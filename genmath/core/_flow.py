@@ -9,6 +9,7 @@ import weakref
 import torch
 from torch.distributions import Distribution, Independent, Transform, constraints
 
+from .._implements import implements
 from ._bijections import Bijection, _shape_text, _sum_event
 from ._random import global_stream_from
 
@@ -105,12 +106,14 @@ class Flow(Distribution):
                 f"got shape {_shape_text(x.shape)}"
             )
 
+    @implements("D-change-of-variables-1d")
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """$\\log p(x) = \\log p_Z(f(x)) + \\log|\\det J_f(x)|$, shape `value.shape[:-event_dim]`."""
         self._check_value(value)
         z, logdet = self.transform.forward(value, self.context)
         return self.base.log_prob(z) + logdet
 
+    @implements("D-change-of-variables-1d")
     def rsample(self, sample_shape=(), generator: torch.Generator | None = None):
         """Reparameterized samples $x = f^{-1}(z)$, shape `sample_shape + batch + event`."""
         z = _draw(lambda: self.base.rsample(torch.Size(sample_shape)), generator)
@@ -120,6 +123,7 @@ class Flow(Distribution):
         with torch.no_grad():
             return self.rsample(sample_shape, generator)
 
+    @implements("D-change-of-variables-1d")
     def rsample_and_log_prob(self, sample_shape=(), generator=None):
         """Samples and their log-density from one inverse pass:
         $\\log p(x) = \\log p_Z(z) - \\log|\\det J_{f^{-1}}(z)|$."""

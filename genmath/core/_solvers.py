@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 
+from .._implements import implements, plumbing
+
 FIXED_STEP_METHODS = ("euler", "midpoint", "heun", "rk4")
 EXPONENTIAL_METHODS = ("ddim", "dpm++2m", "dpm++3m", "unipc")
 SDE_METHODS = ("euler_maruyama", "pc")
@@ -26,6 +28,7 @@ class CountedField:
     nfe: int = 0
     step: int = 0
 
+    @plumbing("counts model evaluations and checks the output's shape")
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         out = self.fn(x, t)
         self.nfe += 1
@@ -71,6 +74,7 @@ def _fixed_step(method: str, field: CountedField, x, t, t_next):
     raise AssertionError(method)
 
 
+@implements("D-runge-kutta-steps")
 def integrate_fixed(method, field: CountedField, x, grid, keep_trajectory: bool):
     trajectory = [x] if keep_trajectory else None
     for k in range(grid.numel() - 1):
@@ -83,6 +87,7 @@ def integrate_fixed(method, field: CountedField, x, grid, keep_trajectory: bool)
     return x, trajectory
 
 
+@implements("D-ddim-exponential-integrator", "D-dpm-solver-pp-2m")
 def integrate_exponential(method, denoiser: CountedField, x, grid, alpha, sigma, keep_trajectory):
     """DDIM and DPM-Solver++(2M): exponential integrators of the probability-flow ODE in the
     data ($x_0$) prediction, with $\\lambda = \\log(\\alpha/\\sigma)$ (derivations
@@ -171,6 +176,9 @@ def _weighted(base: torch.Tensor, scale: float, weights, outputs) -> torch.Tenso
     for weight, value in zip(weights, outputs, strict=False):
         out = torch.add(out, value, alpha=scale * weight)
     return out
+def _standard_normal(x: torch.Tensor, generator) -> torch.Tensor:
+    """A standard Gaussian draw shaped like `x`: the one place the SDE loops draw noise."""
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
 def _broadcast(value, x: torch.Tensor) -> torch.Tensor:
@@ -188,6 +196,7 @@ def _broadcast(value, x: torch.Tensor) -> torch.Tensor:
     )
 
 
+@implements("D-euler-maruyama", "D-langevin-corrector")
 def integrate_sde(
     method,
     drift: CountedField,
@@ -210,7 +219,7 @@ def integrate_sde(
         drift.step = k
         t, t_next = grid[k], grid[k + 1]
         h = t_next - t
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        noise = _standard_normal(x, generator)
         scale = _broadcast(diffusion(t), x)
         x = x + h * drift(x, t) + scale * torch.sqrt(h.abs()) * noise
         _check_state(x, k, t, t_next)
@@ -218,7 +227,7 @@ def integrate_sde(
             score.step = k + 1
             for _ in range(corrector_steps):
                 grad = score(x, t_next)
-                z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+                z = _standard_normal(x, generator)
                 # Norms averaged over the batch, as in Song et al.'s reference code: a per-sample
                 # ratio explodes for samples sitting near a mode, where the score vanishes.
                 grad_norm = grad.square().sum(event_dims).sqrt().mean()

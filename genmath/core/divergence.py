@@ -43,6 +43,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from .._implements import implements
 from ._shapes import check_batch
 
 __all__ = [
@@ -91,6 +92,7 @@ class VelocityWithDivergence(Protocol):
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
+@implements("D-hutchinson-unbiased", "D-instantaneous-change-of-variables")
 def divergence(
     fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -147,6 +149,7 @@ def divergence(
     return div if create_graph else div.detach()
 
 
+@implements("D-hutchinson-unbiased", "D-instantaneous-change-of-variables")
 def draw_probes(
     x: torch.Tensor,
     probes: int = 1,
@@ -312,6 +315,7 @@ def _exact_batched(
     return div
 
 
+@implements("D-hutchinson-unbiased", "D-hutchinson-variance")
 def _hutchinson_from_graph(
     y: torch.Tensor, x: torch.Tensor, z: torch.Tensor, create_graph: bool
 ) -> torch.Tensor:

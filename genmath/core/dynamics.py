@@ -37,6 +37,7 @@ from collections.abc import Callable
 
 import torch
 
+from .._implements import implements
 from . import _solvers
 from ._shapes import check_batch, positive_int
 from .grids import check_grid, karras_grid, log_snr_grid, snr_focused_grid, uniform_grid
@@ -149,6 +150,7 @@ def _schedule_of(path):
     return None if path is None else path.schedule
 
 
+@implements("D-runge-kutta-steps", "D-ddim-exponential-integrator", "D-dpm-solver-pp-2m")
 def sample_ode(
     velocity: Model,
     x1: torch.Tensor,
@@ -265,6 +267,7 @@ def _integrate_torchdiffeq(method, field: _solvers.CountedField, x1, times, rtol
     return states[-1], states
 
 
+@implements("D-euler-maruyama", "D-langevin-corrector")
 def sample_sde(
     drift: Model,
     diffusion: Callable[[torch.Tensor], torch.Tensor | float],

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import distributions as D
 
+from .._implements import implements
 from ._random import global_stream_from
 from ._shapes import check_batch
 
@@ -188,6 +189,7 @@ def _resolve_kl(q, prior, batch: int, kl: str) -> torch.Tensor | None:
 # --------------------------------------------------------------------------- ELBO and IWAE
 
 
+@implements("D-elbo-linear-gaussian", "D-elbo-recon-kl", "D-elbo-gap", "D-iwae-bound")
 def elbo(
     x: torch.Tensor,
     encoder: Callable[[torch.Tensor], D.Distribution],
@@ -235,6 +237,7 @@ def elbo(
     return log_px.mean(0) - kl_term
 
 
+@implements("D-iwae-bound")
 def iwae(
     x: torch.Tensor,
     encoder: Callable[[torch.Tensor], D.Distribution],
@@ -260,6 +263,7 @@ def iwae(
     return torch.logsumexp(log_w, dim=0) - math.log(k)
 
 
+@implements("D-kl-gaussian", "D-kl-vae")
 def kl_divergence(
     q: D.Distribution,
     p: D.Distribution,
@@ -290,6 +294,7 @@ def kl_divergence(
     return (log_q - log_p).mean(0)
 
 
+@implements("D-kl-gaussian", "D-kl-vae")
 def diagonal_gaussian_kl(
     mean: torch.Tensor,
     std: torch.Tensor,
@@ -319,6 +324,7 @@ def diagonal_gaussian_kl(
 # --------------------------------------------------------------------------- score function
 
 
+@implements("D-reinforce")
 def score_function_surrogate(
     f: torch.Tensor,
     log_q: torch.Tensor,
@@ -368,6 +374,7 @@ def score_function_surrogate(
     return f + signal * (log_q - log_q.detach())
 
 
+@implements("D-reinforce", "D-elbo-linear-gaussian")
 def reinforce_elbo(
     x: torch.Tensor,
     encoder: Callable[[torch.Tensor], D.Distribution],
@@ -412,6 +419,7 @@ def _broadcast(coefficient: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return coefficient.reshape(coefficient.shape[0], *([1] * (x.ndim - 1)))
 
 
+@implements("D-vdm-elbo")
 def gaussian_path_elbo(
     model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     x0: torch.Tensor,
@@ -521,6 +529,7 @@ def _gauss_legendre(n: int, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
+@implements("D-elbo-weighting")
 def elbo_weighting(loss: str, path: GaussianPath, lam: float | torch.Tensor) -> torch.Tensor:
     r"""The weighting $w(\lambda)$ by which a standard regression loss weights the ELBO.
 

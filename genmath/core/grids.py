@@ -15,6 +15,8 @@ import math
 
 import torch
 
+from .._implements import implements, plumbing
+
 __all__ = ["uniform_grid", "karras_grid", "log_snr_grid", "snr_focused_grid", "check_grid"]
 
 
@@ -25,6 +27,7 @@ def _interval(schedule) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+@implements("D-time-grids")
 def uniform_grid(
     steps: int,
     schedule=None,
@@ -47,6 +50,7 @@ def uniform_grid(
     return check_grid(grid, schedule)
 
 
+@implements("D-time-grids")
 def karras_grid(
     steps: int,
     schedule,
@@ -90,6 +94,7 @@ def karras_grid(
     return check_grid(grid.to(dtype=dtype or torch.get_default_dtype(), device=device), schedule)
 
 
+@implements("D-time-grids")
 def log_snr_grid(
     steps: int,
     schedule,
@@ -105,7 +110,8 @@ def log_snr_grid(
         raise ValueError("the log-SNR grid needs a schedule, got None")
     lo, hi = _interval(schedule)
     start, end = schedule.log_snr(torch.tensor([hi, lo], dtype=torch.float64)).to(torch.float64)
-    grid = schedule.inverse_log_snr(torch.linspace(float(start), float(end), steps + 1)).to(
+    levels = torch.linspace(float(start), float(end), steps + 1, dtype=torch.float64)
+    grid = schedule.inverse_log_snr(levels).to(
         torch.float64
     )
     grid[0], grid[-1] = hi, lo
@@ -153,6 +159,7 @@ def snr_focused_grid(
     return check_grid(grid.to(dtype=dtype or torch.get_default_dtype(), device=device), schedule)
 
 
+@plumbing("validation of a time grid: shape, finiteness, monotonicity, the safe interval")
 def check_grid(grid, schedule=None, *, name: str = "grid") -> torch.Tensor:
     """Validate a time grid: 1-D, at least two points, finite, strictly monotone, inside
     $[0, 1]$ and, given a schedule, inside its safe interval. Returns it as a tensor."""

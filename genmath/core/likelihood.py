@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import torch
 
+from .._implements import implements
 from ._shapes import as_time, check_batch
 from .divergence import (
     VelocityWithDivergence,
@@ -61,6 +62,7 @@ class ODELikelihood:
     nfe: int
 
 
+@implements("D-instantaneous-change-of-variables")
 def ode_log_likelihood(
     velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -223,6 +225,7 @@ def _raise_if_non_finite(health: list[tuple[torch.Tensor, torch.Tensor, torch.Te
     raise ValueError(f"velocity or its divergence is non-finite at {when}; expected finite values")
 
 
+@implements("D-bits-per-dim")
 def bits_per_dim(
     log_prob: torch.Tensor,
     dims: int | tuple[int, ...] | torch.Size,

@@ -97,6 +97,7 @@ class GaussianPath:
     def _broadcast_time(self, t, x: torch.Tensor) -> torch.Tensor:
         return expand_time(as_time(t, like=x), x)
 
+    @implements("D-parameterizations")
     def sample(
         self,
         x0: torch.Tensor,
@@ -117,6 +118,7 @@ class GaussianPath:
             _same_shape(eps, x0, "eps", "x0")
         return self._combine(0, 1, x0, eps, tt), eps
 
+    @implements("D-parameterizations")
     def conditional_velocity(self, x0: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
         r"""$\frac{d}{dt}x_t = \dot\alpha_t x_0 + \dot\sigma_t\varepsilon$, the flow-matching
         target for the pair $(x_0, \varepsilon)$."""
@@ -195,6 +197,7 @@ class GaussianPath:
         r"""$f(t) = \dot\alpha_t / \alpha_t$ (D-forward-sde)."""
         return self.schedule.drift_coefficient(t)
 
+    @implements("D-forward-sde")
     def drift(self, x: torch.Tensor, t) -> torch.Tensor:
         r"""Drift $f(t)\,x$ of the forward SDE $dx = f(t)x\,dt + g(t)\,dW$ whose marginals
         given $x_0$ are those of the path, $\mathcal N(\alpha_t x_0, \sigma_t^2 I)$
@@ -202,6 +205,7 @@ class GaussianPath:
         check_batch(x, "x")
         return self.schedule._drift_coefficient(self._broadcast_time(t, x)) * x
 
+    @implements("D-forward-sde")
     def diffusion(self, t) -> torch.Tensor:
         r"""$g(t) = \sqrt{\tfrac{d}{dt}\sigma_t^2 - 2 f(t)\sigma_t^2}$ (shape of ``t``;
         D-forward-sde). Like $f$, singular where $\alpha_t = 0$ (CondOT at t = 1 gives
@@ -229,6 +233,7 @@ class GaussianPath:
             )
         return self._directions[key]
 
+    @implements("D-parameterizations")
     def convert(self, pred: torch.Tensor, xt: torch.Tensor, t, src: str, dst: str) -> torch.Tensor:
         r"""Convert a prediction ``pred`` in parameterization ``src`` to ``dst`` at ``(xt, t)``.
 

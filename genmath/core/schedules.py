@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 import torch
 
+from .._implements import implements
 from .._lazy import lazy_import
 from ._shapes import as_time
 
@@ -301,6 +302,7 @@ class Schedule:
         forward SDE (D-forward-sde)."""
         return self._diffusion_squared(self._time(t))
 
+    @implements("D-schedule-log-snr-inverse")
     def inverse_log_snr(self, lam) -> torch.Tensor:
         r"""The time $t$ with $\lambda_t = $ ``lam``.
 
@@ -327,6 +329,7 @@ class Schedule:
         return _bisect_decreasing(self._log_snr, lam)
 
     @functools.cached_property
+    @implements("D-schedule-safe-interval")
     def safe_interval(self) -> tuple[float, float]:
         r"""$(t_{lo}, t_{hi})$: where conversions that divide by $\alpha_t$ or $\sigma_t$ are
         well conditioned. **The boundary rule** of genmath:
@@ -385,6 +388,7 @@ class CondOT(Schedule):
         )
 
     @staticmethod
+    @implements("D-schedule-log-snr-inverse")
     def definition(t, lam):
         """The symbolic definition ``(alpha, sigma, t(lam))``, shared with the derivations."""
         return 1 - t, t, 1 / (1 + sp.exp(lam / 2))
@@ -419,6 +423,7 @@ class VP(Schedule):
         )
 
     @staticmethod
+    @implements("D-schedule-vp", "D-schedule-log-snr-inverse")
     def definition(t, lam, beta_min, beta_max):
         """The symbolic definition ``(alpha, sigma, t(lam))``, shared with the derivations."""
         integrated_beta = beta_min * t + (beta_max - beta_min) * t**2 / 2
@@ -459,6 +464,7 @@ class CosineVP(Schedule):
         )
 
     @staticmethod
+    @implements("D-schedule-cosine", "D-schedule-log-snr-inverse")
     def definition(t, lam, s):
         """The symbolic definition ``(alpha, sigma, t(lam))``, shared with the derivations."""
         phi = sp.pi / 2 * (t + s) / (1 + s)
@@ -503,6 +509,7 @@ class VE(Schedule):
         )
 
     @staticmethod
+    @implements("D-schedule-log-snr-inverse")
     def definition(t, lam, sigma_min, sigma_max):
         """The symbolic definition ``(alpha, sigma, t(lam))``, shared with the derivations."""
         ratio = sp.log(sp.sympify(sigma_max) / sigma_min)

@@ -13,7 +13,7 @@ For data $x \sim p$ and a score model $s_\theta$:
 $\mathbb E[\text{explicit}] = \mathbb E[\text{implicit}] + \tfrac12\mathbb E\|\nabla\log p\|^2$
 (derivation D-hyvarinen-score-matching); sliced equals implicit in expectation over $v$
 (D-sliced-score-matching); denoising with the score parameterization and $w = 1$ equals
-explicit score matching of $p_t$ plus a constant (D-denoising-score-matching, D-dsm-equals-esm).
+explicit score matching of $p_t$ plus a constant (D-denoising-score-matching).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .._implements import implements
 from ._shapes import as_time, check_batch, check_reduction, expand_time, reduce_batch
 from .divergence import divergence, draw_probes
 
@@ -58,6 +59,7 @@ def _gradient(scalar_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     return grad
 
 
+@implements("D-hyvarinen-score-matching")
 def score_from_log_prob(
     log_prob: Callable[[torch.Tensor], torch.Tensor],
 ) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -69,6 +71,7 @@ def score_from_log_prob(
     return lambda x: _gradient(log_prob, x, "log_prob")
 
 
+@implements("D-hyvarinen-score-matching")
 def score_from_energy(
     energy: Callable[[torch.Tensor], torch.Tensor],
 ) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -121,6 +124,7 @@ def _squared_norm(v: torch.Tensor) -> torch.Tensor:
     return v.pow(2).flatten(1).sum(1)
 
 
+@implements("D-hyvarinen-score-matching")
 def explicit(
     score_model: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -147,6 +151,7 @@ def explicit(
     return reduce_batch(0.5 * _squared_norm(residual), reduction)
 
 
+@implements("D-hyvarinen-score-matching", "D-sliced-score-matching")
 def implicit(
     score_model: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -175,6 +180,7 @@ def _reuse(score_model, inner: torch.Tensor, values: torch.Tensor):
     return lambda z: values if z is inner else score_model(z)
 
 
+@implements("D-sliced-score-matching")
 def sliced(
     score_model: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -244,6 +250,7 @@ def _targets(path, x0, eps, xt, t, parameterization):
     return path.convert(eps, xt, t, "eps", parameterization)
 
 
+@implements("D-denoising-score-matching")
 def denoising(
     model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     x0: torch.Tensor,
@@ -268,7 +275,7 @@ def denoising(
     For the score parameterization with $w = 1$ at a fixed $t$ this is Vincent's
     $J_\mathrm{DSM}$, equal to explicit score matching of $p_t$ plus
     $\tfrac12\mathbb E\|\varepsilon\|^2/\sigma_t^2 - \tfrac12\mathbb E\|\nabla\log p_t\|^2$
-    (derivations D-denoising-score-matching, D-dsm-equals-esm); Song & Ermon's loss is $w(t) = \sigma_t^2$.
+    (derivation D-denoising-score-matching); Song & Ermon's loss is $w(t) = \sigma_t^2$.
 
     Arguments:
         model: ``(x_t, t) -> prediction``; ``t`` is passed with shape ``(B,)``.

@@ -1,14 +1,16 @@
-"""The change-of-variables formula: in 1-D for a monotone map, and the log-determinant of a
-triangular (coupling-layer) Jacobian."""
+"""The change-of-variables formula in 1-D for a monotone map, worked on the logistic-normal
+law (the `Logit` / `Sigmoid` bijections), and bound to `Flow.log_prob` and
+`Flow.rsample_and_log_prob`. The log-determinants of the layers are in `flows`."""
 
 import sympy as sp
 
-from ._engine import NUMERIC, SYMBOLIC, Derivation, Step
+from ._chain import Earlier
+from ._engine import NUMERIC, Binding, Derivation, LogUniform, Step, Uniform
 from ._registry import register
-from .elbo_gap import _Integral
 
 y = sp.Symbol("y", real=True)
 u = sp.Symbol("u", real=True)
+z = sp.Symbol("z", real=True)
 mu = sp.Symbol("mu", real=True)
 s = sp.Symbol("s", positive=True)
 cdf_x = sp.Function("F_X")  # distribution function of X
@@ -24,8 +26,11 @@ def _normal_pdf(value, mean, sd):
     return sp.exp(-((value - mean) ** 2) / (2 * sd**2)) / (sd * sp.sqrt(2 * sp.pi))
 
 
-# The concrete monotone map g = sinh: Y = sinh(X), X ~ N(mu, s^2), so h = asinh.
-_p_y_sinh = _normal_pdf(sp.asinh(y), mu, s) / sp.sqrt(1 + y**2)
+# The concrete monotone map g = sigmoid: Y = sigmoid(X), X ~ N(mu, s^2), so h = logit.
+_logit = sp.log(y / (1 - y))
+_normal_cdf = sp.Lambda(u, (1 + sp.erf((u - mu) / (s * sp.sqrt(2)))) / 2)
+P_Y = _normal_pdf(_logit, mu, s) / (y * (1 - y))
+LOG_FORM = sp.exp(sp.log(_normal_pdf(_logit, mu, s)) - sp.log(y) - sp.log(1 - y))
 
 register(
     Derivation(
@@ -34,9 +39,11 @@ register(
         statement=(
             r"If $X$ has density $p_X$ and $g$ is increasing and differentiable with inverse "
             r"$h = g^{-1}$, then $Y = g(X)$ has density $p_Y(y) = p_X(h(y))\, h'(y)$, i.e. "
-            r"$\log p_Y(y) = \log p_X(x) - \log g'(x)$ at $x = h(y)$ (for a decreasing $g$, "
-            r"$|h'|$). Steps 1 is the general argument; steps 2–4 check it on $Y = \sinh X$, "
-            r"$X \sim \mathcal N(\mu, s^2)$."
+            r"$\log p_Y(y) = \log p_X(h(y)) + \log h'(y)$ (for a decreasing $g$, $|h'|$). Step 1 "
+            r"is the general argument; steps 2–3 work it for the logistic-normal law "
+            r"$Y = \sigma(X)$, $X \sim \mathcal N(\mu, s^2)$, $h = \operatorname{logit}$, "
+            r"$h'(y) = 1/(y(1 - y))$, to which `Flow(Logit(), Normal(mu, s))` is bound (its "
+            "`log_prob`, and the density of its own samples)."
         ),
         start=sp.Derivative(cdf_x(inverse(y)), y),
         steps=[
@@ -48,38 +55,91 @@ register(
                 ),
             ),
             Step(
-                lhs=_normal_pdf(sp.asinh(y), mu, s) * sp.Derivative(sp.asinh(y), y),
-                rhs=_p_y_sinh,
-                reason=r"For $g = \sinh$, $h = \operatorname{asinh}$ and $h'(y) = 1/\sqrt{1+y^2}$.",
-            ),
-            Step(
-                lhs=sp.log(_p_y_sinh),
-                rhs=sp.log(_normal_pdf(sp.asinh(y), mu, s)) - sp.log(sp.cosh(sp.asinh(y))),
-                reason=(
-                    r"The log form: $\log p_Y(y) = \log p_X(x) - \log g'(x)$ with "
-                    r"$g'(x) = \cosh x$ at $x = \operatorname{asinh} y$."
+                lhs=Earlier(
+                    "D-change-of-variables-1d",
+                    {cdf_x: _normal_cdf, inverse: sp.Lambda(y, _logit)},
+                    step=1,
                 ),
-                tag=SYMBOLIC,
+                rhs=P_Y,
+                reason=(
+                    r"The logistic-normal case: $F_X$ the normal distribution function, "
+                    r"$h = \operatorname{logit}$ and $h'(y) = 1/y + 1/(1-y) = 1/(y(1-y))$ "
+                    r"(checked at random $y \in (0, 1)$)."
+                ),
+                tag=NUMERIC,
+                samples=6,
+                tolerance=1e-12,
             ),
             Step(
-                lhs=_Integral(_p_y_sinh, (y, -sp.oo, sp.oo)),
-                rhs=sp.Integer(1),
-                reason="The transformed density is normalised (quadrature at random $\\mu$, $s$).",
+                rhs=LOG_FORM,
+                reason=(
+                    r"The log form: $\log p_Y(y) = \log p_X(\operatorname{logit} y) - \log y - "
+                    r"\log(1 - y)$, the base log-density plus the log-determinant of `Logit`."
+                ),
                 tag=NUMERIC,
-                tolerance=1e-10,
-                samples=3,
+                samples=6,
+                tolerance=1e-12,
             ),
         ],
         symbols=(y, mu, s),
+        domain={y: (0.01, 0.99)},
         references=("papamakarios2021normalizing", "rezende2015variational"),
         code=(
-            "genmath.core.change_of_variables.Bijection",
-            "genmath.core.change_of_variables.Flow",
-            "genmath.core.change_of_variables.Sigmoid",
+            "genmath.core.change_of_variables.Flow.log_prob",
+            "genmath.core.change_of_variables.Flow.rsample_and_log_prob",
+            "genmath.core.change_of_variables.Logit",
         ),
         tests=("tests/core/test_change_of_variables.py",),
     )
 )
 
-# The log-determinant of a coupling layer (triangular Jacobian) is D-flow-coupling-logdet in
-# flows.py, next to the layers it backs.
+
+def _flow_by_code(which):
+    def evaluate(points):
+        import torch
+
+        from ..core.change_of_variables import Flow, Logit
+        from ._doubles import PresetNormal
+
+        loc, scale = points[mu][:, None], points[s][:, None]
+        if which == "log_prob":
+            flow = Flow(Logit(), torch.distributions.Normal(loc, scale))
+            return flow.log_prob(points[y][:, None]).exp()
+        draws = torch.logit(points[y])[None, :, None]  # base draws whose images are the points
+        flow = Flow(Logit(), PresetNormal(loc, scale, draws))
+        sample, log_prob = flow.rsample_and_log_prob((1,))
+        again = flow.rsample((1,))
+        # the density at the sample; both samples must be the point y for this to match
+        miss = (sample[0, :, 0] - points[y]) ** 2 + (again[0, :, 0] - points[y]) ** 2
+        return (log_prob[0] + 1e12 * miss).exp()
+
+    return evaluate
+
+
+_cov_domain = {y: Uniform(1e-4, 1 - 1e-4), mu: Uniform(-3, 3), s: LogUniform(0.05, 10)}
+register(
+    Binding(
+        derivation="D-change-of-variables-1d",
+        code=("genmath.core.change_of_variables.Flow.log_prob",),
+        expression=P_Y,
+        evaluate=_flow_by_code("log_prob"),
+        domain=_cov_domain,
+        description="exp Flow(Logit(), Normal(mu, s)).log_prob(y): the logistic-normal density",
+    )
+)
+register(
+    Binding(
+        derivation="D-change-of-variables-1d",
+        code=(
+            "genmath.core.change_of_variables.Flow.rsample_and_log_prob",
+            "genmath.core.change_of_variables.Flow.rsample",
+        ),
+        expression=LOG_FORM,
+        evaluate=_flow_by_code("sample"),
+        domain=_cov_domain,
+        description=(
+            "Flow.rsample_and_log_prob at the base draw logit(y): the density of its sample "
+            "(and rsample's sample, both y, or the density misses)"
+        ),
+    )
+)

@@ -1,24 +1,48 @@
-"""Diffusion family: the DDPM bound and $L_\\mathrm{simple}$, DDIM's non-Markovian process,
-the sub-VP SDE, EDM's loss weight, and why classifier-free guidance leaves the path.
+"""DDPM: the discrete forward process, and the terms of the discrete bound and $L_\\mathrm{simple}$.
 
-The EDM preconditioning itself is D-edm-preconditioning (`edm_preconditioning.py`) and the
-DDPM posterior D-ddpm-posterior (`ddpm_posterior.py`); they are cited here, not repeated.
+Every chain here starts from a definition, from another derivation's result (`From`), or from
+an expression a binding holds the code to. The bindings run the public DDPM code on two-step
+`DiscreteSchedule`s built from the sampled $(\\bar\\alpha_{i-1}, \\alpha_i)$, in every
+parameterization and for every reverse variance, and compare with the expressions below. The
+posterior itself is D-ddpm-posterior (``posterior.py``); the learned variance and the hybrid
+loss are in ``families_ddpm_variance.py``, the discretised decoder in
+``families_ddpm_decoder.py``; DDIM, sub-VP and guidance in ``families_diffusion_samplers.py``;
+EDM in ``edm_preconditioning.py``.
 """
+
+import functools
 
 import sympy as sp
 
-from ._engine import CITED, Check, Derivation, Step
+from ._chain import FromStep
+from ._engine import (
+    Binding,
+    Derivation,
+    From,
+    Integers,
+    LogUniform,
+    Step,
+    Uniform,
+)
+from ._gaussian import log_normal
 from ._registry import register
 
-# --- D-ddpm-bound-simple --------------------------------------------------------------------
-# One coordinate of step i: alpha = 1 - beta_i, abar_s = abar_{i-1}, abar_t = abar_s * alpha.
+PARAMETERIZATIONS = ("x0", "eps", "score", "velocity", "v")
+VARIANCES = ("beta", "beta_tilde", "learned")
+
+# --- symbols: one coordinate of step i ------------------------------------------------------
+# alpha = 1 - beta_i, abar_s = abar_{i-1}, abar_t = abar_i = abar_s * alpha.
 alpha, abar_s = sp.symbols(r"alpha_i \bar{alpha}_{i-1}", positive=True)
 x_t, x0, x0_hat, eps, eps_hat = sp.symbols(r"x_i x_0 \hat{x}_0 epsilon \hat{epsilon}", real=True)
+v = sp.Symbol(r"Sigma_i", positive=True)  # the reverse kernel's variance
 beta = 1 - alpha
 abar_t = abar_s * alpha
 tilde = (1 - abar_s) / (1 - abar_t) * beta
 snr_s = abar_s / (1 - abar_s)
 snr_t = abar_t / (1 - abar_t)
+# D-kl-gaussian's symbols (its result is the chain start of the per-step KL)
+mu_1, mu_2 = sp.symbols("mu_1 mu_2", real=True)
+sigma_1, sigma_2 = sp.symbols("sigma_1 sigma_2", positive=True)
 
 
 def _posterior_mean(data):
@@ -29,15 +53,32 @@ def _posterior_mean(data):
     )
 
 
-def _gaussian_kl(m1, v1, m2, v2):
-    return sp.log(sp.sqrt(v2) / sp.sqrt(v1)) + (v1 + (m1 - m2) ** 2) / (2 * v2) - sp.Rational(1, 2)
-
-
 def _from_eps(e):
     return (x_t - sp.sqrt(1 - abar_t) * e) / sp.sqrt(abar_t)
 
 
+def _gaussian_step_kl(variance, posterior_variance, snr_drop):
+    """KL(N(mu(x0), posterior_variance) || N(mu(x0_hat), variance)) per coordinate, where the
+    means differ by sqrt(posterior_variance * snr_drop) (x0 - x0_hat)."""
+    return (
+        sp.log(sp.sqrt(variance))
+        - sp.log(sp.sqrt(posterior_variance))
+        + posterior_variance / (2 * variance)
+        - sp.Rational(1, 2)
+        + snr_drop * posterior_variance / (2 * variance) * (x0 - x0_hat) ** 2
+    )
+
+
+def _step_kl(variance):
+    """KL(q(x_{i-1} | x_i, x_0) || N(posterior mean at x0_hat, variance)), per coordinate."""
+    return _gaussian_step_kl(variance, tilde, snr_s - snr_t)
+
+
 _squared_x0 = (snr_s - snr_t) / 2 * (x0 - x0_hat) ** 2
+_squared_eps = beta**2 / (2 * tilde * alpha * (1 - abar_t)) * (eps - eps_hat) ** 2
+_prior_kl = -sp.log(sp.sqrt(1 - abar_t)) + (1 - abar_t + abar_t * x0**2) / 2 - sp.Rational(1, 2)
+_decoder = -log_normal(x0, x0_hat, 1 - abar_s)  # step 1 of the two-step schedule: beta_1
+_decoder_expanded = sp.log(2 * sp.pi * (1 - abar_s)) / 2 + (x0 - x0_hat) ** 2 / (2 * (1 - abar_s))
 
 register(
     Derivation(
@@ -45,336 +86,516 @@ register(
         title="DDPM: each step of the bound is a weighted denoising error; L_simple drops the weight",
         statement=(
             r"With reverse kernels $p_\theta(x_{i-1}\mid x_i) = \mathcal N(\tilde\mu_i(x_i, "
-            r"\hat x_0), \tilde\beta_i)$ the per-step term of the discrete bound, "
+            r"\hat x_0), \Sigma_i)$ the per-step term of the discrete bound, "
             r"$L_{i-1} = \mathrm{KL}(q(x_{i-1}\mid x_i, x_0)\,\|\,p_\theta(x_{i-1}\mid x_i))$, is "
-            r"$\tfrac12(\mathrm{SNR}_{i-1} - \mathrm{SNR}_i)\|x_0 - \hat x_0\|^2 = "
-            r"\frac{\beta_i^2}{2\tilde\beta_i(1-\beta_i)(1-\bar\alpha_i)}\|\varepsilon - "
-            r"\hat\varepsilon\|^2$ per coordinate, $\mathrm{SNR}_i = \bar\alpha_i/(1-\bar\alpha_i)$ "
-            r"(Ho et al. 2020, eq. 12; Kingma et al. 2021). $L_\mathrm{simple} = \mathbb E\|\varepsilon "
-            r"- \hat\varepsilon\|^2$ is the bound with these weights set to one."
+            r"$\tfrac12\log(\Sigma_i/\tilde\beta_i) + \tilde\beta_i/(2\Sigma_i) - \tfrac12 + "
+            r"\tfrac{\tilde\beta_i}{2\Sigma_i}(\mathrm{SNR}_{i-1} - \mathrm{SNR}_i)(x_0 - \hat x_0)^2$ "
+            r"per coordinate, $\mathrm{SNR}_i = \bar\alpha_i/(1-\bar\alpha_i)$, for any variance "
+            r"$\Sigma_i$ ($\beta_i$, $\tilde\beta_i$ or learned, D-ddpm-learned-variance). With "
+            r"$\Sigma_i = \tilde\beta_i$ it is $\tfrac12(\mathrm{SNR}_{i-1} - \mathrm{SNR}_i)"
+            r"(x_0 - \hat x_0)^2 = \frac{\beta_i^2}{2\tilde\beta_i(1-\beta_i)(1-\bar\alpha_i)}"
+            r"(\varepsilon - \hat\varepsilon)^2$ (Ho et al. 2020, eq. 12; Kingma et al. 2021). "
+            r"$L_\mathrm{simple} = \mathbb E\|\varepsilon - \hat\varepsilon\|^2$ is the bound with "
+            r"these weights set to one (and the prior and decoder dropped): a reweighted bound "
+            r"that trains better, no longer the bound itself (Ho et al. 2020, sec. 3.4). The "
+            r"bound's other terms: the prior $L_T = \mathrm{KL}(\mathcal N(\sqrt{\bar\alpha_T}x_0, "
+            r"1 - \bar\alpha_T)\,\|\,\mathcal N(0, 1))$ and the decoder $L_0 = -\log\mathcal N(x_0; "
+            r"\hat x_0, \beta_1)$ (the reverse mean at step 1 is $\hat x_0$, as $\bar\alpha_0 = 1$)."
         ),
-        start=_gaussian_kl(_posterior_mean(x0), tilde, _posterior_mean(x0_hat), tilde),
+        start=From(
+            "D-kl-gaussian",
+            {
+                mu_1: _posterior_mean(x0),
+                mu_2: _posterior_mean(x0_hat),
+                sigma_1: sp.sqrt(tilde),
+                sigma_2: sp.sqrt(v),
+            },
+        ),
         steps=[
             Step(
-                rhs=(_posterior_mean(x0) - _posterior_mean(x0_hat)) ** 2 / (2 * tilde),
+                rhs=_step_kl(v),
                 reason=(
-                    r"Two Gaussians with the same variance $\tilde\beta_i$ (D-kl-gaussian): only "
-                    "the squared difference of the means is left."
+                    r"The Gaussian KL (D-kl-gaussian) of the posterior $\mathcal N(\tilde\mu_i(x_i, "
+                    r"x_0), \tilde\beta_i)$ against the model's $\mathcal N(\tilde\mu_i(x_i, \hat x_0), "
+                    r"\Sigma_i)$: the means differ only through $x_0$, by $\frac{\sqrt{\bar\alpha_{i-1}}"
+                    r"\beta_i}{1-\bar\alpha_i}(x_0 - \hat x_0)$ (D-ddpm-posterior), whose square is "
+                    r"$\tilde\beta_i(\mathrm{SNR}_{i-1} - \mathrm{SNR}_i)(x_0 - \hat x_0)^2$."
                 ),
             ),
             Step(
+                lhs=FromStep("D-ddpm-bound-simple", {v: tilde}, step=1),
                 rhs=_squared_x0,
                 reason=(
-                    r"The means differ only through $x_0$, by $\frac{\sqrt{\bar\alpha_{i-1}}\beta_i}"
-                    r"{1-\bar\alpha_i}(x_0 - \hat x_0)$ (D-ddpm-posterior); its square over "
-                    r"$2\tilde\beta_i$ is half the drop of the signal-to-noise ratio."
+                    r"With $\Sigma_i = \tilde\beta_i$ the log and constant terms cancel: half the drop "
+                    r"of the signal-to-noise ratio times the squared denoising error."
                 ),
             ),
             Step(
-                lhs=_squared_x0.subs({x0: _from_eps(eps), x0_hat: _from_eps(eps_hat)}),
-                rhs=beta**2 / (2 * tilde * alpha * (1 - abar_t)) * (eps - eps_hat) ** 2,
+                lhs=FromStep(
+                    "D-ddpm-bound-simple",
+                    {v: tilde, x0: _from_eps(eps), x0_hat: _from_eps(eps_hat)},
+                    step=1,
+                ),
+                rhs=_squared_eps,
                 reason=(
                     r"In the $\varepsilon$-parameterization, $x_0 = (x_i - \sqrt{1-\bar\alpha_i}\,"
                     r"\varepsilon)/\sqrt{\bar\alpha_i}$: Ho et al.'s weight with $\sigma_i^2 = "
-                    r"\tilde\beta_i$."
+                    r"\tilde\beta_i$; $L_\mathrm{simple}$ keeps $(\varepsilon - \hat\varepsilon)^2$ "
+                    "and drops the weight."
                 ),
             ),
             Step(
-                lhs=sp.Symbol(r"L_{\rm simple}"),
-                rhs=sp.Symbol(r"L_{\rm simple}"),
-                tag=CITED,
-                theorem=(
-                    "Ho et al. (2020), sec. 3.4: dropping the step weights (and the decoder and "
-                    "prior terms) gives a reweighted bound that trains better; it is no longer "
-                    "the bound itself"
+                lhs=From(
+                    "D-kl-gaussian",
+                    {mu_1: sp.sqrt(abar_t) * x0, sigma_1: sp.sqrt(1 - abar_t), mu_2: 0, sigma_2: 1},
                 ),
-                reference="ho2020denoising",
+                rhs=_prior_kl,
                 reason=(
-                    r"$L_\mathrm{simple}$ samples $i$ uniformly and regresses $\hat\varepsilon$ "
-                    r"onto $\varepsilon$ with unit weight, whatever the step."
+                    r"The prior term $L_T$: D-kl-gaussian with $q(x_T \mid x_0) = \mathcal N("
+                    r"\sqrt{\bar\alpha_T}x_0, 1 - \bar\alpha_T)$ against $\mathcal N(0, 1)$ (here "
+                    r"$T = i$: the last step of the schedule)."
+                ),
+            ),
+            Step(
+                lhs=_decoder,
+                rhs=_decoder_expanded,
+                reason=(
+                    r"The decoder term $L_0 = -\log\mathcal N(x_0; \tilde\mu_1(x_1, \hat x_0), \beta_1)$: "
+                    r"at step 1, $\bar\alpha_0 = 1$ makes the reverse mean $\hat x_0$ itself "
+                    r"(here $\beta_1 = 1 - \bar\alpha_1$ with $\bar\alpha_1$ the schedule's first "
+                    r"value, written $\bar\alpha_{i-1}$)."
                 ),
             ),
         ],
-        symbols=(alpha, abar_s, x_t, x0, x0_hat, eps, eps_hat),
-        references=("ho2020denoising", "kingma2021variational"),
-        code=("genmath.families.diffusion.DDPM.elbo", "genmath.families.diffusion.DDPM.loss"),
+        symbols=(alpha, abar_s, x_t, x0, x0_hat, eps, eps_hat, v),
+        references=("ho2020denoising", "kingma2021variational", "nichol2021improved"),
+        code=(
+            "genmath.families.diffusion.DDPM.elbo",
+            "genmath.families.diffusion.DDPM.loss",
+            "genmath.families.diffusion.DDPM.sample",
+        ),
         tests=("tests/families/test_diffusion.py",),
         domain={alpha: (0.05, 0.95), abar_s: (0.05, 0.95)},
     )
 )
 
-# --- D-ddim-marginals -----------------------------------------------------------------------
-a_s, a_t, s_s, s_t = sp.symbols(r"alpha_s alpha_t sigma_s sigma_t", positive=True)
-c = sp.Symbol("c", nonnegative=True)
-h = sp.Symbol("h", positive=True)
-_k = sp.sqrt(s_s**2 - c**2) / s_t  # DDIM's coefficient of (x_t - alpha_t x_0)
-_eta_one = s_s**2 * (1 - (a_t**2 / s_t**2) / (a_s**2 / s_s**2))
-_vp = {
-    a_s: sp.sqrt(abar_s),
-    a_t: sp.sqrt(abar_t),
-    s_s: sp.sqrt(1 - abar_s),
-    s_t: sp.sqrt(1 - abar_t),
-}
 
-register(
-    Derivation(
-        id="D-ddim-marginals",
-        title="DDIM: a non-Markovian process with the path's marginals; eta = 1 is DDPM",
-        statement=(
-            r"For $s < t$ let $q_c(x_s\mid x_t, x_0) = \mathcal N\big(\alpha_s x_0 + "
-            r"\sqrt{\sigma_s^2 - c^2}\,\frac{x_t - \alpha_t x_0}{\sigma_t},\ c^2\big)$. If "
-            r"$x_t \mid x_0 \sim \mathcal N(\alpha_t x_0, \sigma_t^2)$ then $x_s \mid x_0 \sim "
-            r"\mathcal N(\alpha_s x_0, \sigma_s^2)$ for every $c \in [0, \sigma_s]$: the marginals "
-            r"of the Gaussian path, so the same denoiser serves every $c$ (Song, Meng & Ermon "
-            r"2021). $c = \eta\,\sigma_s\sqrt{1 - e^{\lambda_t - \lambda_s}}$; $\eta = 1$ gives "
-            r"DDPM's posterior (D-ddpm-posterior), $\eta = 0$ the deterministic DDIM step, and as "
-            r"$h = \lambda_s - \lambda_t \to 0$, $c^2 \approx \eta^2 \sigma^2 h = \eta^2 g^2|dt|$: "
-            r"the reverse-SDE member $\nu = \eta g$ (D-reverse-sde-marginals)."
-        ),
-        start=a_s * x0 + _k * (a_t * x0 - a_t * x0),
-        steps=[
-            Step(
-                rhs=a_s * x0,
-                reason=(
-                    r"Mean: $\mathbb E[x_t - \alpha_t x_0 \mid x_0] = 0$, so "
-                    r"$\mathbb E[x_s \mid x_0] = \alpha_s x_0$."
-                ),
-            ),
-            Step(
-                lhs=_k**2 * s_t**2 + c**2,
-                rhs=s_s**2,
-                reason=(
-                    r"Variance: $\operatorname{Var}(x_s\mid x_0) = k^2\sigma_t^2 + c^2$ with "
-                    r"$k = \sqrt{\sigma_s^2 - c^2}/\sigma_t$ — the path's $\sigma_s^2$, whatever "
-                    r"$c$."
-                ),
-            ),
-            Step(
-                lhs=_eta_one.subs(_vp),
-                rhs=tilde,
-                reason=(
-                    r"$\eta = 1$ on a VP path ($\alpha^2 = \bar\alpha$, $\sigma^2 = 1 - \bar\alpha$): "
-                    r"$c^2 = \sigma_s^2(1 - e^{\lambda_t - \lambda_s})$ is DDPM's posterior "
-                    r"variance $\tilde\beta_i$."
-                ),
-            ),
-            Step(
-                lhs=((s_s**2 - c**2) / s_t**2).subs(c**2, _eta_one).subs(_vp),
-                rhs=alpha * (1 - abar_s) ** 2 / (1 - abar_t) ** 2,
-                reason=(
-                    r"...and the coefficient of $x_t$, squared, is that of DDPM's posterior mean, "
-                    r"$\sqrt{\alpha_i}(1-\bar\alpha_{i-1})/(1-\bar\alpha_i)$ (both positive)."
-                ),
-            ),
-            Step(
-                lhs=_vp[a_s] - sp.sqrt(alpha) * (1 - abar_s) / (1 - abar_t) * _vp[a_t],
-                rhs=sp.sqrt(abar_s) * beta / (1 - abar_t),
-                reason=(
-                    r"...and so is the coefficient of $x_0$, $\alpha_s - k\alpha_t = "
-                    r"\sqrt{\bar\alpha_{i-1}}\beta_i/(1-\bar\alpha_i)$ (with $k$ from the previous "
-                    "step)."
-                ),
-            ),
-            Step(
-                lhs=sp.Limit(s_s**2 * (1 - sp.exp(-h)) / h, h, 0),
-                rhs=s_s**2,
-                reason=(
-                    r"Small steps: with $h = \lambda_s - \lambda_t$, $c^2/\eta^2 = "
-                    r"\sigma_s^2(1 - e^{-h}) = \sigma_s^2 h + O(h^2)$, and $\sigma^2 h = "
-                    r"\sigma^2(-\dot\lambda)|dt| = g^2|dt|$ (D-gaussian-path-sde)."
-                ),
-            ),
-        ],
-        symbols=(a_s, a_t, s_s, s_t, c, x0, h, alpha, abar_s),
-        references=("song2021denoising", "ho2020denoising"),
-        code=("genmath.families.diffusion.ddim_sample",),
-        tests=("tests/families/test_diffusion.py",),
-        domain={alpha: (0.05, 0.95), abar_s: (0.05, 0.95)},
-    )
-)
-
-# --- D-sub-vp-sde ---------------------------------------------------------------------------
-t = sp.Symbol("t", nonnegative=True)
-b_min, b_max = sp.symbols(r"beta_{min} beta_{max}", positive=True)
-_B = b_min * t + (b_max - b_min) * t**2 / 2
-_beta_t = sp.diff(_B, t)
-_alpha_sub = sp.exp(-_B / 2)
-_sigma_sub = 1 - sp.exp(-_B)
-_f = sp.diff(_alpha_sub, t) / _alpha_sub
-
-register(
-    Derivation(
-        id="D-sub-vp-sde",
-        title="The sub-VP SDE is the forward SDE of the path alpha = exp(-B/2), sigma = 1 - exp(-B)",
-        statement=(
-            r"Song et al. (2021)'s sub-VP SDE $dx = -\tfrac12\beta_t x\,dt + \sqrt{\beta_t(1 - "
-            r"e^{-2B_t})}\,dW$, $B_t = \int_0^t\beta$, has the marginals $\mathcal N(e^{-B_t/2}x_0, "
-            r"(1-e^{-B_t})^2)$: it is the forward SDE (D-gaussian-path-sde) of the Gaussian path "
-            r"$\alpha_t = e^{-B_t/2}$, $\sigma_t = 1 - e^{-B_t}$, whose noise is below VP's "
-            r"$1 - e^{-B_t}$."
-        ),
-        start=_f,
-        steps=[
-            Step(rhs=-_beta_t / 2, reason=r"Drift: $f = \dot\alpha/\alpha = -\beta_t/2$, as VP."),
-            Step(
-                lhs=sp.diff(_sigma_sub**2, t) - 2 * _f * _sigma_sub**2,
-                rhs=_beta_t * (1 - sp.exp(-2 * _B)),
-                reason=(
-                    r"Diffusion: $g^2 = \tfrac{d}{dt}\sigma^2 - 2f\sigma^2 = 2\beta e^{-B}(1-e^{-B}) "
-                    r"+ \beta(1-e^{-B})^2 = \beta(1 - e^{-2B})$."
-                ),
-            ),
-        ],
-        symbols=(t, b_min, b_max),
-        references=("song2021score",),
-        code=("genmath.families.diffusion.sub_vp",),
-        tests=("tests/families/test_diffusion.py",),
-    )
-)
-
-# --- D-edm-loss-weight ----------------------------------------------------------------------
-sigma, sigma_d = sp.symbols("sigma sigma_d", positive=True)
-y, xn, F = sp.symbols("y x F", real=True)
-_c_skip = sigma_d**2 / (sigma**2 + sigma_d**2)
-_c_out = sigma * sigma_d / sp.sqrt(sigma**2 + sigma_d**2)
-_weight = (sigma**2 + sigma_d**2) / (sigma * sigma_d) ** 2
-
-register(
-    Derivation(
-        id="D-edm-loss-weight",
-        title="EDM's loss weight makes the network's regression unweighted",
-        statement=(
-            r"With $D = c_{\rm skip}x + c_{\rm out}F$ (D-edm-preconditioning) and "
-            r"$\lambda(\sigma) = (\sigma^2 + \sigma_d^2)/(\sigma\sigma_d)^2$, "
-            r"$\lambda(\sigma)\,(D - y)^2 = (F - (y - c_{\rm skip}x)/c_{\rm out})^2$: every noise "
-            r"level contributes a unit-variance target with unit weight (Karras et al. 2022, "
-            r"sec. 5)."
-        ),
-        start=_weight * _c_out**2,
-        steps=[
-            Step(rhs=sp.Integer(1), reason=r"$\lambda = 1/c_{\rm out}^2$."),
-            Step(
-                lhs=_weight * (_c_skip * xn + _c_out * F - y) ** 2,
-                rhs=(F - (y - _c_skip * xn) / _c_out) ** 2,
-                reason=r"Factor $c_{\rm out}$ out of $D - y$; its square cancels $\lambda$.",
-            ),
-        ],
-        symbols=(sigma, sigma_d, y, xn, F),
-        references=("karras2022elucidating",),
-        code=("genmath.families.diffusion.edm_loss_weight", "genmath.families.diffusion.EDM.loss"),
-        tests=("tests/families/test_diffusion.py",),
-    )
-)
-
-# --- D-cfg-not-a-marginal -------------------------------------------------------------------
-u, w = sp.symbols("u w", positive=True)  # u = alpha_t^2 on a VP path
-a_var, b_var, r = sp.symbols("a b r", positive=True)  # data variances
+# --- bindings of the bound: DDPM.elbo, DDPM.loss, DDPM.sample -------------------------------
+# Each point is a two-step schedule with betas (1 - abar_{i-1}, 1 - alpha_i): step 2 is the
+# step the derivation describes, step 1 the decoder, abar_2 = abar_t the prior's.
 
 
-def _marginal_variance(data_variance):
-    """1-D Gaussian data of this variance on a VP path: Var x_t = alpha^2 v + sigma^2."""
-    return 1 + (data_variance - 1) * u
+@functools.cache
+def _cosine_path():
+    from ..core.path import GaussianPath
+    from ..core.schedules import CosineVP
+
+    return GaussianPath(CosineVP())
 
 
-_guided_inverse_slope = 1 / ((1 - w) / _marginal_variance(b_var) + w / _marginal_variance(a_var))
-
-register(
-    Derivation(
-        id="D-cfg-not-a-marginal",
-        title="Classifier-free guidance: the guided score is not the score of a path marginal",
-        statement=(
-            r"Take 1-D Gaussian data, conditional $\mathcal N(m_c, a)$ and unconditional "
-            r"$\mathcal N(m_\varnothing, b)$, on a VP path ($u = \alpha_t^2$, $\sigma_t^2 = 1 - u$). "
-            r"The guided score $(1-w)\nabla\log p_t + w\nabla\log p_t(\cdot\mid c)$ is affine in "
-            r"$x$ with slope $-1/V_w(u)$, $1/V_w = (1-w)/(1 + (b-1)u) + w/(1 + (a-1)u)$. The "
-            r"score of the path marginal of any data whose marginals have affine scores — "
-            r"Gaussian data $\mathcal N(m, r)$, by Cramér's theorem the only ones — has "
-            r"$V(u) = 1 + (r-1)u$, affine in $u$. $V_w''(0) = 2w(w-1)(a-b)^2 \neq 0$ for "
-            r"$w \notin \{0, 1\}$, $a \neq b$: no data distribution has the guided scores as its "
-            r"path's scores, so guided sampling is not sampling a path (Ho & Salimans 2021 "
-            r"sample $\propto p(x\mid c)^w p(x)^{1-w}$ only heuristically)."
-        ),
-        start=sp.diff(_marginal_variance(r), u, 2),
-        steps=[
-            Step(
-                rhs=sp.Integer(0),
-                reason=r"A path marginal's inverse slope $1 + (r-1)u$ is affine in $u = \alpha_t^2$.",
-            ),
-            Step(
-                lhs=sp.diff(_guided_inverse_slope, u, 2).subs(u, 0),
-                rhs=2 * w * (w - 1) * (a_var - b_var) ** 2,
-                reason=(
-                    r"The guided inverse slope curves: its second derivative at $u = 0$ vanishes "
-                    r"only for $w \in \{0, 1\}$ or equal variances."
-                ),
-            ),
-            Step(
-                lhs=sp.Symbol("p_t"),
-                rhs=sp.Symbol("p_t"),
-                tag=CITED,
-                theorem=(
-                    "Cramér's decomposition theorem: if x_t = alpha x_0 + sigma eps is Gaussian "
-                    "with eps Gaussian and independent of x_0, then x_0 is Gaussian"
-                ),
-                reference="cramer1936eigenschaft",
-                reason=(
-                    "A marginal with an affine score is Gaussian, so only Gaussian data could "
-                    "match the guided scores, and the previous step rules those out."
-                ),
-            ),
-        ],
-        symbols=(u, w, a_var, b_var, r),
-        references=("ho2022classifier",),
-        code=("genmath.families.diffusion.guide",),
-        tests=("tests/families/test_diffusion.py",),
-    )
-)
-
-
-# --- exact-numeric check: DDIM(eta = 1) is DDPM's ancestral sampler --------------------------
-
-
-def _ddim_eta_one_is_ddpm() -> float:
+def _two_step(abar_prev, alpha_step):
     import torch
 
-    from genmath.analytic import GaussianMixture
-    from genmath.core.path import GaussianPath
-    from genmath.families import diffusion
-    from genmath.schedules import VP
+    from ..families.diffusion import DiscreteSchedule
 
-    with torch.no_grad():
-        dtype = torch.float64
-        data = GaussianMixture(
-            torch.tensor([0.4, 0.6], dtype=dtype),
-            torch.tensor([[-1.0, 0.5], [1.0, -0.5]], dtype=dtype),
-            torch.stack([0.3 * torch.eye(2, dtype=dtype), 0.5 * torch.eye(2, dtype=dtype)]),
+    return DiscreteSchedule.from_betas(torch.stack([1 - abar_prev, 1 - alpha_step]), _cosine_path())
+
+
+def _x0_model(path, x0_prediction, parameterization):
+    """A model predicting ``parameterization`` whose x0 prediction is ``x0_prediction``."""
+
+    def model(x, t):
+        prediction = x0_prediction.expand_as(x)
+        return path.convert(prediction, x, t, "x0", parameterization)
+
+    return model
+
+
+def _constant(value):
+    return lambda x, t: value.expand_as(x)
+
+
+def _ddpm(schedule, x0_prediction, parameterization, variance, u):
+    from ..families.diffusion import DDPM
+
+    model = _x0_model(schedule.path, x0_prediction, parameterization)
+    variance_model = _constant(u) if variance == "learned" else None
+    return DDPM(model, schedule, parameterization, variance, variance_model)
+
+
+def _ddpm_points(points):
+    """Per point: the two-step schedule, and the point's scalars as (1, 1) tensors. A case
+    whose expression does not involve abar_{i-1} or alpha_i (the variance beta_i, say) still
+    needs a schedule: the missing one is fixed at 0.7."""
+    import torch
+
+    n = next(t.numel() for t in points.values())
+    fixed = torch.full((n,), 0.7, dtype=torch.float64)
+    abar_prev, alpha_step = points.get(abar_s, fixed), points.get(alpha, fixed)
+    for j in range(n):
+        schedule = _two_step(abar_prev[j], alpha_step[j])
+        yield j, schedule, {k: t[j].reshape(1, 1) for k, t in points.items()}
+
+
+def _elbo_terms(variance):
+    def evaluate(points):
+        import torch
+
+        rows = []
+        for j, schedule, p in _ddpm_points(points):
+            name = PARAMETERIZATIONS[j % len(PARAMETERIZATIONS)]
+            u = p.get(_u, torch.zeros(1, 1, dtype=torch.float64))
+            ddpm = _ddpm(schedule, p[x0_hat], name, variance, u)
+            _, terms = ddpm.elbo(p[x0], terms=True, generator=torch.Generator().manual_seed(j))
+            rows.append(torch.stack([terms["steps"][0, 0], terms["prior"][0], terms["decoder"][0]]))
+        return tuple(torch.stack(rows).T)
+
+    return evaluate
+
+
+_u = sp.Symbol("u", real=True)  # the learned variance's interpolation weight
+_variance_of = {
+    "beta": beta,
+    "beta_tilde": tilde,
+    "learned": sp.exp(_u * sp.log(beta) + (1 - _u) * sp.log(tilde)),
+}
+# Every parameterization is converted by the path, which needs abar_i >= ~1e-5 to stay inside
+# its safe interval (alpha_t >= min_scale); the eps-form posterior itself is bound down to
+# alpha_i = 1e-5 by D-ddpm-posterior.
+_step_domain = {
+    alpha: LogUniform(1e-3, 0.999),
+    abar_s: Uniform(1e-2, 0.999),
+    x0: Uniform(-3, 3),
+    x0_hat: Uniform(-3, 3),
+}
+# (point j's model predicts PARAMETERIZATIONS[j % 5]: every parameterization is exercised)
+
+# the learned variance with u over [-0.5, 1.5] puts every variance, beta-tilde (u = 0) and beta
+# (u = 1) among them, into the KL; reverse_variance is bound for each choice separately
+for _choice in ("learned",):
+    register(
+        Binding(
+            derivation="D-ddpm-bound-simple",
+            code=("genmath.families.diffusion.DDPM.elbo",),
+            expression=(_step_kl(v), _prior_kl, _decoder),
+            where={v: _variance_of[_choice]},
+            evaluate=_elbo_terms(_choice),
+            domain={
+                **_step_domain,
+                **({_u: Uniform(-0.5, 1.5, ends=True)} if _choice == "learned" else {}),
+            },
+            samples=16,
+            description=(
+                f"DDPM.elbo's per-step KL, prior and Gaussian decoder terms, variance={_choice!r}, "
+                "every parameterization"
+            ),
         )
-        path = GaussianPath(VP())
-        schedule = diffusion.DiscreteSchedule.from_times(
-            path, torch.linspace(0, 1, 21, dtype=dtype)
-        )
-        model = data.marginal(path).eps
-        x_T = torch.randn(16, 2, dtype=dtype, generator=torch.Generator().manual_seed(0))
-        a = diffusion.DDPM(model, schedule).sample(x_T, generator=torch.Generator().manual_seed(1))
-        b = diffusion.ddim_sample(
-            model,
-            x_T,
-            path,
-            grid=schedule.times.flip(0),
-            eta=1.0,
-            generator=torch.Generator().manual_seed(1),
-        )
-        return float((a.x - b.x).abs().max())
+    )
+
+
+def _simple_loss(points):
+    """DDPM.loss per sample on a fixed schedule: the eps model recovers the drawn noise from
+    (x_i, t) and is off by (eps - eps_hat) per coordinate; the x0 model predicts x0_hat.
+    Event (2,): coordinates 1 and 2 times the offset, so the loss is 5 (offset)^2."""
+    import torch
+
+    from ..core.path import GaussianPath
+    from ..core.schedules import VP
+    from ..families.diffusion import DDPM, DiscreteSchedule
+
+    schedule = DiscreteSchedule.from_path(GaussianPath(VP()), 20)
+    scale = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    data = points[x0][:, None] * torch.ones(2, dtype=torch.float64)
+    offset = (points[eps] - points[eps_hat])[:, None] * scale
+    path = schedule.path
+
+    def eps_model(x, t):
+        noise = (x - path.alpha(t)[:, None] * data) / path.sigma(t)[:, None]
+        return noise - offset
+
+    eps_loss = DDPM(eps_model, schedule, "eps").loss(
+        data, generator=torch.Generator().manual_seed(0), reduction="none"
+    )
+    x0_offset = (points[x0] - points[x0_hat])[:, None] * scale
+    x0_loss = DDPM(lambda x, t: data - x0_offset, schedule, "x0").loss(
+        data, generator=torch.Generator().manual_seed(1), reduction="none"
+    )
+    return eps_loss / 5, x0_loss / 5
 
 
 register(
-    Check(
-        id="C-ddim-eta-one-is-ddpm",
-        title="DDIM with eta = 1 reproduces DDPM ancestral sampling (same noise draws)",
-        function=_ddim_eta_one_is_ddpm,
-        tolerance=1e-10,
-        code=("genmath.families.diffusion.ddim_sample", "genmath.families.diffusion.DDPM.sample"),
-        tests=("tests/families/test_diffusion.py",),
-        derivation="D-ddim-marginals",
+    Binding(
+        derivation="D-ddpm-bound-simple",
+        code=("genmath.families.diffusion.DDPM.loss",),
+        expression=((eps - eps_hat) ** 2, (x0 - x0_hat) ** 2),
+        evaluate=_simple_loss,
+        domain={eps: Uniform(-3, 3), eps_hat: Uniform(-3, 3), x0: Uniform(-3, 3), x0_hat: Uniform(-3, 3)},
+        samples=32,
+        description=(
+            "DDPM.loss per sample: L_simple = sum over the event of (eps - eps_hat)^2, and "
+            "(x0 - x0_hat)^2 for an x0 model"
+        ),
     )
 )
+
+
+def _ancestral_step(variance, part):
+    """One ancestral step of DDPM.sample from x_2, read off the trajectory at two seeds:
+    x_1 = mean + sqrt(Sigma_2) z, z reconstructed from the same seed; ``part`` is "mean" or
+    "variance" (Sigma_2). The model predicts x0_hat (1 where the expression has none)."""
+
+    def evaluate(points):
+        import torch
+
+        one = torch.ones(1, 1, dtype=torch.float64)
+        out = []
+        for j, schedule, p in _ddpm_points(points):
+            name = PARAMETERIZATIONS[j % len(PARAMETERIZATIONS)]
+            u = p.get(_u, torch.zeros(1, 1, dtype=torch.float64))
+            ddpm = _ddpm(schedule, p.get(_x0_sample, one), name, variance, u)
+            start = p.get(_xt_sample, one).expand(1, 4)
+            states, draws = [], []
+            for seed in (2 * j, 2 * j + 1):
+                result = ddpm.sample(
+                    start, generator=torch.Generator().manual_seed(seed), keep_trajectory=True
+                )
+                states.append(result.trajectory[1])
+                draws.append(
+                    torch.randn(
+                        start.shape, generator=torch.Generator().manual_seed(seed), dtype=start.dtype
+                    )
+                )
+            dz, dx = draws[0] - draws[1], states[0] - states[1]
+            scale = (dx * dz).sum() / (dz * dz).sum()
+            out.append(scale**2 if part == "variance" else (states[0] - scale * draws[0]).mean())
+        return torch.stack(out)
+
+    return evaluate
+
+
+# The mean of one ancestral step is D-ddpm-posterior's mean at (x_t, x0_hat): bound there, in
+# its own symbols (alpha_t, abar_{t-1}, x_t, x_0 standing for the model's x0_hat).
+_alpha_post, _abar_post = sp.symbols(r"alpha_t \bar{alpha}_{t-1}", positive=True)
+_xt_sample, _x0_sample = sp.symbols("x_t x_0", real=True)
+
+
+def _rename_points(evaluate):
+    """``evaluate`` reads (alpha_i, abar_{i-1}); D-ddpm-posterior samples (alpha_t, abar_{t-1})."""
+
+    def renamed(points):
+        return evaluate({**points, alpha: points[_alpha_post], abar_s: points[_abar_post]})
+
+    return renamed
+
+
+def _posterior_mean_of_ddpm():
+    from .posterior import _mean_tilde
+
+    return _mean_tilde
+
+
+for _choice in ("beta_tilde",):  # the mean does not depend on the variance
+    register(
+        Binding(
+            derivation="D-ddpm-posterior",
+            code=("genmath.families.diffusion.DDPM.sample",),
+            expression=_posterior_mean_of_ddpm(),
+            evaluate=_rename_points(_ancestral_step(_choice, "mean")),
+            domain={
+                _alpha_post: LogUniform(1e-3, 0.999),
+                _abar_post: Uniform(1e-2, 0.999),
+                _xt_sample: Uniform(-3, 3),
+                _x0_sample: Uniform(-3, 3),
+                **({_u: Uniform(-0.5, 1.5)} if _choice == "learned" else {}),
+            },
+            samples=10,
+            description=(
+                f"the mean of one ancestral step of DDPM.sample (variance={_choice!r}), every "
+                "parameterization: the posterior mean at the model's x0"
+            ),
+        )
+    )
+
+
+# --- D-ddpm-discrete-schedule ---------------------------------------------------------------
+a_1, a_2 = sp.symbols("alpha_1 alpha_2", positive=True)  # 1 - beta_1, 1 - beta_2
+_abar_2 = a_1 * a_2
+
+register(
+    Derivation(
+        id="D-ddpm-discrete-schedule",
+        title="DDPM's forward steps compose to the path's marginal: abar_i = prod (1 - beta_j)",
+        statement=(
+            r"The forward kernels $q(x_j \mid x_{j-1}) = \mathcal N(\sqrt{\alpha_j}\,x_{j-1}, "
+            r"1 - \alpha_j)$, $\alpha_j = 1 - \beta_j$, compose to $q(x_i \mid x_0) = \mathcal "
+            r"N(\sqrt{\bar\alpha_i}\,x_0, 1 - \bar\alpha_i)$ with $\bar\alpha_i = \prod_{j \le i}"
+            r"\alpha_j$ (shown for two steps; the same holds step by step): a variance-preserving "
+            r"Gaussian path observed at times with $\alpha_{t_i}^2 = \bar\alpha_i$, whose "
+            r"signal-to-noise ratio is $\bar\alpha_i/(1 - \bar\alpha_i)$ and whose time $t_i$ is "
+            r"where the path's log-SNR equals its logarithm. Conversely $\beta_i = 1 - "
+            r"\bar\alpha_i/\bar\alpha_{i-1}$ (Ho et al. 2020, sec. 2). Nichol & Dhariwal's cosine "
+            r"schedule takes $\bar\alpha_i = \alpha^2_{\cos}(i/T)$ and clips $\beta_i$ at "
+            r"$\beta_{max} = 0.999$."
+        ),
+        start=sp.ImmutableMatrix(
+            [
+                sp.sqrt(a_2) * sp.sqrt(a_1),
+                a_2 * (1 - a_1) + (1 - a_2),
+                a_2 * a_1 / (a_2 * (1 - a_1) + (1 - a_2)),
+            ]
+        ),
+        steps=[
+            Step(
+                rhs=sp.ImmutableMatrix([sp.sqrt(_abar_2), 1 - _abar_2, _abar_2 / (1 - _abar_2)]),
+                reason=(
+                    r"$x_2 = \sqrt{\alpha_2}(\sqrt{\alpha_1}x_0 + \sqrt{1-\alpha_1}\varepsilon_1) + "
+                    r"\sqrt{1-\alpha_2}\,\varepsilon_2$: mean coefficient, variance and "
+                    r"signal-to-noise ratio of $x_2 \mid x_0$ in terms of $\bar\alpha_2 = "
+                    r"\alpha_1\alpha_2$."
+                ),
+            ),
+        ],
+        symbols=(a_1, a_2),
+        references=("ho2020denoising", "nichol2021improved"),
+        code=(
+            "genmath.families.diffusion.DiscreteSchedule.from_betas",
+            "genmath.families.diffusion.DiscreteSchedule.from_times",
+            "genmath.families.diffusion.DiscreteSchedule.betas",
+            "genmath.families.diffusion.DiscreteSchedule.snr",
+            "genmath.families.diffusion.cosine_betas",
+        ),
+        tests=("tests/families/test_diffusion.py",),
+        domain={a_1: (0.05, 0.999), a_2: (0.05, 0.999)},
+    )
+)
+
+
+def _from_betas(points):
+    import torch
+
+    out = []
+    for j in range(points[a_1].numel()):
+        one, two = points[a_1][j], points[a_2][j]
+        schedule_path = _cosine_path()
+        from ..families.diffusion import DiscreteSchedule
+
+        schedule = DiscreteSchedule.from_betas(torch.stack([1 - one, 1 - two]), schedule_path)
+        at = schedule_path.alpha(schedule.times[2])
+        out.append(
+            torch.stack(
+                [schedule.alphas_cumprod[2], schedule.betas[1], schedule.snr[2], at**2]
+            )
+        )
+    return tuple(torch.stack(out).T)
+
+
+register(
+    Binding(
+        derivation="D-ddpm-discrete-schedule",
+        code=(
+            "genmath.families.diffusion.DiscreteSchedule.from_betas",
+            "genmath.families.diffusion.DiscreteSchedule.betas",
+            "genmath.families.diffusion.DiscreteSchedule.snr",
+        ),
+        expression=(_abar_2, 1 - a_2, _abar_2 / (1 - _abar_2), _abar_2),
+        evaluate=_from_betas,
+        domain={a_1: LogUniform(1e-3, 1 - 1e-6), a_2: LogUniform(1e-3, 1 - 1e-6)},
+        samples=16,
+        tolerance=1e-8,
+        description=(
+            "DiscreteSchedule.from_betas: abar_2, beta_2 back, SNR_2, and the path's alpha^2 at "
+            "the time it assigns to step 2"
+        ),
+    )
+)
+
+_tau = sp.Symbol("tau", nonnegative=True)
+_lam_symbol = sp.Symbol("lambda", real=True)
+_t1, _t2 = sp.symbols("t_1 t_2", positive=True)
+
+
+def _vp_alpha():
+    from ..core.schedules import VP
+
+    return VP.definition(_tau, _lam_symbol, sp.Rational(1, 10), 20)[0]
+
+
+def _from_times(points):
+    import torch
+
+    from ..core.path import GaussianPath
+    from ..core.schedules import VP
+    from ..families.diffusion import DiscreteSchedule
+
+    first, second = points[_t1], points[_t1] + (1 - points[_t1]) * points[_t2]
+    times, order = torch.sort(torch.cat([first, second]))
+    schedule = DiscreteSchedule.from_times(
+        GaussianPath(VP()), torch.cat([times.new_zeros(1), times])
+    )
+    values = torch.empty_like(times)
+    values[order] = schedule.alphas_cumprod[1:]
+    return values[first.numel():]
+
+
+_alpha_vp = _vp_alpha()
+register(
+    Binding(
+        derivation="D-ddpm-discrete-schedule",
+        code=("genmath.families.diffusion.DiscreteSchedule.from_times",),
+        expression=_abar_2,
+        where={
+            a_1: _alpha_vp.subs(_tau, _t1) ** 2,
+            a_2: _alpha_vp.subs(_tau, _t1 + (1 - _t1) * _t2) ** 2 / _alpha_vp.subs(_tau, _t1) ** 2,
+        },
+        evaluate=_from_times,
+        domain={_t1: Uniform(1e-3, 0.99), _t2: Uniform(0.01, 0.99)},
+        samples=16,
+        description=(
+            "DiscreteSchedule.from_times on VP(): abar at the later of two sampled times"
+        ),
+    )
+)
+
+
+_i = sp.Symbol("i", integer=True, positive=True)
+
+
+def _cosine_betas(steps):
+    def evaluate(points):
+        import torch
+
+        from ..families.diffusion import cosine_betas
+
+        # cosine_betas works in the default dtype: float64 here
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            return cosine_betas(steps)[points[_i] - 1]
+        finally:
+            torch.set_default_dtype(default)
+
+    return evaluate
+
+
+def _cosine_alpha():
+    from ..core.schedules import CosineVP
+
+    return CosineVP.definition(_tau, _lam_symbol, sp.Rational(8, 1000))[0]
+
+
+_alpha_cos = _cosine_alpha()
+for _steps in (10, 1000):
+    register(
+        Binding(
+            derivation="D-ddpm-discrete-schedule",
+            code=("genmath.families.diffusion.cosine_betas",),
+            expression=1 - a_2,
+            where={a_2: _alpha_cos.subs(_tau, _i / _steps) ** 2
+                   / _alpha_cos.subs(_tau, (_i - 1) / _steps) ** 2},
+            evaluate=_cosine_betas(_steps),
+            # the last step is clipped at max_beta (its alpha_T is 0); every other is exact
+            domain={_i: Integers(1, _steps - 1)},
+            samples=16,
+            description=f"cosine_betas({_steps}): beta_i = 1 - abar_i / abar_(i-1) of CosineVP()",
+        )
+    )

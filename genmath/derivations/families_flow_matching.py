@@ -1,11 +1,32 @@
-"""Flow matching, rectified flow, consistency models and MeanFlow: the identities their losses
-and samplers rely on."""
+"""Flow matching, rectified flow and stochastic interpolants: the identities their losses,
+couplings and samplers rely on, bound to `cfm_loss`, `interpolate`, `ot_coupling`,
+`reflow_pairs`, `straightness`, `sample_times` and `standard_normal_log_prob`.
+
+The consistency models' boundary and the MeanFlow identity are in ``families_few_step.py``.
+"""
+
+import itertools
 
 import sympy as sp
-import torch
 
-from ._engine import Check, Derivation, Step, sound_rewrite
+from ._draws import normal_draw, uniform_draw
+from ._engine import (
+    NUMERIC,
+    Binding,
+    Derivation,
+    Integers,
+    LogUniform,
+    Step,
+    Uniform,
+    sound_rewrite,
+)
+from ._gaussian import log_normal
 from ._registry import register
+from .elbo_gap import _Integral
+
+PARAMETERIZATIONS = ("velocity", "x0", "eps", "v", "score")
+_tau, _lam = sp.Symbol("tau", nonnegative=True), sp.Symbol("lambda", real=True)
+_seed = sp.Symbol("seed", integer=True, nonnegative=True)
 
 # --------------------------------------------------------------------------- CFM = FM + const
 # Given x_t, the conditional target c = d(alpha) x0 + d(sigma) eps is random; a two-point law
@@ -30,25 +51,23 @@ register(
             r"independent of the model $v = v_\theta(x_t, t)$, so the two losses have the same "
             r"gradients and the same minimiser $u_t$ (Lipman et al. 2023, Thm. 2). Shown per "
             r"coordinate for a two-point conditional law $c \in \{c_1, c_2\}$ with probabilities "
-            r"$p, 1 - p$; a general law is a mixture of such terms."
+            r"$p, 1 - p$; a general law is a mixture of such terms. `cfm_loss` computes the "
+            r"sample $(v - c)^2$, summed over the event."
         ),
-        start=cfm_point,
+        start=sp.ImmutableMatrix([cfm_point, sp.Derivative(cfm_point, v_model)]),
         steps=[
             Step(
-                rhs=(v_model - u_marginal) ** 2 + conditional_variance,
+                rhs=sp.ImmutableMatrix(
+                    [
+                        (v_model - u_marginal) ** 2 + conditional_variance,
+                        sp.Derivative((v_model - u_marginal) ** 2, v_model),
+                    ]
+                ),
                 reason=(
                     r"Write $v - c = (v - u) + (u - c)$ and expand; the cross term "
                     r"$2(v - u)\,\mathbb E[u - c \mid x_t]$ vanishes because "
-                    r"$u = p c_1 + (1-p) c_2$ is the conditional mean."
-                ),
-            ),
-            Step(
-                lhs=sp.Derivative(cfm_point - (v_model - u_marginal) ** 2, v_model),
-                rhs=sp.Integer(0),
-                reason=(
-                    r"The gap $\mathcal L_\mathrm{CFM} - \mathcal L_\mathrm{FM}$ at a point does "
-                    r"not depend on the model output $v$: its derivative in $v$ is zero, so the "
-                    "gradients in $\\theta$ agree."
+                    r"$u = p c_1 + (1-p) c_2$ is the conditional mean. The gap does not depend on "
+                    r"the model output $v$, so the gradients in $v$ (hence in $\theta$) agree."
                 ),
             ),
         ],
@@ -60,26 +79,413 @@ register(
     )
 )
 
-# ------------------------------------------------------------------ rectified-flow straightness
-t, r, tau = sp.symbols("t r tau", real=True)
+# cfm_loss at given times and noise, on two schedules, every parameterization; the conditional
+# target d(alpha) x0 + d(sigma) x1 from each schedule's own sympy definition.
+_t = sp.Symbol("t", positive=True)
+x_data, x_noise = sp.symbols("x_0 x_1", real=True)
+
+
+def _scales(name):
+    from ..core.schedules import VP, CondOT
+
+    alpha, sigma = (
+        CondOT.definition(_tau, _lam) if name == "CondOT" else VP.definition(_tau, _lam, sp.Rational(1, 10), 20)
+    )[:2]
+    return {
+        "alpha": alpha.subs(_tau, _t),
+        "sigma": sigma.subs(_tau, _t),
+        "d_alpha": sp.diff(alpha, _tau).subs(_tau, _t),
+        "d_sigma": sp.diff(sigma, _tau).subs(_tau, _t),
+    }
+
+
+def _converting_model(path, velocity, name):
+    def model(xt, t):
+        return path.convert(velocity.expand_as(xt), xt, t, "velocity", name)
+
+    return model
+
+
+def _cfm_values(schedule_name):
+    def evaluate(points):
+        import torch
+
+        from ..core import schedules
+        from ..core.path import GaussianPath
+        from ..families.flow_matching import cfm_loss
+
+        path = GaussianPath(getattr(schedules, schedule_name)())
+        scale = torch.tensor([1.0, 2.0], dtype=torch.float64)  # event (2,): the loss is 5 (v - c)^2
+        out = []
+        n = points[v_model].numel()
+        # CondOT's target does not depend on t: then t runs over the interval
+        times = points.get(_t, torch.linspace(0.01, 0.99, n, dtype=torch.float64))
+        for j in range(n):
+            name = PARAMETERIZATIONS[j % len(PARAMETERIZATIONS)]
+            velocity = points[v_model][j] * scale[None]
+            value = cfm_loss(
+                _converting_model(path, velocity, name),
+                points[x_data][j] * scale[None],
+                path,
+                parameterization=name,
+                t=times[j],
+                noise=points[x_noise][j] * scale[None],
+                reduction="none",
+            )
+            out.append(value[0] / 5)
+        return torch.stack(out)
+
+    return evaluate
+
+
+for _name in ("CondOT", "VP"):
+    _sc = _scales(_name)
+    register(
+        Binding(
+            derivation="D-cfm-equals-fm",
+            code=("genmath.families.flow_matching.cfm_loss",),
+            expression=(v_model - c1) ** 2,
+            where={c1: _sc["d_alpha"] * x_data + _sc["d_sigma"] * x_noise},
+            evaluate=_cfm_values(_name),
+            domain={
+                _t: Uniform(0.01, 0.99),
+                v_model: Uniform(-3, 3),
+                x_data: Uniform(-3, 3),
+                x_noise: Uniform(-3, 3),
+            },
+            samples=10,
+            description=(
+                f"cfm_loss on {_name}() at given t and noise, every parameterization: (v - c)^2 "
+                "with c = d(alpha) x0 + d(sigma) x1, summed over the event"
+            ),
+        )
+    )
+
+
+# --------------------------------------------------------------- the stochastic interpolant
+amplitude = sp.Symbol("a", positive=True)
+z = sp.Symbol("z", real=True)
+time = sp.Symbol("t", real=True)
+alpha_f, sigma_f = sp.Function("alpha"), sp.Function("sigma")
+gamma = sp.sqrt(amplitude * time * (1 - time))
+interpolant = alpha_f(time) * x_data + sigma_f(time) * x_noise + gamma * z
+d_gamma = amplitude * (1 - 2 * time) / (2 * sp.sqrt(amplitude * time * (1 - time)))
+interpolant_velocity = (
+    sp.Derivative(alpha_f(time), time) * x_data + sp.Derivative(sigma_f(time), time) * x_noise + d_gamma * z
+)
+
+register(
+    Derivation(
+        id="D-stochastic-interpolant",
+        title="The stochastic interpolant's noise gamma_t = sqrt(a t (1 - t)) and its velocity",
+        statement=(
+            r"Albergo et al. (2023)'s stochastic interpolant adds $\gamma_t z$, $z \sim \mathcal "
+            r"N(0, I)$, to a Gaussian path: $x_t = \alpha_t x_0 + \sigma_t x_1 + \gamma_t z$ with "
+            r"$\gamma_t = \sqrt{a\,t(1-t)}$, which vanishes at both ends (the interpolant still "
+            r"joins data to noise). Its conditional velocity, the regression target, is "
+            r"$\dot\alpha_t x_0 + \dot\sigma_t x_1 + \dot\gamma_t z$ with $\dot\gamma_t = "
+            r"a(1 - 2t)/(2\gamma_t)$, finite inside $(0, 1)$."
+        ),
+        start=sp.ImmutableMatrix([sp.Derivative(interpolant, time), gamma.subs(time, 0), gamma.subs(time, 1)]),
+        steps=[
+            Step(
+                rhs=sp.ImmutableMatrix([interpolant_velocity, 0, 0]),
+                reason=(
+                    r"Differentiate in $t$: $\frac{d}{dt}\sqrt{a t(1-t)} = \frac{a(1 - 2t)}"
+                    r"{2\sqrt{a t (1 - t)}}$; $\gamma_0 = \gamma_1 = 0$."
+                ),
+            ),
+        ],
+        symbols=(amplitude, time, x_data, x_noise, z),
+        references=("albergo2023stochastic",),
+        code=("genmath.families.flow_matching.interpolate", "genmath.families.flow_matching.cfm_loss"),
+        tests=("tests/families/test_flow_matching.py",),
+        domain={time: (0.01, 0.99)},
+    )
+)
+
+
+def _path_case(name):
+    """where-entries putting a schedule's alpha, sigma and their derivatives into the
+    interpolant (the code's path), and z the seeded generator's first draw."""
+    sc = _scales(name)
+    return {
+        alpha_f(time): sc["alpha"].subs(_t, time),
+        sigma_f(time): sc["sigma"].subs(_t, time),
+        sp.Derivative(alpha_f(time), time): sc["d_alpha"].subs(_t, time),
+        sp.Derivative(sigma_f(time), time): sc["d_sigma"].subs(_t, time),
+        z: normal_draw(_seed),
+    }
+
+
+def _interpolated(schedule_name):
+    def evaluate(points):
+        import torch
+
+        from ..core import schedules
+        from ..core.path import GaussianPath
+        from ..families.flow_matching import cfm_loss, interpolate
+
+        path = GaussianPath(getattr(schedules, schedule_name)())
+        states, targets, losses = [], [], []
+        for j in range(points[time].numel()):
+            x0, x1 = points[x_data][j].reshape(1, 1), points[x_noise][j].reshape(1, 1)
+            seed, a = int(points[_seed][j]), float(points[amplitude][j])
+            xt, target = interpolate(
+                x0, x1, points[time][j], path, noise_scale=a,
+                generator=torch.Generator().manual_seed(seed),
+            )
+            states.append(xt[0, 0])
+            targets.append(target[0, 0])
+            # cfm_loss with a zero velocity model draws the same z: its loss is target^2
+            loss = cfm_loss(
+                lambda x, t: torch.zeros_like(x), x0, path, t=points[time][j], noise=x1,
+                noise_scale=a, generator=torch.Generator().manual_seed(seed), reduction="none",
+            )
+            losses.append(loss[0].sqrt() * target[0, 0].sign())
+        return torch.stack(states), torch.stack(targets), torch.stack(losses)
+
+    return evaluate
+
+
+for _name in ("CondOT", "VP"):
+    register(
+        Binding(
+            derivation="D-stochastic-interpolant",
+            code=("genmath.families.flow_matching.interpolate", "genmath.families.flow_matching.cfm_loss"),
+            expression=(interpolant, interpolant_velocity, interpolant_velocity),
+            where=_path_case(_name),
+            evaluate=_interpolated(_name),
+            domain={
+                time: Uniform(1e-3, 0.999),
+                amplitude: LogUniform(1e-3, 10.0),
+                x_data: Uniform(-3, 3),
+                x_noise: Uniform(-3, 3),
+                _seed: Integers(0, 10**6),
+            },
+            samples=12,
+            description=(
+                f"interpolate on {_name}() with noise_scale a and a seeded z: x_t and its target; "
+                "and cfm_loss's target through the same draw"
+            ),
+        )
+    )
+
+
+# ------------------------------------------------------------- minibatch OT coupling (B = 3)
+_batch = 3
+_a = [sp.symbols(f"a_{i}1 a_{i}2", real=True) for i in range(_batch)]
+_b = [sp.symbols(f"b_{i}1 b_{i}2", real=True) for i in range(_batch)]
+
+
+def _cost(assignment):
+    return sum(
+        (_a[i][k] - _b[j][k]) ** 2 for i, j in enumerate(assignment) for k in range(2)
+    )
+
+
+def _inner(assignment):
+    return sum(_a[i][k] * _b[j][k] for i, j in enumerate(assignment) for k in range(2))
+
+
+_permutations = list(itertools.permutations(range(_batch)))
+optimal_cost = sp.Min(*(_cost(pi) for pi in _permutations), evaluate=False)
+_norms = sum(v**2 for row in _a + _b for v in row)
+
+
+register(
+    Derivation(
+        id="D-ot-coupling",
+        title="Minibatch OT coupling: a permutation with the data and noise batches as marginals, of least squared cost",
+        statement=(
+            r"For equal batches $x_0^{(1..B)}$ and $x_1^{(1..B)}$ the minibatch optimal-transport "
+            r"plan (Tong et al. 2024; Pooladian et al. 2023) is a permutation $\pi$ — by "
+            r"Birkhoff's theorem an optimal plan of the assignment problem can be taken at a "
+            r"vertex of the doubly stochastic matrices — so the coupling $\frac1B\sum_i "
+            r"\delta_{(x_0^{(i)}, x_1^{(\pi_i)})}$ has exactly the two empirical batches as "
+            r"marginals: its data marginal is the data law's sample, its noise marginal the "
+            r"noise's. It minimises $\sum_i\|x_0^{(i)} - x_1^{(\pi_i)}\|^2$, equivalently maximises "
+            r"$\sum_i\langle x_0^{(i)}, x_1^{(\pi_i)}\rangle$ since the squared norms do not depend "
+            r"on $\pi$. Shown for $B = 3$ in two dimensions: the least cost over all $3!$ "
+            "permutations, which the code's plan must attain."
+        ),
+        start=optimal_cost,
+        steps=[
+            Step(
+                rhs=_norms - 2 * sp.Max(*(_inner(pi) for pi in _permutations), evaluate=False),
+                reason=(
+                    r"$\|a - b\|^2 = \|a\|^2 + \|b\|^2 - 2\langle a, b\rangle$; a permutation uses "
+                    "every point of each batch once, so the norms sum to the same constant for "
+                    "every plan."
+                ),
+                tag=NUMERIC,
+            ),
+        ],
+        symbols=tuple(v for row in _a + _b for v in row),
+        references=("tong2024improving", "pooladian2023multisample"),
+        code=("genmath.families.flow_matching.ot_coupling", "genmath.families.flow_matching.cfm_loss"),
+        tests=("tests/families/test_flow_matching.py",),
+    )
+)
+
+
+def _batches(points, j):
+    import torch
+
+    x0 = torch.stack([torch.stack([points[v][j] for v in row]) for row in _a])
+    x1 = torch.stack([torch.stack([points[v][j] for v in row]) for row in _b])
+    return x0, x1
+
+
+def _ot_costs(points):
+    """The cost of ot_coupling's plan, and the loss of cfm_loss(coupling="ot") summed over the
+    batch for a zero velocity on CondOT (its target is x1 - x0, so the loss is the cost)."""
+    import torch
+
+    from ..core.path import GaussianPath
+    from ..core.schedules import CondOT
+    from ..families.flow_matching import cfm_loss, ot_coupling
+
+    path = GaussianPath(CondOT())
+    plans, losses = [], []
+    for j in range(points[_a[0][0]].numel()):
+        x0, x1 = _batches(points, j)
+        plans.append((x0 - x1[ot_coupling(x0, x1)]).pow(2).sum())
+        loss = cfm_loss(lambda x, t: torch.zeros_like(x), x0, path, t=0.5, noise=x1,
+                        coupling="ot", reduction="none")
+        losses.append(loss.sum())
+    return torch.stack(plans), torch.stack(losses)
+
+
+register(
+    Binding(
+        derivation="D-ot-coupling",
+        code=("genmath.families.flow_matching.ot_coupling", "genmath.families.flow_matching.cfm_loss"),
+        expression=(optimal_cost, optimal_cost),
+        evaluate=_ot_costs,
+        domain={v: Uniform(-2, 2) for row in _a + _b for v in row},
+        samples=16,
+        description=(
+            "ot_coupling's plan and cfm_loss(coupling='ot') on batches of 3 in 2-D: the least "
+            "cost over all 3! permutations"
+        ),
+    )
+)
+
+
+# ------------------------------------------------------------------------------------ reflow
+def _gaussian_flow():
+    """D-gaussian-flow-map's map phi_{s -> t} for CondOT and 1-D data N(mu, s^2)."""
+    from .gaussian_flow_map import FLOW as _flow
+    from .gaussian_marginals import alpha_f as a_f
+    from .gaussian_marginals import mu, s, t, t0, x
+    from .gaussian_marginals import sigma_f as s_f
+
+    condot = {a_f(t): 1 - t, s_f(t): t, a_f(t0): 1 - t0, s_f(t0): t0}
+    return _flow.subs(condot, simultaneous=True), (x, mu, s, t, t0)
+
+
+_flow_condot, (_x, _mu, _s, _t1, _t0) = _gaussian_flow()
+
+register(
+    Derivation(
+        id="D-reflow-marginals",
+        title="Reflow pairs keep the marginals: noise N(0, I) and the flow's data law",
+        statement=(
+            r"Reflow (Liu et al. 2023) re-pairs noise $z \sim \mathcal N(0, I)$ with "
+            r"$x_0 = \Phi_{1\to 0}(z)$, the trained flow's map. The new coupling's noise marginal "
+            r"is that of $z$ by construction and its data marginal is the flow's pushforward of "
+            r"the noise, which for the exact marginal velocity is the data law: for Gaussian data "
+            r"$\mathcal N(\mu, s^2)$ on CondOT the flow map (D-gaussian-flow-map) from $t = 1$ to "
+            r"$t = 0$ is $z \mapsto \mu + s z$, whose pushforward of $\mathcal N(0, 1)$ is "
+            r"$\mathcal N(\mu, s^2)$. The pairs are deterministic, so the next flow's paths cross "
+            r"less and are straighter (D-rectified-flow-straightness)."
+        ),
+        start=_flow_condot.subs({_t1: 0, _t0: 1}),
+        steps=[Step(rhs=_mu + _s * _x, reason=r"$C_0 = s^2$, $C_1 = 1$ and $\alpha_1 = 0$.")],
+        symbols=(_x, _mu, _s),
+        references=("liu2023flow", "song2021score"),
+        code=("genmath.families.flow_matching.reflow_pairs",),
+        tests=("tests/families/test_flow_matching.py",),
+    )
+)
+
+
+def _reflow(points):
+    """reflow_pairs with the exact CondOT velocity of N(mu, s^2) data, one Gaussian per row
+    (the velocity compiled from D-gaussian-marginal-velocity's expression)."""
+    import torch
+
+    from ..families.flow_matching import reflow_pairs
+    from .gaussian_marginals import _velocity, t
+    from .gaussian_marginals import alpha_f as a_f
+    from .gaussian_marginals import sigma_f as s_f
+
+    velocity = sp.lambdify(
+        (_x, _mu, _s, t),
+        _velocity(_x).subs({a_f(t): 1 - t, s_f(t): t}).doit(),
+        modules=[{"sqrt": torch.sqrt}, torch],
+    )
+    mean, std = points[_mu][:, None], points[_s][:, None]
+
+    def model(x, time):
+        return velocity(x, mean, std, time)
+
+    x0, noise = reflow_pairs(model, points[_x][:, None], steps=200, method="rk4")
+    if not torch.equal(noise[:, 0], points[_x]):
+        raise ValueError("reflow_pairs must return the noise it was given, unchanged")
+    return x0[:, 0]
+
+
+register(
+    Binding(
+        derivation="D-reflow-marginals",
+        code=("genmath.families.flow_matching.reflow_pairs",),
+        expression=_mu + _s * _x,
+        evaluate=_reflow,
+        domain={_x: Uniform(-3, 3), _mu: Uniform(-2, 2), _s: LogUniform(0.3, 3.0)},
+        samples=16,
+        tolerance=1e-7,
+        description=(
+            "reflow_pairs with the exact velocity of N(mu, s^2) data (RK4, 200 steps): x0 = "
+            "mu + s z (and the noise returned unchanged)"
+        ),
+    )
+)
+
+
+# ----------------------------------------------------------- rectified-flow straightness
+t_sym, r, tau = sp.symbols("t r tau", real=True)
 trajectory = sp.Function("Z")
 chord = trajectory(1) - trajectory(0)
+z0, z1, z2 = sp.symbols("z_0 z_1 z_2", real=True)
+h1, h2 = sp.symbols("h_1 h_2", positive=True)
+_chord_slope = (z2 - z0) / (h1 + h2)
+discrete_straightness = h1 * ((z1 - z0) / h1 - _chord_slope) ** 2 + h2 * ((z2 - z1) / h2 - _chord_slope) ** 2
 
 
 @sound_rewrite(
-    'linearity of the integral, and the fundamental theorem of calculus on terms that are exact derivatives'
+    "linearity of the integral, and the fundamental theorem of calculus on terms that are exact derivatives"
 )
 def _integrate_termwise(expr):
-    """Linearity of the integral: split each integrand into its additive terms and carry out
-    what can be done (constants, the fundamental theorem on a derivative); what cannot
-    ($\\int \\dot Z^2$) stays the same object on both sides and cancels."""
+    r"""Linearity of the integral: split each integrand into its additive terms and carry out
+    what can be done — a constant times the length of the interval, the fundamental theorem on
+    a constant times $\dot Z$; what cannot ($\int \dot Z^2$) stays the same object on both
+    sides and cancels."""
+
+    def term_integral(term, limits):
+        (variable, low, high), = limits
+        rate = sp.Derivative(trajectory(variable), variable)
+        if not term.has(variable):
+            return term * (high - low)
+        factor = sp.cancel(term / rate)
+        if not factor.has(variable):
+            return factor * (trajectory(high) - trajectory(low))
+        return _Integral(term, *limits)
 
     def split(integral):
         return sp.Add(
-            *(
-                sp.Integral(term, *integral.limits).doit()
-                for term in sp.Add.make_args(sp.expand(integral.function))
-            )
+            *(term_integral(term, integral.limits) for term in sp.Add.make_args(sp.expand(integral.function)))
         )
 
     return sp.expand(expr.replace(lambda e: isinstance(e, sp.Integral), split))
@@ -95,204 +501,216 @@ register(
             r"$\int_0^1 \|\dot Z_t\|^2 dt - \|Z_1 - Z_0\|^2$: the kinetic energy in excess of "
             r"that of the straight line between the ends, hence $S \ge 0$ with equality iff the "
             r"path is straight at constant speed, and one Euler step is exact. Reflow lowers the "
-            r"transport cost, hence $S$. Per coordinate:"
+            r"transport cost, hence $S$. For the piecewise-linear trajectory of a sampler "
+            r"(steps $h_k$, `straightness`) the same holds with $\dot Z$ the chord slope of each "
+            "step and the chord taken over the whole time span. Per coordinate:"
         ),
-        start=sp.Integral((sp.Derivative(trajectory(t), t) - chord) ** 2, (t, 0, 1)),
+        start=_Integral((sp.Derivative(trajectory(t_sym), t_sym) - chord) ** 2, (t_sym, 0, 1)),
         steps=[
             Step(
-                rhs=sp.Integral(sp.Derivative(trajectory(t), t) ** 2, (t, 0, 1))
-                - 2 * chord * sp.Integral(sp.Derivative(trajectory(t), t), (t, 0, 1))
+                rhs=_Integral(sp.Derivative(trajectory(t_sym), t_sym) ** 2, (t_sym, 0, 1))
+                - 2 * chord * _Integral(sp.Derivative(trajectory(t_sym), t_sym), (t_sym, 0, 1))
                 + chord**2,
                 reason="Expand the square; the chord is constant in $t$ (linearity of the integral).",
                 method=_integrate_termwise,
             ),
             Step(
-                rhs=sp.Integral(sp.Derivative(trajectory(t), t) ** 2, (t, 0, 1)) - chord**2,
+                rhs=_Integral(sp.Derivative(trajectory(t_sym), t_sym) ** 2, (t_sym, 0, 1)) - chord**2,
                 reason=r"Fundamental theorem of calculus: $\int_0^1 \dot Z_t\,dt = Z_1 - Z_0$.",
                 method=_integrate_termwise,
             ),
+            Step(
+                lhs=discrete_straightness,
+                rhs=(z1 - z0) ** 2 / h1 + (z2 - z1) ** 2 / h2 - (z2 - z0) ** 2 / (h1 + h2),
+                reason=(
+                    r"Two steps of lengths $h_1, h_2$ through $Z_0, Z_1, Z_2$: the integral of "
+                    r"$(\dot Z - \text{chord slope})^2$ is the sum over steps, and it is the "
+                    "excess kinetic energy over the chord, as above."
+                ),
+            ),
         ],
-        symbols=(t,),
+        symbols=(t_sym, z0, z1, z2, h1, h2),
         references=("liu2023flow",),
-        code=(
-            "genmath.families.flow_matching.straightness",
-            "genmath.families.flow_matching.reflow_pairs",
-        ),
+        code=("genmath.families.flow_matching.straightness",),
         tests=("tests/families/test_flow_matching.py",),
     )
 )
 
-# ------------------------------------------------------------------ consistency boundary
-s, s_min = sp.symbols("s s_min", positive=True)
-sigma_d = sp.Symbol("sigma_d", positive=True)
-c_skip_song = sigma_d**2 / ((s - s_min) ** 2 + sigma_d**2)
-c_out_song = sigma_d * (s - s_min) / sp.sqrt(sigma_d**2 + s**2)
-c_skip_edm = sigma_d**2 / (s**2 + sigma_d**2)
-c_out_edm = s * sigma_d / sp.sqrt(s**2 + sigma_d**2)
+
+def _straightness(points):
+    """straightness of two-step trajectories through (z0, z1, z2) on a decreasing grid, in an
+    event of (2,) (the second coordinate twice the first: the value is 5 times)."""
+    import torch
+
+    from ..core.dynamics import SampleResult
+    from ..families.flow_matching import straightness
+
+    out = []
+    scale = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    for j in range(points[z0].numel()):
+        nodes = torch.stack([points[z0][j], points[z1][j], points[z2][j]])[:, None, None] * scale
+        top = points[h1][j] + points[h2][j]
+        grid = torch.stack([top, points[h2][j], torch.zeros((), dtype=torch.float64)])
+        result = SampleResult(x=nodes[-1], nfe=2, grid=grid, trajectory=nodes)
+        out.append(straightness(result)[0] / 5)
+    return torch.stack(out)
+
+
+register(
+    Binding(
+        derivation="D-rectified-flow-straightness",
+        code=("genmath.families.flow_matching.straightness",),
+        expression=discrete_straightness,
+        evaluate=_straightness,
+        domain={z0: Uniform(-3, 3), z1: Uniform(-3, 3), z2: Uniform(-3, 3), h1: LogUniform(0.01, 0.5), h2: LogUniform(0.01, 0.5)},
+        samples=16,
+        description="straightness of a two-step trajectory, summed over a 2-D event",
+    )
+)
+
+
+# ------------------------------------------------------------------------------ time sampling
+lo, width, location, z_t = sp.symbols("t_{lo} w m z", real=True)
+scale_t, u_t = sp.symbols("s u", positive=True)
+hi = lo + width
+_time_value = sp.Symbol("t", real=True)
+
+
+def _sigmoid(v):
+    return 1 / (1 + sp.exp(-v))
+
+
+logit_normal_time = lo + (hi - lo) * _sigmoid(location + scale_t * z_t)
+uniform_time = lo + (hi - lo) * u_t
 
 register(
     Derivation(
-        id="D-consistency-boundary",
-        title="The consistency parameterization meets the boundary condition",
+        id="D-time-sampling",
+        title="Training times: uniform, or logit-normal on [t_lo, t_hi]",
         statement=(
-            r"With $f_\theta(x, s) = c_\mathrm{skip}(s)\,x + c_\mathrm{out}(s)\,F_\theta(x, s)$ "
-            r"and Song et al.'s scalings $c_\mathrm{skip}(s) = \sigma_d^2/((s - s_\mathrm{min})^2 "
-            r"+ \sigma_d^2)$, $c_\mathrm{out}(s) = \sigma_d (s - s_\mathrm{min})/\sqrt{\sigma_d^2 + "
-            r"s^2}$, the boundary condition $f_\theta(x, s_\mathrm{min}) = x$ holds for every "
-            r"network $F_\theta$: $c_\mathrm{skip}(s_\mathrm{min}) = 1$, "
-            r"$c_\mathrm{out}(s_\mathrm{min}) = 0$. They are Karras et al.'s EDM scalings shifted "
-            r"by $s_\mathrm{min}$; the EDM forms make the network's regression target "
-            r"$(x_0 - c_\mathrm{skip} x)/c_\mathrm{out}$ of unit variance for data of variance "
-            r"$\sigma_d^2$ and $x = x_0 + s\,n$."
+            r"`sample_times` draws $t = t_{lo} + (t_{hi} - t_{lo})\,u$ with $u \sim U(0, 1)$, or "
+            r"with $u = \operatorname{sigmoid}(m + s z)$, $z \sim \mathcal N(0, 1)$: the "
+            r"logit-normal law of Esser et al. (2024), under which $\operatorname{logit}$ of the "
+            r"rescaled time is $\mathcal N(m, s^2)$, concentrating training on the middle of the "
+            "path."
         ),
-        start=c_skip_song.subs(s, s_min),
+        start=sp.ImmutableMatrix(
+            [
+                sp.Subs(sp.log((_time_value - lo) / (hi - _time_value)), _time_value, logit_normal_time),
+                sp.Subs((_time_value - lo) / (hi - lo), _time_value, uniform_time),
+            ]
+        ),
         steps=[
-            Step(rhs=sp.Integer(1), reason=r"At $s = s_\mathrm{min}$ the shift vanishes."),
             Step(
-                lhs=c_out_song.subs(s, s_min),
-                rhs=sp.Integer(0),
-                reason=r"$c_\mathrm{out}$ carries the factor $s - s_\mathrm{min}$.",
-            ),
-            Step(
-                lhs=c_skip_song.subs(s_min, 0),
-                rhs=c_skip_edm,
-                reason=r"With $s_\mathrm{min} = 0$ the scalings are EDM's (Karras et al. 2022, Table 1).",
-            ),
-            Step(
-                lhs=((1 - c_skip_edm) ** 2 * sigma_d**2 + c_skip_edm**2 * s**2) / c_out_edm**2,
-                rhs=sp.Integer(1),
+                rhs=sp.ImmutableMatrix([location + scale_t * z_t, u_t]),
                 reason=(
-                    r"$\operatorname{Var}[x_0 - c_\mathrm{skip}(x_0 + s n)] = (1 - c_\mathrm{skip})^2"
-                    r"\sigma_d^2 + c_\mathrm{skip}^2 s^2 = c_\mathrm{out}^2$: the EDM forms give a "
-                    "unit-variance target."
+                    r"$\operatorname{logit}\operatorname{sigmoid}(v) = v$: the rescaled logit of a "
+                    "logit-normal time is the normal draw; a uniform time rescales back to $u$."
                 ),
+                method=lambda e: sp.expand(sp.expand_log(sp.cancel(e), force=True)),
             ),
         ],
-        symbols=(s, s_min, sigma_d),
-        references=("song2023consistency", "karras2022elucidating"),
-        code=(
-            "genmath.families.consistency.boundary_coefficients",
-            "genmath.families.consistency.ConsistencyModel",
-        ),
-        tests=("tests/families/test_consistency.py",),
+        symbols=(lo, width, location, scale_t, z_t, u_t),
+        references=("esser2024scaling", "lipman2023flow"),
+        code=("genmath.families.flow_matching.sample_times",),
+        tests=("tests/families/test_flow_matching.py",),
+        domain={lo: (0.0, 0.5), width: (0.1, 0.5)},
     )
 )
 
-# ------------------------------------------------------------------ MeanFlow identity
-v_path = sp.Function("v")  # v(z_tau, tau) along the trajectory, a function of tau alone
-displacement = sp.Integral(v_path(tau), (tau, r, t))
-average = displacement / (t - r)
-z_traj = sp.Function("z")
-u_fn = sp.Function("u")
 
-# 1-D Gaussian data N(m, q^2) on CondOT: the affine flow map and the average velocity.
-m, z = sp.symbols("m z", real=True)
-q = sp.Symbol("q", positive=True)
+def _times(distribution):
+    def evaluate(points):
+        import torch
+
+        from ..families.flow_matching import sample_times
+
+        out = []
+        for j in range(points[lo].numel()):
+            low = float(points[lo][j])
+            options = {}
+            if distribution == "logit_normal":
+                options = {"location": float(points[location][j]), "scale": float(points[scale_t][j])}
+            drawn = sample_times(
+                1,
+                distribution,
+                interval=(low, low + float(points[width][j])),
+                generator=torch.Generator().manual_seed(int(points[_seed][j])),
+                dtype=torch.float64,
+                **options,
+            )
+            out.append(drawn[0])
+        return torch.stack(out)
+
+    return evaluate
 
 
-def _condot_variance(time):
-    return (1 - time) ** 2 * q**2 + time**2
-
-
-flow_map_t_to_r = (1 - r) * m + sp.sqrt(_condot_variance(r) / _condot_variance(t)) * (
-    z - (1 - t) * m
+_time_domain = {lo: Uniform(0, 0.5), width: Uniform(0.01, 0.5), _seed: Integers(0, 10**6)}
+register(
+    Binding(
+        derivation="D-time-sampling",
+        code=("genmath.families.flow_matching.sample_times",),
+        expression=logit_normal_time,
+        where={z_t: normal_draw(_seed)},
+        evaluate=_times("logit_normal"),
+        domain={**_time_domain, location: Uniform(-2, 2), scale_t: LogUniform(0.1, 3.0)},
+        samples=16,
+        description="sample_times(logit_normal) with a seeded generator",
+    )
 )
-gaussian_velocity = -m + sp.diff(_condot_variance(t), t) / (2 * _condot_variance(t)) * (
-    z - (1 - t) * m
+register(
+    Binding(
+        derivation="D-time-sampling",
+        code=("genmath.families.flow_matching.sample_times",),
+        expression=uniform_time,
+        where={u_t: uniform_draw(_seed)},
+        evaluate=_times("uniform"),
+        domain=_time_domain,
+        samples=16,
+        description="sample_times(uniform) with a seeded generator",
+    )
 )
+
+
+# ------------------------------------------------------------------- the standard normal prior
+y1, y2 = sp.symbols("y_1 y_2", real=True)
 
 register(
     Derivation(
-        id="D-meanflow-identity",
-        title="The MeanFlow identity for the average velocity",
+        id="D-standard-normal-prior",
+        title="The prior of a path ending at (alpha_1, sigma_1) = (0, 1): log N(x; 0, I)",
         statement=(
-            r"The average velocity $u(z_t, r, t) = \frac{1}{t - r}\int_r^t v(z_\tau, \tau)\,d\tau$ "
-            r"along a trajectory of $\dot z = v$ satisfies "
-            r"$u = v(z_t, t) - (t - r)\,\frac{d}{dt}u(z_t, r, t)$ with the total derivative "
-            r"$\frac{d}{dt}u = v\,\partial_z u + \partial_t u$ — a Jacobian–vector product with "
-            r"tangent $(v, 0, 1)$ over $(z, r, t)$ (Geng et al. 2025). For Gaussian data the flow "
-            r"map is affine and $u = (z - \Phi_{t\to r}(z))/(t - r)$ tends to $v$ as $r \to t$."
+            r"A path with $\alpha_1 = 0$, $\sigma_1 = 1$ (CondOT, the flow-matching paths) ends at "
+            r"$\mathcal N(0, I)$, whose log-density in $d$ dimensions is $-\tfrac12(\|x\|^2 + "
+            r"d\log 2\pi)$: the sum of $d$ standard normal log-densities (shown for $d = 2$)."
         ),
-        start=sp.Derivative((t - r) * average, t),
-        steps=[
-            Step(
-                rhs=v_path(t),
-                reason=(
-                    r"$(t - r)\,u = \int_r^t v\,d\tau$; differentiate in $t$ (fundamental theorem "
-                    "of calculus, $r$ fixed)."
-                ),
-            ),
-            Step(
-                lhs=average,
-                rhs=v_path(t) - (t - r) * sp.Derivative(average, t),
-                reason=(
-                    r"Product rule on the left of the line above, "
-                    r"$u + (t - r)\tfrac{d}{dt}u = v$, solved for $u$: the MeanFlow identity."
-                ),
-            ),
-            Step(
-                lhs=sp.Derivative(u_fn(z_traj(t), r, t), t),
-                rhs=sp.Derivative(z_traj(t), t)
-                * sp.Subs(sp.Derivative(u_fn(z, r, t), z), z, z_traj(t))
-                + sp.Subs(sp.Derivative(u_fn(z_traj(t), r, tau), tau), tau, t),
-                reason=(
-                    r"Chain rule along the trajectory: with $\dot z_t = v(z_t, t)$ and $r$ fixed, "
-                    r"$\frac{d}{dt}u = v\,\partial_z u + 0\cdot\partial_r u + \partial_t u$, the "
-                    r"JVP with tangent $(v, 0, 1)$."
-                ),
-            ),
-            Step(
-                lhs=sp.Limit((z - flow_map_t_to_r) / (t - r), r, t),
-                rhs=gaussian_velocity,
-                reason=(
-                    r"Gaussian data $\mathcal N(m, q^2)$ on CondOT: $\Phi_{t\to r}(z) = (1 - r)m + "
-                    r"\sqrt{C_r/C_t}\,(z - (1 - t)m)$, $C_t = (1-t)^2 q^2 + t^2$ "
-                    r"(D-gaussian-flow-map); as $r \to t$ the average velocity becomes the marginal "
-                    r"velocity $-m + \tfrac{\dot C_t}{2 C_t}(z - (1-t)m)$ "
-                    r"(D-gaussian-marginal-velocity), i.e. $u(z, t, t) = v(z, t)$."
-                ),
-            ),
-        ],
-        symbols=(t, r, tau, z, m, q),
-        references=("geng2025meanflow",),
-        code=(
-            "genmath.families.meanflow.meanflow_target",
-            "genmath.families.meanflow.average_velocity_from_flow_map",
-        ),
-        tests=("tests/families/test_meanflow.py",),
+        start=log_normal(y1, 0, 1) + log_normal(y2, 0, 1),
+        steps=[Step(rhs=-(y1**2 + y2**2 + 2 * sp.log(2 * sp.pi)) / 2, reason="Collect the terms.")],
+        symbols=(y1, y2),
+        references=("lipman2023flow",),
+        code=("genmath.families.flow_matching.standard_normal_log_prob",),
+        tests=("tests/families/test_flow_matching.py",),
     )
 )
 
 
-def _meanflow_gaussian_check() -> float:
-    """Max |target - u| of the JVP target of the exact average velocity of Gaussian data."""
-    from ..analytic import Gaussian
-    from ..core.path import GaussianPath
-    from ..core.schedules import CondOT
-    from ..families.meanflow import average_velocity_from_flow_map, meanflow_target
+def _standard_normal(points):
+    import torch
 
-    dtype = torch.float64
-    gen = torch.Generator().manual_seed(0)
-    data = Gaussian(
-        torch.tensor([1.5, -0.5], dtype=dtype), torch.tensor([[2.0, 0.7], [0.7, 0.4]], dtype=dtype)
-    )
-    marginal = data.marginal(GaussianPath(CondOT()))
-    u = average_velocity_from_flow_map(marginal.flow_map, marginal.velocity)
-    z = torch.randn(16, 2, generator=gen, dtype=dtype)
-    r = 0.8 * torch.rand(16, generator=gen, dtype=dtype)
-    t = r + (1 - r) * torch.rand(16, generator=gen, dtype=dtype)
-    value, target = meanflow_target(u, z, r, t, marginal.velocity(z, t))
-    return float((value - target).abs().max())
+    from ..families.flow_matching import standard_normal_log_prob
+
+    return standard_normal_log_prob(torch.stack([points[y1], points[y2]], 1))
 
 
 register(
-    Check(
-        id="C-meanflow-gaussian",
-        title="MeanFlow's JVP target reproduces the exact average velocity of Gaussian data",
-        function=_meanflow_gaussian_check,
-        tolerance=1e-10,
-        code=("genmath.families.meanflow.meanflow_target",),
-        tests=("tests/families/test_meanflow.py",),
-        derivation="D-meanflow-identity",
+    Binding(
+        derivation="D-standard-normal-prior",
+        code=("genmath.families.flow_matching.standard_normal_log_prob",),
+        expression=-(y1**2 + y2**2 + 2 * sp.log(2 * sp.pi)) / 2,
+        evaluate=_standard_normal,
+        domain={y1: Uniform(-5, 5), y2: Uniform(-5, 5)},
+        samples=16,
+        description="standard_normal_log_prob on a 2-D event",
     )
 )
+

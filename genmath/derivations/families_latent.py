@@ -1,35 +1,81 @@
-"""Derivations behind the latent-variable and autoregressive families: the chain-rule NLL as a
-cross-entropy, the straight-through identity, the Lloyd–Max quantizer of N(0, 1) with two
-codes, and the Gaussian autoregression of a Cholesky factor."""
+"""Derivations behind the latent-variable and autoregressive families: the chain-rule
+likelihood of masked autoregressive models (Gaussian and Bernoulli conditionals, the NLL as a
+cross-entropy), the straight-through estimator's value and gradients in the VQ-VAE and FSQ
+losses, Lloyd's update, the Lloyd–Max quantizer of N(0, 1) with two codes, and the Gaussian
+autoregression of a Cholesky factor. The bindings are in `_latent_bindings`."""
 
 import math
 
 import sympy as sp
 import torch
 
-from ._engine import NUMERIC, Check, Derivation, Step
+from ._chain import Earlier, as_written
+from ._engine import NUMERIC, Check, Derivation, Step, sound_rewrite
+from ._gaussian import log_normal
 from ._registry import register
 
 # --------------------------------------------------------------------------- chain rule / CE
 
 p1, p12, p123 = sp.symbols("p_1 p_12 p_123", positive=True)
-l1, l2, l3 = sp.symbols("ell_1 ell_2 ell_3", real=True)
-q1, q2 = sp.symbols("q_1 q_2", positive=True)
-r1, r2 = sp.symbols("p_a p_b", positive=True)
-_partition = sp.exp(l1) + sp.exp(l2) + sp.exp(l3)
+x1, x2, x3 = sp.symbols("x_1 x_2 x_3", real=True)
+# Gaussian conditionals whose parameters depend on the entries before them only (what a masked
+# network computes): means c_i + sum_{j<i} W_ij x_j, log-stds d_i + sum_{j<i} V_ij x_j
+c1, c2, c3, d1, d2, d3 = sp.symbols("c_1 c_2 c_3 d_1 d_2 d_3", real=True)
+W21, W31, W32, V21, V31, V32 = sp.symbols("W_21 W_31 W_32 V_21 V_31 V_32", real=True)
+_means = (c1, c2 + W21 * x1, c3 + W31 * x1 + W32 * x2)
+_log_stds = (d1, d2 + V21 * x1, d3 + V31 * x1 + V32 * x2)
+_xs = (x1, x2, x3)
+
+
+def _normal_pdf(value, mean, log_std):
+    return sp.exp(-((value - mean) ** 2) / (2 * sp.exp(2 * log_std))) / (
+        sp.sqrt(2 * sp.pi) * sp.exp(log_std)
+    )
+
+
+_gauss = [_normal_pdf(x, m, ls) for x, m, ls in zip(_xs, _means, _log_stds, strict=True)]
+GAUSSIAN_CHAIN = sum(
+    log_normal(x, m, sp.exp(2 * ls)) for x, m, ls in zip(_xs, _means, _log_stds, strict=True)
+)
+# Bernoulli conditionals with logits e_i + sum_{j<i} U_ij x_j: the NLL is the binary
+# cross-entropy log(1 + e^l) - x l, summed
+e1, e2, e3, U21, U31, U32 = sp.symbols("e_1 e_2 e_3 U_21 U_31 U_32", real=True)
+_logits = (e1, e2 + U21 * x1, e3 + U31 * x1 + U32 * x2)
+
+
+def _bernoulli(x, logit):
+    p = 1 / (1 + sp.exp(-logit))
+    return p**x * (1 - p) ** (1 - x)
+
+
+_bern = [_bernoulli(x, logit) for x, logit in zip(_xs, _logits, strict=True)]
+BERNOULLI_CHAIN = sum(x * logit - sp.log(1 + sp.exp(logit)) for x, logit in zip(_xs, _logits, strict=True))
+
+
+@sound_rewrite(
+    "expands logarithms of products and powers whose factors are positive (Gaussian and "
+    "Bernoulli densities of real parameters)"
+)
+def _split_logs(expr):
+    """Split the logarithms of products and powers of the (positive) densities."""
+    return sp.expand(sp.expand_log(expr, force=True))
+
 
 register(
     Derivation(
         id="D-chain-rule-nll",
-        title="Chain-rule log-likelihood, and the NLL of categorical conditionals as cross-entropy",
+        title="Chain-rule log-likelihood of a masked autoregressive model; the NLL as cross-entropy",
         statement=(
-            r"$\log p(x_1, \dots, x_d) = \sum_i \log p(x_i \mid x_{<i})$ exactly (shown for "
-            r"$d = 3$ with $p_1 = p(x_1)$, $p_{12} = p(x_1, x_2)$, $p_{123} = p(x_1, x_2, x_3)$). "
-            r"For a conditional $\operatorname{softmax}(\ell)$ and observed class $y$, "
-            r"$-\log p(y) = \log\sum_j e^{\ell_j} - \ell_y$ is the cross-entropy of the one-hot "
-            r"target (shown for $K = 3$, $y = 1$), so an autoregressive model's NLL is its summed "
-            r"cross-entropy; averaged over data $p$ it is $H(p, q) = H(p) + \mathrm{KL}(p \,\|\, q)$ "
-            r"(shown for two classes), minimised by $q = p$."
+            r"$\log p(x_1, \dots, x_d) = \sum_i \log p(x_i \mid x_{<i})$ exactly (step 1, for "
+            r"$d = 3$ with $p_1 = p(x_1)$, $p_{12} = p(x_1, x_2)$, $p_{123} = p(x_1, x_2, x_3)$). A "
+            r"masked network (MADE, PixelCNN) computes the parameters of conditional $i$ from "
+            r"$x_{<i}$ only, so its outputs' Jacobian in $x$ is strictly lower triangular in "
+            r"the ordering and the product of its conditionals is a normalised joint. Step 2 "
+            r"puts in Gaussian conditionals whose means and log-scales are affine in $x_{<i}$: "
+            r"`MADE(conditional=\"gaussian\")` with one masked layer is bound to it at weights "
+            r"that include the *forbidden* entries, which its masks must ignore. Step 3 does "
+            r"the same for Bernoulli conditionals with logits $\ell_i$: the NLL is the summed "
+            r"binary cross-entropy $\sum_i \log(1 + e^{\ell_i}) - x_i\ell_i$ (problem set 2)."
         ),
         start=sp.log(p123),
         steps=[
@@ -43,27 +89,37 @@ register(
                 method=sp.expand_log,
             ),
             Step(
-                lhs=-sp.log(sp.exp(l1) / _partition),
-                rhs=sp.log(_partition) - l1,
-                reason=(
-                    r"The softmax probability of class 1; $\log e^{\ell_1} = \ell_1$ for real "
-                    r"$\ell_1$. The right side is $-\sum_j y_j \log \operatorname{softmax}(\ell)_j$ "
-                    "with one-hot $y$: the cross-entropy loss."
+                lhs=Earlier(
+                    "D-chain-rule-nll",
+                    {p1: _gauss[0], p12: _gauss[0] * _gauss[1], p123: sp.Mul(*_gauss)},
+                    step=1,
                 ),
-                method=lambda e: sp.expand_log(e, force=True),
+                rhs=GAUSSIAN_CHAIN,
+                reason=(
+                    r"Gaussian conditionals $\mathcal N(x_i; \mu_i(x_{<i}), \sigma_i(x_{<i})^2)$: "
+                    "each ratio of marginals is one conditional, so the log-likelihood is the sum "
+                    "of the conditional log-densities."
+                ),
+                method=_split_logs,
             ),
             Step(
-                lhs=-(r1 * sp.log(q1) + r2 * sp.log(q2)),
-                rhs=-(r1 * sp.log(r1) + r2 * sp.log(r2))
-                + (r1 * sp.log(r1 / q1) + r2 * sp.log(r2 / q2)),
-                reason=(
-                    r"The expected NLL under the data, $H(p, q) = -\sum_i p_i \log q_i$, splits into "
-                    r"the entropy $H(p)$ and $\mathrm{KL}(p \,\|\, q) \ge 0$."
+                lhs=Earlier(
+                    "D-chain-rule-nll",
+                    {p1: _bern[0], p12: _bern[0] * _bern[1], p123: sp.Mul(*_bern)},
+                    step=1,
                 ),
-                method=sp.expand_log,
+                rhs=BERNOULLI_CHAIN,
+                reason=(
+                    r"Bernoulli conditionals with $p(x_i = 1 \mid x_{<i}) = \sigma(\ell_i)$: "
+                    r"$\log\sigma(\ell)^x(1 - \sigma(\ell))^{1-x} = x\ell - \log(1 + e^\ell)$, minus "
+                    "the binary cross-entropy of the target $x_i$ (checked at random points)."
+                ),
+                tag=NUMERIC,
+                samples=8,
+                tolerance=1e-12,
             ),
         ],
-        symbols=(p1, p12, p123, l1, l2, l3, r1, r2, q1, q2),
+        symbols=(p1, p12, p123, *_xs, c1, c2, c3, d1, d2, d3, W21, W31, W32, V21, V31, V32),
         references=("germain2015made", "cover2006elements"),
         code=(
             "genmath.families.autoregressive.chain_rule_log_prob",
@@ -76,47 +132,154 @@ register(
 
 # --------------------------------------------------------------------------- straight-through
 
-z = sp.Symbol("z", real=True)
-z_stop, q_stop = sp.symbols(r"\operatorname{sg}[z] \operatorname{sg}[q]", real=True)
-_st = q_stop + (z - z_stop)
+z, q, x_target, e = sp.symbols("z q x e", real=True)
+beta = sp.Symbol("beta", nonnegative=True)
+half_range, fsq_eps = sp.symbols("h epsilon", positive=True)
+rounded = sp.Symbol("r", real=True)  # the rounded FSQ value: piecewise constant in z
+sg_z, sg_q, sg_e, sg_b, sg_r = sp.symbols(
+    r"\operatorname{sg}[z] \operatorname{sg}[q] \operatorname{sg}[e] \operatorname{sg}[b] "
+    r"\operatorname{sg}[r]",
+    real=True,
+)
+_bound = (1 - fsq_eps) * half_range * sp.tanh(z)  # FSQ's bounded coordinate b(z)
+
+
+def _stopped(expr, pairs, wrt=None):
+    """``expr`` with the stop-gradient symbols held constant under ``d/d wrt``, then set to the
+    values they stop (the semantics of ``.detach()``)."""
+    body = expr if wrt is None else sp.Derivative(expr, wrt)
+    symbols, values = zip(*pairs, strict=True)
+    return sp.Subs(body, symbols, values)
+
+
+_st = sg_q + z - sg_z  # straight_through(z, q)
+_decoder_loss = (x_target - _st) ** 2
+# the VQ-VAE loss of one coordinate: a decoder loss at the straight-through code, the codebook
+# loss ||sg[z] - e||^2 and the commitment loss beta ||z - sg[e]||^2, with q = sg[e] the code
+_vq_st = sg_e + z - sg_z
+_vq_loss = (x_target - _vq_st) ** 2 + (sg_z - e) ** 2 + beta * (z - sg_e) ** 2
+_fsq_st = (sg_r + _bound - sg_b) / half_range
+_fsq_loss = (x_target - _fsq_st) ** 2
+_st_pairs = ((sg_z, z), (sg_q, q))
+_vq_pairs = ((sg_z, z), (sg_e, e))
+_fsq_pairs = ((sg_b, _bound), (sg_r, rounded))
+
+STRAIGHT_THROUGH = sp.ImmutableMatrix(
+    [
+        (x_target - q) ** 2,
+        -2 * (x_target - q),
+        (x_target - e) ** 2 + (1 + beta) * (z - e) ** 2,
+        -2 * (x_target - e) + 2 * beta * (z - e),
+        2 * (e - z),
+        (x_target - rounded / half_range) ** 2,
+        -2 * (x_target - rounded / half_range) * (1 - fsq_eps) * (1 - sp.tanh(z) ** 2),
+    ]
+)
 
 register(
     Derivation(
         id="D-straight-through",
         title="The straight-through estimator: the value of the code, the gradient of the identity",
         statement=(
-            r"With the stop-gradient $\operatorname{sg}$ (a constant under differentiation, equal "
-            r"to its argument in value), $\operatorname{st}(z) = \operatorname{sg}[q(z)] + z - "
-            r"\operatorname{sg}[z]$ equals $q(z)$ in the forward pass and has derivative $1$ "
-            r"(the identity Jacobian per coordinate) in the backward pass, whatever the "
-            r"quantizer $q$. It is the same as $z + \operatorname{sg}[q(z) - z]$: the "
-            "straight-through estimator (Bengio, Léonard & Courville 2013) that the VQ-VAE uses "
-            "to copy the decoder's gradient at the code to the encoder output."
+            r"With the stop-gradient $\operatorname{sg}$ (equal to its argument in value, a "
+            r"constant under differentiation), $\operatorname{st}(z, q) = \operatorname{sg}[q] + "
+            r"z - \operatorname{sg}[z]$ has the value $q$ and passes $\partial/\partial z$ through "
+            r"unchanged while $q$ gets no gradient (Bengio, Léonard & Courville 2013). Derived "
+            r"here through the losses that use it, differentiating with the $\operatorname{sg}"
+            r"[\cdot]$ symbols held fixed and only then setting their values: (rows 1–2) a "
+            r"decoder loss $(x - \operatorname{st})^2$; (rows 3–5) the VQ-VAE loss of one "
+            r"coordinate, $(x - \operatorname{st}(z, e))^2 + \|\operatorname{sg}[z] - e\|^2 + "
+            r"\beta\|z - \operatorname{sg}[e]\|^2$ (van den Oord et al. 2017): the encoder output "
+            r"$z$ gets the decoder's gradient plus the commitment term, the code $e$ only the "
+            r"codebook term; (rows 6–7) FSQ's $\operatorname{st}(b(z), r)/h$ with "
+            r"$b(z) = (1 - \epsilon)h\tanh z$ and $r$ the rounded value (Mentzer et al. 2024): "
+            r"the gradient of the bound. Misplacing a stop-gradient (on $q$'s side, or both "
+            "commitment factors) changes these gradients; the bindings compare autograd's."
         ),
-        start=sp.Subs(_st, z_stop, z),
+        start=sp.ImmutableMatrix(
+            [
+                _stopped(_decoder_loss, _st_pairs),
+                _stopped(_decoder_loss, _st_pairs, z),
+                _stopped(_vq_loss, _vq_pairs),
+                _stopped(_vq_loss, _vq_pairs, z),
+                _stopped(_vq_loss, _vq_pairs, e),
+                _stopped(_fsq_loss, _fsq_pairs),
+                _stopped(_fsq_loss, _fsq_pairs, z),
+            ]
+        ),
         steps=[
             Step(
-                rhs=q_stop,
+                rhs=STRAIGHT_THROUGH,
                 reason=(
-                    r"Forward value: $\operatorname{sg}[z]$ takes the value $z$, and "
-                    r"$z - z = 0$ exactly, so the output is the code $q(z)$."
-                ),
-            ),
-            Step(
-                lhs=sp.Derivative(_st, z),
-                rhs=sp.Integer(1),
-                reason=(
-                    r"Backward: $\operatorname{sg}[q]$ and $\operatorname{sg}[z]$ are treated as "
-                    "constants, so only the middle $z$ contributes."
+                    r"Differentiate with $\operatorname{sg}[\cdot]$ fixed, then put in their "
+                    r"values: $z - \operatorname{sg}[z] = 0$ in value and $1$ in derivative; "
+                    r"$\operatorname{sg}[q]$, $\operatorname{sg}[e]$, $\operatorname{sg}[r]$ carry no "
+                    r"derivative, so $e$ is moved only by the codebook term, $-2(z - e)$... "
+                    r"$= 2(e - z)$; FSQ's gradient is $b'(z)/h = (1 - \epsilon)(1 - \tanh^2 z)$ "
+                    "times the decoder's."
                 ),
             ),
         ],
-        symbols=(z, z_stop, q_stop),
-        references=("oord2017neural",),
+        symbols=(z, q, x_target, e, beta, half_range, fsq_eps, rounded),
+        references=("bengio2013estimating", "oord2017neural", "mentzer2024finite"),
         code=(
             "genmath.families.tokenizer.straight_through",
             "genmath.families.tokenizer.VectorQuantizer",
             "genmath.families.tokenizer.FSQ",
+        ),
+        tests=("tests/families/test_tokenizer.py",),
+    )
+)
+
+# --------------------------------------------------------------------------- Lloyd's update
+
+y1, y2, y3, code = sp.symbols("y_1 y_2 y_3 c", real=True)
+gamma = sp.Symbol("gamma", nonnegative=True)
+n_1, n_2 = sp.symbols("n_1 n_2", positive=True)
+s_1, s_2 = sp.symbols("s_1 s_2", real=True)
+CELL_MEAN = (y1 + y2 + y3) / 3
+_count_1, _sum_1 = (1 - gamma) * n_1, (1 - gamma) * s_1  # moving averages after one update
+_count_2, _sum_2 = gamma * _count_1 + (1 - gamma) * n_2, gamma * _sum_1 + (1 - gamma) * s_2
+EMA_CODE = (gamma * s_1 + s_2) / (gamma * n_1 + n_2)
+
+register(
+    Derivation(
+        id="D-lloyd-step",
+        title="Lloyd's update moves each code to its cell's mean; the EMA codebook of VQ-VAE",
+        statement=(
+            r"For the points $y_i$ of one cell, $\sum_i (y_i - c)^2 = n(c - \bar y)^2 + "
+            r"\sum_i(y_i - \bar y)^2$: the distortion is smallest at the cell mean $\bar y$, "
+            r"which is Lloyd's update (`lloyd_step`; Lloyd 1982). The VQ-VAE's moving averages "
+            r"(van den Oord et al. 2017, appendix) keep a count $N \leftarrow \gamma N + "
+            r"(1 - \gamma)n$ and a sum $M \leftarrow \gamma M + (1 - \gamma)s$ of the points "
+            r"assigned to a code, which is $M/N$; from $N = M = 0$ one update gives the batch "
+            r"mean $s/n$ whatever $\gamma$ is (so `decay=0` is one Lloyd step) and two give "
+            r"$(\gamma s_1 + s_2)/(\gamma n_1 + n_2)$. Shown for a cell of three points."
+        ),
+        start=sp.ImmutableMatrix([(y1 - code) ** 2 + (y2 - code) ** 2 + (y3 - code) ** 2, _sum_1 / _count_1, _sum_2 / _count_2]),
+        steps=[
+            Step(
+                rhs=sp.ImmutableMatrix(
+                    [
+                        3 * (code - CELL_MEAN) ** 2
+                        + (y1 - CELL_MEAN) ** 2
+                        + (y2 - CELL_MEAN) ** 2
+                        + (y3 - CELL_MEAN) ** 2,
+                        s_1 / n_1,
+                        EMA_CODE,
+                    ]
+                ),
+                reason=(
+                    r"Complete the square in $c$ (the cross term vanishes because "
+                    r"$\sum_i (y_i - \bar y) = 0$); the factors $1 - \gamma$ cancel in $M/N$."
+                ),
+            ),
+        ],
+        symbols=(y1, y2, y3, code, gamma, n_1, n_2, s_1, s_2),
+        references=("lloyd1982least", "oord2017neural"),
+        code=(
+            "genmath.families.tokenizer.lloyd_step",
+            "genmath.families.tokenizer.VectorQuantizer",
         ),
         tests=("tests/families/test_tokenizer.py",),
     )
@@ -136,45 +299,38 @@ register(
         statement=(
             r"For $x \sim \mathcal N(0, 1)$ and the symmetric two-code quantizer "
             r"$q(x) = c\,\operatorname{sign}(x)$ (the nearest-code cells of $\pm c$ meet at 0), "
-            r"the distortion is $D(c) = \mathbb E(x - q(x))^2 = 1 - 2c\sqrt{2/\pi} + c^2$, "
-            r"minimised at the centroid $c^\star = \mathbb E[x \mid x > 0] = \sqrt{2/\pi}$, the "
-            r"fixed point of Lloyd's algorithm, with $D(c^\star) = 1 - 2/\pi$."
+            r"the distortion is $D(c) = \mathbb E(x - q(x))^2 = 1 - 2c\sqrt{2/\pi} + c^2 = "
+            r"(c - \sqrt{2/\pi})^2 + 1 - 2/\pi$, minimised at the centroid "
+            r"$c^\star = \mathbb E[x \mid x > 0] = 2\int_0^\infty x\phi = \sqrt{2/\pi}$, the fixed "
+            r"point of Lloyd's algorithm (D-lloyd-step), with $D(c^\star) = 1 - 2/\pi$. "
+            r"`lloyd_step` is bound to the centroid on quantiles of $\mathcal N(0, 1)$ (a "
+            r"quadrature with error $O(1/n)$, hence the binding's tolerance)."
         ),
         start=2 * sp.Integral((x - c) ** 2 * _phi, (x, 0, sp.oo)),
         steps=[
             Step(
-                rhs=1 - 2 * c * sp.sqrt(2 / sp.pi) + c**2,
+                rhs=1 - 2 * c * _c_star + c**2,
                 reason=(
                     r"By symmetry the two cells contribute equally; expand $(x - c)^2$ and use "
                     r"$\int_0^\infty \phi = \tfrac12$, $\int_0^\infty x\phi = 1/\sqrt{2\pi}$, "
                     r"$\int_0^\infty x^2\phi = \tfrac12$."
                 ),
+                tag=NUMERIC,
+                samples=4,
             ),
             Step(
-                lhs=sp.Derivative(1 - 2 * c * sp.sqrt(2 / sp.pi) + c**2, c),
-                rhs=2 * (c - _c_star),
-                reason=(
-                    r"Stationarity: $D'(c) = 0$ exactly at $c = \sqrt{2/\pi}$, and $D'' = 2 > 0$: "
-                    "the minimum."
-                ),
+                rhs=(c - _c_star) ** 2 + 1 - 2 / sp.pi,
+                reason=r"Complete the square: the minimum is at $c = \sqrt{2/\pi}$.",
             ),
             Step(
-                lhs=2 * sp.Integral(x * _phi, (x, 0, sp.oo)),
-                rhs=_c_star,
-                reason=(
-                    r"The Lloyd centroid condition: the code of the cell $x > 0$ is its "
-                    r"conditional mean $\mathbb E[x \mid x > 0] = \int_0^\infty x \phi / "
-                    r"\tfrac12$, the same $\sqrt{2/\pi}$: the optimum is Lloyd's fixed point."
-                ),
-            ),
-            Step(
-                lhs=(1 - 2 * c * sp.sqrt(2 / sp.pi) + c**2).subs(c, _c_star),
                 rhs=1 - 2 / sp.pi,
-                reason=r"The minimal distortion, $1 - 2/\pi \approx 0.3634$.",
+                relation=">=",
+                reason=r"A square is non-negative: the minimal distortion is $1 - 2/\pi \approx 0.3634$.",
+                method=as_written,
             ),
         ],
         symbols=(x, c),
-        references=("cover2006elements", "oord2017neural"),
+        references=("cover2006elements", "oord2017neural", "max1960quantizing"),
         code=(
             "genmath.families.tokenizer.lloyd_step",
             "genmath.families.tokenizer.VectorQuantizer",
@@ -254,6 +410,7 @@ register(
         tests=("tests/families/test_autoregressive.py",),
     )
 )
+
 
 
 # --------------------------------------------------------------------------- exact-numeric checks
@@ -336,3 +493,5 @@ register(
         derivation="D-lloyd-max-gaussian",
     )
 )
+
+from . import _latent_bindings  # noqa: E402,F401  (the bindings of the derivations above)

@@ -1,12 +1,20 @@
-"""Log-determinants of the bijections of normalizing flows, and checks tying the torch layers
-of `genmath.core.change_of_variables` to them."""
+"""Log-determinants (and inverses) of the bijections of normalizing flows, with checks and
+bindings tying the torch layers of `genmath.core.change_of_variables` to them.
+
+Each layer is bound the same way (zuko's habit, as bindings): at random points and parameters
+its forward log-determinant, the log-determinant of its autograd Jacobian in float64, minus
+the inverse's log-determinant at the forward image (with the round-trip error added, so that
+an inverse that does not invert shows), and minus that of the inverse's autograd Jacobian, all
+against the derivation's log-determinant. The bindings are in `_flows_bindings`.
+"""
 
 import math
 
 import sympy as sp
 import torch
 
-from ._engine import NUMERIC, Check, Derivation, Step
+from ._chain import Earlier
+from ._engine import NUMERIC, Check, Derivation, Step, sound_rewrite
 from ._registry import register
 
 _CODE = "genmath.core.change_of_variables"
@@ -22,6 +30,7 @@ s1, s2, s3, t1, t2, t3 = (
 # a non-contiguous mask: A = {x_2} conditions, B = {x_1, x_3} is transformed
 _coupling = sp.Matrix([x1 * sp.exp(s1(x2)) + t1(x2), x2, x3 * sp.exp(s3(x2)) + t3(x2)])
 _coupling_jacobian = _coupling.jacobian([x1, x2, x3])
+COUPLING_LOGDET = s1(x2) + s3(x2)
 
 register(
     Derivation(
@@ -31,8 +40,11 @@ register(
             r"An affine coupling layer keeps $x_A$ and maps $y_B = x_B \odot e^{s(x_A)} + t(x_A)$. "
             r"Its Jacobian is block triangular after reordering the coordinates into $(A, B)$, "
             r"with the identity on $A$ and $\operatorname{diag}(e^{s(x_A)})$ on $B$, so "
-            r"$\log|\det J| = \sum_{j \in B} s_j(x_A)$ whatever the networks $s, t$ are. "
-            r"Checked here for $d = 3$ with the non-contiguous mask $A = \{2\}$."
+            r"$\log|\det J| = \sum_{j \in B} s_j(x_A)$ whatever the networks $s, t$ are; the "
+            r"inverse is one pass, $x_B = (y_B - t(y_A)) \odot e^{-s(y_A)}$. Checked here for "
+            r"$d = 3$ with the non-contiguous mask $A = \{2\}$; `AffineCoupling` is bound with "
+            r"conditioners affine in $x_A$ (and in a context), with and without the soft clamp "
+            r"$s = c\tanh(\tilde s/c)$."
         ),
         start=sp.log(sp.Abs(sp.Determinant(_coupling_jacobian))),
         steps=[
@@ -46,7 +58,7 @@ register(
                 ),
             ),
             Step(
-                rhs=s1(x2) + s3(x2),
+                rhs=COUPLING_LOGDET,
                 reason=r"$e^{s}$ is positive for real $s$, and $\log e^{s} = s$.",
             ),
         ],
@@ -66,6 +78,7 @@ _maf = sp.Matrix(
         x3 * sp.exp(s3(x1, x2)) + t3(x1, x2),
     ]
 )
+MAF_LOGDET = s1() + s2(x1) + s3(x1, x2)
 
 register(
     Derivation(
@@ -75,7 +88,10 @@ register(
             r"In a masked autoregressive layer $y_i = x_i e^{s_i(x_{<i})} + t_i(x_{<i})$, so "
             r"$\partial y_i / \partial x_j = 0$ for $j > i$ (in the layer's ordering): the "
             r"Jacobian is lower triangular and $\log|\det J| = \sum_i s_i(x_{<i})$, computed "
-            r"from one pass of the masked network. Checked here for $d = 3$."
+            r"from one pass of the masked network. Checked here for $d = 3$; "
+            "`MaskedAutoregressive` is bound with one masked layer whose weights are affine "
+            "functions' coefficients, plus nonzero weights where the ordering forbids a "
+            "dependency (the masks must remove them), for two orderings."
         ),
         start=sp.log(sp.Abs(sp.Determinant(_maf.jacobian([x1, x2, x3])))),
         steps=[
@@ -84,7 +100,7 @@ register(
                 reason="The determinant of a triangular matrix is the product of its diagonal.",
             ),
             Step(
-                rhs=s1() + s2(x1) + s3(x1, x2),
+                rhs=MAF_LOGDET,
                 reason=r"$e^{s}$ is positive for real $s$, and $\log e^{s} = s$.",
             ),
         ],
@@ -102,14 +118,14 @@ w = sp.Matrix(sp.symbols("w_1:4", real=True))
 psi = sp.Matrix(sp.symbols("psi_1:4", real=True))
 z = sp.Matrix(sp.symbols("z_1:4", real=True))
 b = sp.Symbol("b", real=True)
-a = sp.Symbol("a", real=True)
-k = sp.Symbol("k", nonnegative=True)
 
 _wu = (w.T * u)[0]
 _m = -1 + sp.log(1 + sp.exp(_wu))
-_u_hat = u + (_m - _wu) * w / (w.T * w)[0]
+U_HAT = u + (_m - _wu) * w / (w.T * w)[0]
 _pre = (w.T * z)[0] + b
 _planar = z + u * sp.tanh(_pre)
+PLANAR_DET = _planar.jacobian(z).det()
+W_U_HAT = (w.T * U_HAT)[0]
 
 register(
     Derivation(
@@ -122,8 +138,9 @@ register(
             r"map is invertible when $w^\top u \ge -1$; Rezende & Mohamed's "
             r"$\hat u = u + [m(w^\top u) - w^\top u]\, w/\|w\|^2$, "
             r"$m(x) = -1 + \log(1 + e^x)$, satisfies $w^\top \hat u = m(w^\top u) > -1$, so "
-            r"$1 + h'\, w^\top\hat u > 0$ everywhere. Checked for $d = 3$; in the last step "
-            r"$h' = 1/(1 + k)$ with $k \ge 0$ covers every value in $(0, 1]$."
+            r"$1 + h'\, w^\top\hat u > 0$ everywhere. Checked for $d = 3$. `Planar` is bound with "
+            r"$u$ replaced by $\hat u$: its log-determinant, its inverse (a scalar root found "
+            "by safeguarded Newton steps, with the implicit-function gradient), and `u_hat`."
         ),
         start=sp.Determinant(sp.eye(3) + u * psi.T),
         steps=[
@@ -132,37 +149,55 @@ register(
                 reason="Matrix determinant lemma for a rank-one update of the identity.",
             ),
             Step(
-                lhs=sp.Determinant(_planar.jacobian(z)),
-                rhs=1 + (1 - sp.tanh(_pre) ** 2) * _wu,
+                lhs=Earlier("D-flow-planar", {psi[i]: (1 - sp.tanh(_pre) ** 2) * w[i] for i in range(3)}, step=1),
+                rhs=PLANAR_DET,
                 reason=(
                     r"The Jacobian of the planar map is $I + u\,\psi^\top$ with "
-                    r"$\psi = \tanh'(w^\top z + b)\, w$ and $\tanh' = 1 - \tanh^2$; apply the lemma."
+                    r"$\psi = \tanh'(w^\top z + b)\, w$ and $\tanh' = 1 - \tanh^2$: the lemma's "
+                    "value is its determinant."
                 ),
             ),
             Step(
-                lhs=(w.T * _u_hat)[0],
-                rhs=_m,
-                reason=r"Expand $w^\top \hat u$: the $w^\top u$ terms cancel and $w^\top w / \|w\|^2 = 1$.",
+                rhs=1 + (1 - sp.tanh(_pre) ** 2) * _wu,
+                reason=r"Collect $u^\top w$.",
             ),
             Step(
-                lhs=1 + (-1 + sp.log(1 + sp.exp(a))) / (1 + k),
-                rhs=0,
-                relation=">=",
+                lhs=Earlier("D-flow-planar", {u[i]: U_HAT[i] for i in range(3)}, step=3),
+                rhs=1 + (1 - sp.tanh(_pre) ** 2) * _m,
                 reason=(
-                    r"With $h' = 1/(1+k) \in (0, 1]$ and $w^\top \hat u = -1 + \log(1 + e^{a})$, "
-                    r"$1 + h' w^\top\hat u = (k + \log(1 + e^{a}))/(1 + k)$, a positive quantity: "
-                    r"the determinant never vanishes and $f$ is strictly monotone along $w$."
+                    r"With $\hat u$ in place of $u$: $w^\top\hat u = w^\top u + m(w^\top u) - "
+                    r"w^\top u = m(w^\top u)$ (the $w^\top u$ terms cancel, $w^\top w/\|w\|^2 = 1$)."
+                ),
+            ),
+            Step(
+                rhs=sp.tanh(_pre) ** 2 + (1 - sp.tanh(_pre) ** 2) * sp.log(1 + sp.exp(_wu)),
+                reason=(
+                    r"$= \tanh^2 + (1 - \tanh^2)\log(1 + e^{w^\top u})$, a sum of non-negative terms "
+                    r"with $\log(1 + e^{a}) > 0$: the determinant is positive, $f$ is invertible."
                 ),
             ),
         ],
-        symbols=(*u, *w, *psi, *z, b, a, k),
+        symbols=(*u, *w, *z, b),
         references=("rezende2015variational",),
-        code=(f"{_CODE}.Planar",),
+        code=(f"{_CODE}.Planar", f"{_CODE}.Planar.u_hat"),
         tests=_TESTS,
     )
 )
 
 # ---------------------------------------------------------------------------- LU affine
+
+
+@sound_rewrite(
+    "the absolute value of a product is the product of the absolute values, and the log of a "
+    "product of non-zero factors the sum of their logs"
+)
+def _split_abs_logs(expr):
+    expr = sp.expand(expr.doit()).replace(
+        lambda e: isinstance(e, sp.Abs) and isinstance(e.args[0], sp.Mul),
+        lambda e: sp.Mul(*(sp.Abs(factor) for factor in e.args[0].args)),
+    )
+    return sp.expand(sp.expand_log(expr, force=True))
+
 
 l21, l31, l32 = sp.symbols("l_21 l_31 l_32", real=True)
 u11, u22, u33 = sp.symbols("u_11 u_22 u_33", real=True, nonzero=True)
@@ -171,6 +206,9 @@ th1, th2, th3 = sp.symbols("theta_1:4", real=True)
 _P = sp.Matrix([[0, 1, 0], [0, 0, 1], [1, 0, 0]])
 _L = sp.Matrix([[1, 0, 0], [l21, 1, 0], [l31, l32, 1]])
 _U = sp.Matrix([[u11, u12, u13], [0, u22, u23], [0, 0, u33]])
+PLU = sp.ImmutableMatrix(_P * _L * _U)
+LU_LOGDET = sp.log(sp.Abs(u11)) + sp.log(sp.Abs(u22)) + sp.log(sp.Abs(u33))
+POSITIVE_LOGDET = th1 + th2 + th3
 
 register(
     Derivation(
@@ -180,10 +218,13 @@ register(
             r"With $W = P L U$ ($P$ a permutation, $L$ unit lower triangular, $U$ upper "
             r"triangular), $\log|\det W| = \sum_i \log|U_{ii}|$: an $O(d)$ log-determinant, "
             r"and $W$ is invertible exactly when every $U_{ii} \ne 0$. With the positive "
-            r"parameterization $U_{ii} = e^{\theta_i}$ it is $\sum_i \theta_i$. The inverse map "
-            r"has log-determinant $-\sum_i \log|U_{ii}|$. Checked for $d = 3$."
+            r"parameterization $U_{ii} = e^{\theta_i}$ it is $\sum_i \theta_i$, which is also the "
+            r"log-determinant of an elementwise affine map $e^\theta \odot x + t$ (the case "
+            r"$P = L = I$, $U$ diagonal). The inverse map has log-determinant "
+            r"$-\sum_i \log|U_{ii}|$. Checked for $d = 3$; `Affine` (both diagonals, and "
+            "`from_matrix`) and `ElementwiseAffine` are bound to it."
         ),
-        start=sp.log(sp.Abs(sp.Determinant(_P * _L * _U))),
+        start=sp.log(sp.Abs(sp.Determinant(PLU))),
         steps=[
             Step(
                 rhs=sp.log(sp.Abs(sp.Determinant(_P) * sp.Determinant(_L) * sp.Determinant(_U))),
@@ -197,18 +238,104 @@ register(
                 ),
             ),
             Step(
-                rhs=sp.log(sp.Abs(u11)) + sp.log(sp.Abs(u22)) + sp.log(sp.Abs(u33)),
+                rhs=LU_LOGDET,
                 reason=r"$|U_{ii}| > 0$, so the logarithm of the product splits.",
+                method=_split_abs_logs,
             ),
             Step(
-                lhs=sp.log(sp.Abs(sp.exp(th1) * sp.exp(th2) * sp.exp(th3))),
-                rhs=th1 + th2 + th3,
+                lhs=Earlier(
+                    "D-flow-lu-logdet", {u11: sp.exp(th1), u22: sp.exp(th2), u33: sp.exp(th3)}, step=3
+                ),
+                rhs=POSITIVE_LOGDET,
                 reason=r"Positive diagonal $U_{ii} = e^{\theta_i}$.",
             ),
         ],
         symbols=(l21, l31, l32, u11, u12, u13, u22, u23, u33, th1, th2, th3),
         references=("kingma2018glow",),
-        code=(f"{_CODE}.Affine",),
+        code=(f"{_CODE}.Affine", f"{_CODE}.ElementwiseAffine"),
+        tests=_TESTS,
+    )
+)
+
+# ---------------------------------------------------------------------------- composition
+
+# two dimensions: an elementwise affine layer e^theta * x + t, then W = P L U with the swap P
+cl21, cu12 = sp.symbols("lambda_21 upsilon_12", real=True)
+cu11, cu22 = sp.symbols("upsilon_11 upsilon_22", real=True, nonzero=True)
+ct1, ct2 = sp.symbols("vartheta_1 vartheta_2", real=True)
+_swap = sp.Matrix([[0, 1], [1, 0]])
+_W2 = sp.ImmutableMatrix(_swap * sp.Matrix([[1, 0], [cl21, 1]]) * sp.Matrix([[cu11, cu12], [0, cu22]]))
+_diag_theta = sp.diag(sp.exp(ct1), sp.exp(ct2))
+COMPOSED_LOGDET = sp.log(sp.Abs(cu11)) + sp.log(sp.Abs(cu22)) + ct1 + ct2
+
+register(
+    Derivation(
+        id="D-flow-composition",
+        title="The log-determinant of a composition is the sum of the layers'",
+        statement=(
+            r"For $f = f_2 \circ f_1$, $J_f(x) = J_{f_2}(f_1(x))\,J_{f_1}(x)$ (chain rule) and "
+            r"the determinant is multiplicative, so $\log|\det J_f| = \log|\det J_{f_2}| + "
+            r"\log|\det J_{f_1}|$, and the inverse $f_1^{-1} \circ f_2^{-1}$ has minus that. "
+            r"Shown in two dimensions for an elementwise affine layer ($J_{f_1} = "
+            r"\operatorname{diag} e^{\vartheta}$) followed by an LU-parameterized one "
+            r"($J_{f_2} = PLU$, D-flow-lu-logdet); `Compose` and `Inverse` are bound to it."
+        ),
+        start=sp.log(sp.Abs(sp.Determinant(_W2 * _diag_theta))),
+        steps=[
+            Step(
+                rhs=sp.log(sp.Abs(sp.Determinant(_W2))) + sp.log(sp.Abs(sp.Determinant(_diag_theta))),
+                reason=r"$\det(AB) = \det A\det B$, and both factors are non-zero.",
+                method=_split_abs_logs,
+            ),
+            Step(
+                rhs=COMPOSED_LOGDET,
+                reason=(
+                    r"$\det P = -1$, $\det L = 1$, $\det U = \upsilon_{11}\upsilon_{22}$ and "
+                    r"$\det\operatorname{diag}e^{\vartheta} = e^{\vartheta_1 + \vartheta_2}$."
+                ),
+                method=_split_abs_logs,
+            ),
+        ],
+        symbols=(cl21, cu11, cu12, cu22, ct1, ct2),
+        references=("papamakarios2021normalizing",),
+        code=(f"{_CODE}.Compose", f"{_CODE}.Inverse"),
+        tests=_TESTS,
+    )
+)
+
+# ---------------------------------------------------------------------------- ActNorm
+
+xa, delta = sp.Symbol("x_a", real=True), sp.Symbol("delta", positive=True)
+_xb = xa + delta  # a batch of two values of one coordinate, x_b > x_a
+_batch_mean, _batch_std = (xa + _xb) / 2, delta / 2  # biased (1/N) standard deviation
+_log_scale, _shift = -sp.log(_batch_std), -_batch_mean / _batch_std
+ACTNORM_LOGDET = -sp.log(delta / 2)
+_actnorm_start = sp.ImmutableMatrix(
+    [sp.exp(_log_scale) * xa + _shift, sp.exp(_log_scale) * _xb + _shift, _log_scale]
+)
+
+register(
+    Derivation(
+        id="D-actnorm-init",
+        title="ActNorm's data-dependent initialisation: zero mean, unit variance",
+        statement=(
+            r"ActNorm (Kingma & Dhariwal 2018) is $y = e^s x + t$ with $s = -\log\hat\sigma$ and "
+            r"$t = -\hat m/\hat\sigma$ set from the first batch's mean $\hat m$ and biased standard "
+            r"deviation $\hat\sigma$, so that batch leaves the layer standardised, and "
+            r"$\log|\det J| = s = -\log\hat\sigma$ per entry. Shown for a batch of two values "
+            r"$x_a < x_b = x_a + \delta$ of one coordinate ($\hat\sigma = \delta/2$): they map to "
+            r"$\mp 1$."
+        ),
+        start=_actnorm_start,
+        steps=[
+            Step(
+                rhs=sp.ImmutableMatrix([-1, 1, ACTNORM_LOGDET]),
+                reason=r"$(x - \hat m)/\hat\sigma$ at $x = \hat m \mp \delta/2$.",
+            ),
+        ],
+        symbols=(xa, delta),
+        references=("kingma2018glow",),
+        code=(f"{_CODE}.ActNorm",),
         tests=_TESTS,
     )
 )
@@ -218,6 +345,8 @@ register(
 x = sp.Symbol("x", real=True)
 y = sp.Symbol("y", positive=True)
 _sigmoid = 1 / (1 + sp.exp(-x))
+SIGMOID_LOGDET = -sp.log(1 + sp.exp(-x)) - sp.log(1 + sp.exp(x))
+LOGIT_MINUS_LOGDET = sp.log(y) + sp.log(1 - y)
 
 
 def _cancel_inside_logs(expr):
@@ -234,7 +363,9 @@ register(
             r"$\sigma(x) = 1/(1 + e^{-x})$ has $\log \sigma'(x) = -\operatorname{softplus}(-x) "
             r"- \operatorname{softplus}(x)$ with $\operatorname{softplus}(x) = \log(1 + e^{x})$ "
             r"(stable for large $|x|$), and its inverse $\operatorname{logit}(y) = "
-            r"\log(y/(1-y))$ on $(0, 1)$ has $\log \operatorname{logit}'(y) = -\log y - \log(1 - y)$."
+            r"\log(y/(1-y))$ on $(0, 1)$ has $\log \operatorname{logit}'(y) = -\log\sigma'"
+            r"(\operatorname{logit} y) = -\log y - \log(1 - y)$. `Sigmoid` and `Logit` are bound "
+            "in both directions over the whole real line (and the open unit interval)."
         ),
         start=sp.log(sp.Derivative(_sigmoid, x)),
         steps=[
@@ -244,7 +375,7 @@ register(
                 method=_cancel_inside_logs,
             ),
             Step(
-                rhs=-sp.log(1 + sp.exp(-x)) - sp.log(1 + sp.exp(x)),
+                rhs=SIGMOID_LOGDET,
                 reason=(
                     r"$\sigma(x) = 1/(1 + e^{-x})$ and $1 - \sigma(x) = \sigma(-x) = 1/(1 + e^{x})$; "
                     "both factors are positive, so the logarithm splits."
@@ -252,11 +383,12 @@ register(
                 method=_cancel_inside_logs,
             ),
             Step(
-                lhs=sp.log(sp.Derivative(sp.log(y / (1 - y)), y)),
-                rhs=-sp.log(y) - sp.log(1 - y),
+                lhs=Earlier("D-flow-sigmoid-logdet", {x: sp.log(y / (1 - y))}, step=2),
+                rhs=LOGIT_MINUS_LOGDET,
                 reason=(
-                    r"$\operatorname{logit}'(y) = 1/y + 1/(1-y) = 1/(y(1-y))$, positive on $(0, 1)$ "
-                    r"(checked at sampled $y \in (0, 1)$)."
+                    r"At $x = \operatorname{logit}(y)$: $1 + e^{-x} = 1/y$ and $1 + e^{x} = "
+                    r"1/(1 - y)$, so $\log\sigma'(\operatorname{logit} y) = \log y + \log(1 - y)$, "
+                    "minus the logit's log-derivative (checked at sampled $y \\in (0, 1)$)."
                 ),
                 tag=NUMERIC,
                 tolerance=1e-12,
@@ -427,3 +559,5 @@ for _id, _title, _fn, _code, _derivation in (
             derivation=_derivation,
         )
     )
+
+from . import _flows_bindings  # noqa: E402,F401  (the bindings of the derivations above)

@@ -1,134 +1,167 @@
-"""The instantaneous change of variables $\\frac{d}{dt}\\log p_t(x_t) = -\\nabla\\cdot v$ for affine
-velocity fields."""
+"""The instantaneous change of variables $\\frac{d}{dt}\\log p_t(x_t) = -\\nabla\\cdot v$, in
+general from the continuity equation and for an affine field, where the divergence is
+$\\operatorname{tr} A$; bound to `genmath.divergence` and `genmath.ode_log_likelihood`."""
 
 import sympy as sp
 
-from ._engine import Derivation, Step
+from ._chain import Earlier
+from ._engine import CITED, SYMBOLIC, Binding, Derivation, Step, Uniform
 from ._registry import register
 
-t, r, u = sp.symbols("t r u", nonnegative=True)
-z, m0 = sp.symbols("z m_0", real=True)
-s0 = sp.Symbol("s_0", positive=True)
-slope, offset = sp.Function("a", real=True), sp.Function("b", real=True)
+t = sp.Symbol("t", real=True)
+x1, x2 = sp.symbols("x_1 x_2", real=True)
+p = sp.Function("p", positive=True)(x1, x2, t)
+v1 = sp.Function("v_1", real=True)(x1, x2, t)
+v2 = sp.Function("v_2", real=True)(x1, x2, t)
+_transport = v1 * sp.diff(p, x1) + v2 * sp.diff(p, x2)
+_flux_divergence = sp.diff(p * v1, x1) + sp.diff(p * v2, x2)
 
-
-def _log_normal(value, mean, var):
-    return -sp.log(2 * sp.pi * var) / 2 - (value - mean) ** 2 / (2 * var)
-
-
-# 1-D field v(x, t) = a(t) x + b(t); its flow from x_0 = m_0 + s_0 z is affine in z.
-x_var = sp.Symbol("x", real=True)
-_field_1d = slope(t) * x_var + offset(t)
-_growth = sp.Integral(slope(r), (r, 0, t))  # ∫_0^t a
-_mean_t = sp.exp(_growth) * (
-    m0 + sp.Integral(sp.exp(-sp.Integral(slope(r), (r, 0, u))) * offset(u), (u, 0, t))
-)
-_std_t = s0 * sp.exp(_growth)
-_trajectory = _mean_t + _std_t * z
-
-# 2-D field v(x) = A x + c with a non-symmetric A (triangular, so e^{At} is closed form).
-a11, a12, a22, c1, c2 = sp.symbols("a_11 a_12 a_22 c_1 c_2", real=True)
-l11, l22 = sp.symbols("l_11 l_22", positive=True)
-l21, z1, z2, y1, y2 = sp.symbols("l_21 z_1 z_2 y_1 y_2", real=True)
-A = sp.Matrix([[a11, a12], [0, a22]])
-_field_2d = A * sp.Matrix([y1, y2]) + sp.Matrix([c1, c2])
-_flow = (A * t).exp()  # e^{At}: x_t - x_t^* = e^{At}(x_0 - x_0^*) about any trajectory x^*
-L0 = sp.Matrix([[l11, 0], [l21, l22]])  # initial covariance L0 L0^T
-_z = sp.Matrix([z1, z2])
-_phi = sp.Matrix(2, 2, sp.symbols("Phi_11 Phi_12 Phi_21 Phi_22", real=True))  # any invertible
-_generic_delta = _phi * L0 * _z  # x_t minus the mean trajectory
-_generic_cov = _phi * L0 * L0.T * _phi.T
-
+# an affine field v = A x + c with a full, non-symmetric A
+a11, a12, a21, a22, c1, c2 = sp.symbols("a_11 a_12 a_21 a_22 c_1 c_2", real=True)
+_affine = {v1: a11 * x1 + a12 * x2 + c1, v2: a21 * x1 + a22 * x2 + c2}
+MINUS_TRACE = -(a11 + a22)
 
 register(
     Derivation(
-        id="D-instantaneous-cov",
-        title="Instantaneous change of variables for affine velocity fields",
+        id="D-instantaneous-change-of-variables",
+        title="Instantaneous change of variables: d/dt log p_t(x_t) = -div v",
         statement=(
-            r"If $x_t$ follows $\dot x = v(x, t)$ and $p_t$ is the density transported by the "
-            r"flow, then $\frac{d}{dt}\log p_t(x_t) = -\nabla\cdot v(x_t, t)$ (Chen et al. "
-            r"2018). Checked for $v = a(t)x + b(t)$ in 1-D with general $a$, $b$ and Gaussian "
-            r"$p_0 = \mathcal N(m_0, s_0^2)$, and for $v = Ax + c$ in 2-D with a non-symmetric "
-            r"$A$, where the answer is $-\operatorname{tr}A$. The general argument from the continuity "
-            "equation is [D-instantaneous-change-of-variables](D-instantaneous-change-of-variables.md); "
-            "here every step is checked, none cited."
+            r"If $\dot x_t = v(x_t, t)$ and $p_t$ solves the continuity equation "
+            r"$\partial_t p_t = -\nabla\cdot(p_t v)$, then along a trajectory "
+            r"$\frac{d}{dt}\log p_t(x_t) = -\nabla\cdot v(x_t, t)$, hence "
+            r"$\log p_0(x_0) = \log p_1(x_1) + \int_0^1 \nabla\cdot v(x_t, t)\,dt$ (Chen et al. "
+            "2018). Shown in two dimensions; each coordinate contributes the same terms in $D$. "
+            r"For an affine field $v = Ax + c$ the rate is $-\operatorname{tr}A$ (step 3, for a "
+            r"full non-symmetric $A$), so $\log p_0(x_0) = \log p_1(x_1) + \operatorname{tr}A$: "
+            "`divergence` and the integrated divergence of `ode_log_likelihood` are bound to it, "
+            "exact and Hutchinson (with Rademacher probes, exact for a diagonal $A$)."
         ),
-        start=sp.Derivative(_trajectory, t),
+        start=(sp.diff(p, t) + _transport) / p,
         steps=[
             Step(
-                rhs=_field_1d.subs(x_var, _trajectory),
+                rhs=(-_flux_divergence + _transport) / p,
                 reason=(
-                    r"The affine trajectory $x_t = m_t + s_t z$, with $m_t = e^{\int_0^t a}"
-                    r"\big(m_0 + \int_0^t e^{-\int_0^u a}\,b(u)\,du\big)$ and "
-                    r"$s_t = s_0 e^{\int_0^t a}$, solves $\dot x = a(t)x + b(t)$ from "
-                    r"$x_0 = m_0 + s_0 z$; so $p_t = \mathcal N(m_t, s_t^2)$."
+                    r"The start is $\frac{d}{dt}\log p_t(x_t)$ by the chain rule with "
+                    r"$\dot x_t = v$; replace $\partial_t p$ by the continuity equation."
                 ),
-                method=lambda e: sp.expand(sp.powsimp(sp.expand(e))),
+                tag=CITED,
+                theorem="continuity equation of the flow (conservation of probability mass)",
+                reference="chen2018neural",
             ),
             Step(
-                lhs=sp.Derivative(_log_normal(_trajectory, _mean_t, _std_t**2), t),
-                rhs=-slope(t),
+                rhs=-(sp.diff(v1, x1) + sp.diff(v2, x2)),
                 reason=(
-                    r"Along it, $\log p_t(x_t) = -z^2/2 - \log s_t - \frac12\log 2\pi$, whose "
-                    r"time derivative is $-\dot s_t/s_t = -a(t)$."
+                    r"Product rule: $\nabla\cdot(p v) = v\cdot\nabla p + p\,\nabla\cdot v$; the "
+                    r"transport terms cancel."
                 ),
-                method=lambda e: sp.expand(sp.expand_log(sp.expand(e), force=True)),
+                tag=SYMBOLIC,
             ),
             Step(
-                rhs=-sp.Derivative(_field_1d, x_var),
-                reason=r"which is minus the divergence $\partial_x v = a(t)$.",
-            ),
-            Step(
-                lhs=sp.Derivative(_flow, t),
-                rhs=A * _flow,
+                lhs=Earlier("D-instantaneous-change-of-variables", _affine, step=2),
+                rhs=MINUS_TRACE,
                 reason=(
-                    r"2-D: $e^{At}$ solves $\dot\Phi = A\Phi$, so deviations from a trajectory "
-                    r"evolve as $\delta_t = e^{At}\delta_0$ and $p_t = \mathcal N(m_t, "
-                    r"e^{At}\Sigma_0 e^{A^\top t})$ for Gaussian $p_0$."
+                    r"An affine field $v = Ax + c$: $\nabla\cdot v = \operatorname{tr}A$ whatever "
+                    "the off-diagonal entries, so the log-density changes at the constant rate "
+                    r"$-\operatorname{tr}A$ along every trajectory (Liouville)."
                 ),
-                method=lambda e: sp.expand(sp.powsimp(sp.expand(e))),
-            ),
-            Step(
-                lhs=(_generic_delta.T * _generic_cov.inv() * _generic_delta)[0, 0],
-                rhs=(_z.T * _z)[0, 0],
-                reason=(
-                    r"Along the trajectory started at $m_0 + L_0 z$ the deviation is "
-                    r"$\delta_t = \Phi_t L_0 z$ and $\Sigma_t = \Phi_t L_0 L_0^\top\Phi_t^\top$, so "
-                    r"the quadratic form $\delta_t^\top\Sigma_t^{-1}\delta_t = z^\top z$ stays "
-                    r"constant, for any invertible $\Phi_t$."
-                ),
-            ),
-            Step(
-                lhs=sp.Determinant(_flow),
-                rhs=sp.exp(t * A.trace()),
-                reason=(
-                    r"Volume: $\det e^{At} = e^{t\operatorname{tr}A}$ (here by the triangular "
-                    "form; Liouville's formula in general)."
-                ),
-                method=lambda e: sp.expand(sp.powsimp(sp.cancel(e.doit()))),
-            ),
-            Step(
-                lhs=sp.Derivative(
-                    -(_z.T * _z)[0, 0] / 2
-                    - sp.log(sp.exp(t * A.trace()) ** 2 * (L0 * L0.T).det()) / 2
-                    - sp.log(2 * sp.pi),
-                    t,
-                ),
-                rhs=-(a11 + a22),
-                reason=(
-                    r"So $\log p_t(x_t) = -\frac12 z^\top z - \frac12\log\det\Sigma_t - \log 2\pi$ "
-                    r"with $\det\Sigma_t = e^{2t\operatorname{tr}A}\det\Sigma_0$, and "
-                    r"$\frac{d}{dt}\log p_t(x_t) = -\operatorname{tr}A$."
-                ),
-            ),
-            Step(
-                rhs=-_field_2d.jacobian([y1, y2]).trace(),
-                reason=r"which is $-\nabla\cdot v$ (the Jacobian of $Ax + c$ is $A$).",
             ),
         ],
-        symbols=(t, z, m0, s0, a11, a12, a22, c1, c2),
+        symbols=(x1, x2, t, a11, a12, a21, a22, c1, c2),
         references=("chen2018neural", "grathwohl2019ffjord"),
         code=("genmath.core.likelihood.ode_log_likelihood", "genmath.core.divergence.divergence"),
         tests=("tests/core/test_likelihood.py", "tests/core/test_divergence.py"),
     )
 )
+
+
+def _affine_field(points, diagonal):
+    """Per-sample ``(A, c)`` of shapes ``(n, 2, 2)``, ``(n, 2)``: the diagonal from the points,
+    fixed non-symmetric off-diagonal entries unless ``diagonal``."""
+    import torch
+
+    n = points[a11].shape[0]
+    off = 0.0 if diagonal else 1.0
+    A = torch.zeros(n, 2, 2, dtype=torch.float64)
+    A[:, 0, 0], A[:, 1, 1] = points[a11], points[a22]
+    A[:, 0, 1], A[:, 1, 0] = 0.7 * off, -1.3 * off
+    c = torch.tensor([0.4, -0.2], dtype=torch.float64).expand(n, 2)
+    return A, c
+
+
+def _divergence_by_code(method):
+    def evaluate(points):
+        import torch
+
+        from ..core.divergence import divergence
+
+        A, c = _affine_field(points, diagonal=method == "hutchinson")
+        x = torch.stack([torch.linspace(-1, 1, A.shape[0]), torch.linspace(2, -1, A.shape[0])], 1)
+        x = x.to(torch.float64)
+        field = lambda y: torch.einsum("bij,bj->bi", A, y) + c  # noqa: E731
+        generator = torch.Generator().manual_seed(0)
+        return -divergence(field, x, method, probes=2, generator=generator)
+
+    return evaluate
+
+
+def _ode_by_code(divergence):
+    def evaluate(points):
+        import torch
+
+        from ..core.likelihood import ode_log_likelihood
+
+        A, c = _affine_field(points, diagonal=divergence == "hutchinson")
+        n = A.shape[0]
+        x = torch.stack([torch.linspace(-1, 1, n), torch.linspace(0.5, -0.5, n)], 1).to(torch.float64)
+
+        def velocity(y, time):
+            return torch.einsum("bij,bj->bi", A, y) + c
+
+        def prior(y):
+            return -0.5 * (y**2).sum(-1)
+
+        result = ode_log_likelihood(
+            velocity,
+            x,
+            prior,
+            divergence=divergence,
+            method="rk4",
+            options={"step_size": 0.25},
+            generator=torch.Generator().manual_seed(0),
+            return_result=True,
+        )
+        return -result.integrated_divergence, -(result.log_prob - result.prior_log_prob)
+
+    return evaluate
+
+
+_trace_domain = {a11: Uniform(-2, 2), a22: Uniform(-2, 2)}
+for _method in ("exact", "hutchinson"):
+    register(
+        Binding(
+            derivation="D-instantaneous-change-of-variables",
+            code=("genmath.core.divergence.divergence",),
+            expression=MINUS_TRACE,
+            evaluate=_divergence_by_code(_method),
+            domain=_trace_domain,
+            samples=16,
+            description=(
+                f"minus divergence(A x + c, method={_method!r})"
+                + (", Rademacher probes, diagonal A" if _method == "hutchinson" else ", non-symmetric A")
+            ),
+        )
+    )
+    register(
+        Binding(
+            derivation="D-instantaneous-change-of-variables",
+            code=("genmath.core.likelihood.ode_log_likelihood",),
+            expression=(MINUS_TRACE, MINUS_TRACE),
+            evaluate=_ode_by_code(_method),
+            domain=_trace_domain,
+            samples=16,
+            description=(
+                f"ode_log_likelihood(A x + c, divergence={_method!r}): minus the integrated "
+                "divergence, and minus log p_0 + log p_1(x_1)"
+            ),
+        )
+    )

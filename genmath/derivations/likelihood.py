@@ -1,61 +1,16 @@
-"""Divergence and exact likelihood: the instantaneous change of variables, Hutchinson's
-trace estimator (unbiasedness and variance), the structured divergence of an MLP, bits/dim."""
+"""Divergence and exact likelihood: Hutchinson's trace estimator (unbiasedness and variance),
+the structured divergence of an MLP, bits per dimension of dequantized data; each bound to
+`genmath.core.divergence`, `genmath.nn` and `genmath.core.likelihood`. The instantaneous change
+of variables is D-instantaneous-change-of-variables."""
 
 import sympy as sp
 import torch
-from sympy.stats import Expectation, Normal, Rademacher
 
-from ._engine import CITED, SYMBOLIC, Check, Derivation, Step
+from ._engine import NUMERIC, Check, Derivation, Step
 from ._registry import register
-
-# --- instantaneous change of variables (2-D, undefined density and velocity) -------------
+from .score_matching import GaussianExpectation, RademacherExpectation
 
 t = sp.Symbol("t", real=True)
-x1, x2 = sp.symbols("x_1 x_2", real=True)
-p = sp.Function("p", positive=True)(x1, x2, t)
-v1 = sp.Function("v_1", real=True)(x1, x2, t)
-v2 = sp.Function("v_2", real=True)(x1, x2, t)
-_transport = v1 * sp.diff(p, x1) + v2 * sp.diff(p, x2)
-_flux_divergence = sp.diff(p * v1, x1) + sp.diff(p * v2, x2)
-
-register(
-    Derivation(
-        id="D-instantaneous-change-of-variables",
-        title="Instantaneous change of variables: d/dt log p_t(x_t) = -div v",
-        statement=(
-            r"If $\dot x_t = v(x_t, t)$ and $p_t$ solves the continuity equation "
-            r"$\partial_t p_t = -\nabla\cdot(p_t v)$, then along a trajectory "
-            r"$\frac{d}{dt}\log p_t(x_t) = -\nabla\cdot v(x_t, t)$, hence "
-            r"$\log p_0(x_0) = \log p_1(x_1) + \int_0^1 \nabla\cdot v(x_t, t)\,dt$. "
-            "Shown in two dimensions; each coordinate contributes the same terms in $D$."
-        ),
-        start=(sp.diff(p, t) + _transport) / p,
-        steps=[
-            Step(
-                rhs=(-_flux_divergence + _transport) / p,
-                reason=(
-                    r"The start is $\frac{d}{dt}\log p_t(x_t)$ by the chain rule with "
-                    r"$\dot x_t = v$; replace $\partial_t p$ by the continuity equation."
-                ),
-                tag=CITED,
-                theorem="continuity equation of the flow (conservation of probability mass)",
-                reference="chen2018neural",
-            ),
-            Step(
-                rhs=-(sp.diff(v1, x1) + sp.diff(v2, x2)),
-                reason=(
-                    r"Product rule: $\nabla\cdot(p v) = v\cdot\nabla p + p\,\nabla\cdot v$; the "
-                    r"transport terms cancel."
-                ),
-                tag=SYMBOLIC,
-            ),
-        ],
-        symbols=(x1, x2, t),
-        references=("chen2018neural", "grathwohl2019ffjord"),
-        code=("genmath.core.likelihood.ode_log_likelihood",),
-        tests=("tests/core/test_likelihood.py",),
-    )
-)
 
 # --- Hutchinson's trace estimator ---------------------------------------------------------
 
@@ -64,13 +19,17 @@ J = sp.Matrix(_N, _N, lambda i, j: sp.Symbol(f"J_{i + 1}{j + 1}", real=True))
 A = (J + J.T) / 2
 _frobenius_sq = sum(A[i, j] ** 2 for i in range(_N) for j in range(_N))
 _diagonal_sq = sum(A[i, i] ** 2 for i in range(_N))
-_gaussian_probe = sp.Matrix([Normal(f"z_{i + 1}", 0, 1) for i in range(_N)])
-_rademacher_probe = sp.Matrix([Rademacher(f"r_{i + 1}") for i in range(_N)])
+_z = sp.Matrix(sp.symbols(f"z_1:{_N + 1}", real=True))
+_r = sp.Matrix(sp.symbols(f"r_1:{_N + 1}", real=True))
 
 
-def _quadratic_form(z: sp.Matrix) -> sp.Expr:
-    return sp.expand((z.T * J * z)[0])
+def _quadratic_form(probe: sp.Matrix) -> sp.Expr:
+    return sp.expand((probe.T * J * probe)[0])
 
+
+_gauss_form, _rad_form = _quadratic_form(_z), _quadratic_form(_r)
+TRACE = J.trace()
+VARIANCES = sp.ImmutableMatrix([2 * _frobenius_sq, 2 * (_frobenius_sq - _diagonal_sq)])
 
 register(
     Derivation(
@@ -80,29 +39,26 @@ register(
             r"For a probe $z$ with independent entries, $\mathbb E z_i = 0$ and "
             r"$\mathbb E z_i^2 = 1$ (so $\mathbb E[zz^\top] = I$), "
             r"$\mathbb E[z^\top J z] = \operatorname{tr} J$ for every square $J$, symmetric or "
-            "not. Checked on a symbolic $3\\times 3$ matrix for standard normal and for "
-            "Rademacher ($\\pm 1$) probes."
+            "not. Checked on a symbolic $3\\times 3$ matrix for standard normal (first entry) "
+            "and Rademacher ($\\pm 1$, second entry) probes, by their moments. `divergence` is "
+            "bound to the trace, and its Hutchinson estimate averaged over all eight Rademacher "
+            "probes of $\\mathbb R^3$ (the exact expectation)."
         ),
-        start=Expectation(_quadratic_form(_gaussian_probe)),
+        start=sp.ImmutableMatrix(
+            [GaussianExpectation(_gauss_form, *_z), RademacherExpectation(_rad_form, *_r)]
+        ),
         steps=[
             Step(
-                rhs=J.trace(),
+                rhs=sp.ImmutableMatrix([TRACE, TRACE]),
                 reason=(
-                    r"Linearity: $\mathbb E[z_i z_j J_{ij}] = J_{ij}\delta_{ij}$ for Gaussian "
-                    "entries (sympy.stats evaluates the expectation)."
+                    r"Linearity: $\mathbb E[z_i z_j] J_{ij} = J_{ij}\delta_{ij}$ for either kind of "
+                    "entry."
                 ),
-                tag=SYMBOLIC,
-            ),
-            Step(
-                lhs=Expectation(_quadratic_form(_rademacher_probe)),
-                rhs=J.trace(),
-                reason="The same with Rademacher entries $z_i \\in \\{-1, 1\\}$.",
-                tag=SYMBOLIC,
             ),
         ],
         symbols=tuple(J),
         references=("hutchinson1989stochastic", "grathwohl2019ffjord"),
-        code=("genmath.core.divergence.divergence",),
+        code=("genmath.core.divergence.divergence", "genmath.core.divergence.draw_probes"),
         tests=("tests/core/test_divergence.py",),
     )
 )
@@ -116,24 +72,23 @@ register(
             r"probe has variance $2\|A\|_F^2$ if $z \sim \mathcal N(0, I)$ and "
             r"$2(\|A\|_F^2 - \sum_i A_{ii}^2)$ if $z$ is Rademacher; the Rademacher probe is "
             "never worse and is exact for a diagonal $J$. Checked on a symbolic $3\\times 3$ "
-            "matrix."
+            "matrix. The estimator of `divergence` is bound to both variances: over the eight "
+            "Rademacher probes, and over a Gauss–Hermite product rule (exact for this quartic)."
         ),
-        start=Expectation(sp.expand(_quadratic_form(_gaussian_probe) ** 2)) - J.trace() ** 2,
+        start=sp.ImmutableMatrix(
+            [
+                GaussianExpectation(sp.expand(_gauss_form**2), *_z) - TRACE**2,
+                RademacherExpectation(sp.expand(_rad_form**2), *_r) - TRACE**2,
+            ]
+        ),
         steps=[
             Step(
-                rhs=2 * _frobenius_sq,
+                rhs=VARIANCES,
                 reason=(
                     r"$\operatorname{Var} = \mathbb E[(z^\top J z)^2] - (\operatorname{tr} J)^2$ "
-                    r"with the Gaussian moments $\mathbb E z_i^2 = 1$, $\mathbb E z_i^4 = 3$."
+                    r"with the Gaussian moments $\mathbb E z_i^2 = 1$, $\mathbb E z_i^4 = 3$, and "
+                    r"the Rademacher ones, $\mathbb E z_i^4 = 1$, which remove the diagonal terms."
                 ),
-                tag=SYMBOLIC,
-            ),
-            Step(
-                lhs=Expectation(sp.expand(_quadratic_form(_rademacher_probe) ** 2))
-                - J.trace() ** 2,
-                rhs=2 * (_frobenius_sq - _diagonal_sq),
-                reason=r"Rademacher moments: $\mathbb E z_i^4 = 1$ removes the diagonal terms.",
-                tag=SYMBOLIC,
             ),
         ],
         symbols=tuple(J),
@@ -143,9 +98,9 @@ register(
     )
 )
 
-# --- structured divergence of a two-hidden-layer MLP ----------------------------------------
+# --- structured divergence of an MLP ------------------------------------------------------
 
-_D, _H = 2, 3
+_D, _H = 2, 2
 xs = sp.Matrix(sp.symbols(f"x_1:{_D + 1}", real=True))
 W1 = sp.Matrix(_H, _D, lambda i, j: sp.Symbol(f"W1_{i + 1}{j + 1}", real=True))
 wt = sp.Matrix(sp.symbols(f"w_1:{_H + 1}", real=True))
@@ -157,7 +112,8 @@ phi = sp.Function("phi")
 _u = sp.Symbol("u", real=True)
 _a1 = W1 * xs + wt * t + b1
 _a2 = W2 * _a1.applyfunc(phi) + b2
-_v = W3 * _a2.applyfunc(phi)
+_v_deep = W3 * _a2.applyfunc(phi)
+_v_shallow = W3 * _a1.applyfunc(phi)
 
 
 def _phi_prime(e: sp.Expr) -> sp.Expr:
@@ -166,6 +122,32 @@ def _phi_prime(e: sp.Expr) -> sp.Expr:
 
 _d1 = _a1.applyfunc(_phi_prime)
 _d2 = _a2.applyfunc(_phi_prime)
+_structured = sp.ImmutableMatrix(
+    [
+        (_d2.T * W2.multiply_elementwise((W1 * W3).T) * _d1)[0],
+        (_d1.T * (W1 * W3).diagonal().T)[0],
+    ]
+)
+ACTIVATIONS = {
+    "softplus": sp.Lambda(_u, sp.log(1 + sp.exp(_u))),
+    "tanh": sp.Lambda(_u, sp.tanh(_u)),
+    "silu": sp.Lambda(_u, _u / (1 + sp.exp(-_u))),
+    "sigmoid": sp.Lambda(_u, 1 / (1 + sp.exp(-_u))),
+}
+
+
+def activation_substitutions(name):
+    r"""``where`` for a binding: the structured divergence with $\phi$ the named activation,
+    its derivative $\phi'$ at each pre-activation taken by sympy (not typed)."""
+    act = ACTIVATIONS[name]
+    derivative = sp.Lambda(_u, sp.diff(act(_u), _u))
+    explicit = {}
+    a2 = W2 * _a1.applyfunc(act) + b2
+    for k in range(_H):
+        explicit[_d2[k]] = derivative(a2[k])
+        explicit[_d1[k]] = derivative(_a1[k])
+    return explicit
+
 
 register(
     Derivation(
@@ -176,19 +158,26 @@ register(
             r"$\phi$ and $d_k = \phi'(a_k)$ the derivatives at the pre-activations, "
             r"$\nabla\cdot v = \operatorname{tr}(W_3 D_2 W_2 D_1 W_1) = "
             r"d_2^\top (W_2 \odot (W_1 W_3)^\top) d_1$: one extra matrix-vector product per "
-            "sample instead of $D$ backward passes. Checked for $D = 2$ inputs, $H = 3$ hidden "
-            r"units and an undefined activation $\phi$."
+            r"sample instead of $D$ backward passes; with one hidden layer, "
+            r"$\nabla\cdot v = d_1^\top\operatorname{diag}(W_1 W_3)$ (second entry). Checked for "
+            r"$D = 2$ inputs, $H = 2$ hidden units and an undefined activation $\phi$. "
+            "`VelocityMLP.velocity_and_divergence` is bound to it for each of its activations, "
+            r"with $\phi'$ taken by sympy (the code writes each derivative by hand)."
         ),
-        start=sum(sp.diff(_v[i], xs[i]) for i in range(_D)),
+        start=sp.ImmutableMatrix(
+            [
+                sum(sp.diff(_v_deep[i], xs[i]) for i in range(_D)),
+                sum(sp.diff(_v_shallow[i], xs[i]) for i in range(_D)),
+            ]
+        ),
         steps=[
             Step(
-                rhs=(_d2.T * W2.multiply_elementwise((W1 * W3).T) * _d1)[0],
+                rhs=_structured,
                 reason=(
                     r"Chain rule: $\partial v/\partial x = W_3 D_2 W_2 D_1 W_1$; then "
                     r"$\operatorname{tr}(W_3 D_2 W_2 D_1 W_1) = \sum_{k,j} d_{2,k} W_{2,kj} "
                     r"d_{1,j} (W_1 W_3)_{jk}$ by the cyclic property of the trace."
                 ),
-                tag=SYMBOLIC,
             ),
         ],
         symbols=(*xs, t),
@@ -198,37 +187,61 @@ register(
     )
 )
 
-# --- bits per dimension ------------------------------------------------------------------
+# --- bits per dimension --------------------------------------------------------------------
 
-logp = sp.Symbol(r"\log p", real=True)
-D = sp.Symbol("D", positive=True, integer=True)
+theta, kappa = sp.symbols("theta kappa", real=True)
 width = sp.Symbol("Delta", positive=True)
+u = sp.Symbol("u", real=True)
+log_mass = sp.Symbol(r"\log P", real=True)
+dims = sp.Symbol("D", integer=True, positive=True)
+# a density exp(theta x + kappa) on one cell [0, Delta] of a dequantized integer
+_cell_mass = width * sp.Integral(sp.exp(theta * width * u + kappa), (u, 0, 1))
+_mean_log_density = sp.Integral(theta * width * u + kappa, (u, 0, 1))
+BITS = -((theta * width / 2 + kappa) + sp.log(width)) / sp.log(2)
 
 register(
     Derivation(
         id="D-bits-per-dim",
-        title="Bits per dimension of uniformly dequantized data",
+        title="Bits per dimension of uniformly dequantized data: the Jensen bound",
         statement=(
             r"Integer data $k \in \{0..L-1\}^D$ dequantized to $x = a + (b-a)(k+u)/L$, "
             r"$u \sim \mathcal U[0,1)^D$, own cells of side $\Delta = (b-a)/L$. A model density "
-            r"$p$ gives the discrete mass $P(k) = \int_{\mathrm{cell}(k)} p \ge "
-            r"\Delta^D \exp \mathbb E_u[\log p(x)]$ (Jensen), so "
-            r"$-\log_2 P(k)/D \le \mathbb E_u[-(\log p(x) + D\log\Delta)/(D\log 2)]$, with "
-            "equality for a density constant on each cell."
+            r"$p$ gives the discrete mass $P(k) = \int_{\mathrm{cell}(k)} p = "
+            r"\Delta^D\,\mathbb E_u[p(x)] \ge \Delta^D \exp \mathbb E_u[\log p(x)]$ (Jensen), so "
+            r"$-\log_2 P(k)/D \le \mathbb E_u[-(\log p(x) + D\log\Delta)/(D\log 2)]$, the "
+            "bits per dimension `bits_per_dim` reports: an upper bound on the discrete model's, "
+            r"with equality for a density constant on each cell (Theis et al. 2016). Derived on "
+            r"one cell with the density $e^{\theta x + \kappa}$, $x = \Delta u$; a product of "
+            r"$D$ such cells gives the same value per dimension."
         ),
-        start=-sp.log(sp.exp(logp) * width**D) / (D * sp.log(2)),
+        start=-sp.log(_cell_mass) / sp.log(2),
         steps=[
             Step(
-                rhs=-(logp + D * sp.log(width)) / (D * sp.log(2)),
+                rhs=-(sp.log(sp.Integral(sp.exp(theta * width * u + kappa), (u, 0, 1))) + sp.log(width))
+                / sp.log(2),
+                reason=r"Split the logarithm ($\Delta > 0$): the mean density on the cell, times $\Delta$.",
+                tag=NUMERIC,
+                samples=6,
+            ),
+            Step(
+                rhs=-(_mean_log_density + sp.log(width)) / sp.log(2),
+                relation="<=",
                 reason=(
-                    r"The start is $-\log_2(p\,\Delta^D)/D$, the bits of a density constant on "
-                    r"the cell; split the logarithm ($\Delta > 0$)."
+                    r"Jensen's inequality for the concave logarithm: $\log\mathbb E_u[p] \ge "
+                    r"\mathbb E_u[\log p]$, so the bits of the dequantized density bound those of "
+                    "the discrete mass from above (checked at random points)."
                 ),
-                tag=SYMBOLIC,
+                tag=NUMERIC,
+                samples=8,
+            ),
+            Step(
+                rhs=BITS,
+                reason=r"$\mathbb E_u[\theta\Delta u + \kappa] = \theta\Delta/2 + \kappa$.",
             ),
         ],
-        symbols=(logp, D, width),
-        references=("cover2006elements",),
+        symbols=(theta, kappa, width),
+        domain={theta: (-5, 5), kappa: (-3, 3), width: (1e-3, 2)},
+        references=("cover2006elements", "theis2016note"),
         code=("genmath.core.likelihood.bits_per_dim",),
         tests=("tests/core/test_likelihood.py",),
     )
@@ -315,3 +328,5 @@ register(
         derivation="D-instantaneous-change-of-variables",
     )
 )
+
+from . import _likelihood_bindings  # noqa: E402,F401  (the bindings of the derivations above)

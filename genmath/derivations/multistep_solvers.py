@@ -141,11 +141,11 @@ register(
         statement=(
             r"At the multistep nodes $(0, -a, -(a+b))$ (the steps $a = h_{k-1}$, $b = h_{k-2}$ "
             r"before the current $h$) the three-node weights of D-exponential-adams-3 regroup "
-            r"into Lu et al.'s divided differences $D_1' = D_{1,0} + 	frac{r_0}{r_0 + r_1}"
+            r"into Lu et al.'s divided differences $D_1' = D_{1,0} + \frac{r_0}{r_0 + r_1}"
             r"(D_{1,0} - D_{1,1})$, $D_2' = (D_{1,0} - D_{1,1})/(r_0 + r_1)$, "
             r"$D_{1,0} = (D_0 - D_1)/r_0$, $D_{1,1} = (D_1 - D_2)/r_1$, $r_0 = a/h$, $r_1 = b/h$: "
             r"$\sum_j w_j D_j = \psi_0 D_0 + (\psi_1/h)D_1' + (2\psi_2/h^2)D_2'$. Since "
-            r"$D_1' pprox h\hat x_0'$ and $D_2' pprox h^2\hat x_0''/2$, the quadratic term "
+            r"$D_1' \approx h\hat x_0'$ and $D_2' \approx h^2\hat x_0''/2$, the quadratic term "
             r"needs $2\psi_2/h^2$; DPM-Solver++(3M) as published and in diffusers uses "
             r"$\psi_2/h^2$, which leaves a local error $\psi_2 D_2'/h^2 = O(h^3)$ — second "
             r"order, not third (measured in benchmarks/bench_samplers.py)."

@@ -2,7 +2,7 @@
 
 import sympy as sp
 
-from ._engine import Check, Derivation, Step
+from ._engine import Binding, Check, Derivation, Step, Uniform, sound_rewrite
 from ._registry import register
 
 t = sp.Symbol("t", real=True)
@@ -36,10 +36,30 @@ def _log_normal(value, mean, var):
     return -sp.log(2 * sp.pi * var) / 2 - (value - mean) ** 2 / (2 * var)
 
 
-_round_trips = sp.Matrix(
-    [[_from_x0[dst](_to_x0[src](_from_x0[src](x0))) for dst in NAMES] for src in NAMES]
-)
-_direct = sp.Matrix([[_from_x0[dst](x0) for dst in NAMES] for _ in NAMES])
+@sound_rewrite("sympy's doit, expand and cancel, which keep the value")
+def _cancel_entries(entry):
+    """``doit``, then ``expand``, else ``cancel`` (the rational-function normal form)."""
+    entry = sp.sympify(entry).doit()
+    expanded = sp.expand(entry)
+    return expanded if expanded == 0 else sp.cancel(entry)
+
+
+_round_trips = [[_from_x0[dst](_to_x0[src](_from_x0[src](x0))) for dst in NAMES] for src in NAMES]
+_direct = [[_from_x0[dst](x0) for dst in NAMES] for _ in NAMES]
+# each conversion to x0 is affine in the prediction and in x_t: no second derivatives
+_curvature = [
+    [sp.Derivative(_to_x0[name](pred), pred, 2), sp.Derivative(_to_x0[name](pred), x_t, 2)]
+    for name in NAMES
+]
+# the conditional score and velocity of the path at x_t = alpha x0 + sigma eps, which the
+# rows "score" and "velocity" of the table are the posterior means of
+_x_t_of_pair = a * x0 + s * eps
+_conditional = [
+    sp.Subs(sp.Derivative(_log_normal(pred, a * x0, s**2), pred), pred, _x_t_of_pair),
+    sp.Derivative(alpha_f(t) * x0 + sigma_f(t) * eps, t),
+    *[sp.Integer(0)] * 5,
+]
+CONDITIONAL_VELOCITY = sp.diff(alpha_f(t), t) * x0 + sp.diff(sigma_f(t), t) * eps
 
 register(
     Derivation(
@@ -47,63 +67,37 @@ register(
         title="Conversions between x0, eps, score, velocity and v on a Gaussian path",
         statement=(
             r"On $x_t = \alpha_t x_0 + \sigma_t \varepsilon$, a network may predict $x_0$, "
-            r"$\varepsilon$, the score $\nabla\log p_t = -\varepsilon/\sigma_t$, the velocity "
-            r"$\dot\alpha_t x_0 + \dot\sigma_t\varepsilon$ or $v = \alpha_t\varepsilon - "
-            r"\sigma_t x_0$ (Salimans & Ho 2022). Given $x_t$, each is an affine function of any "
-            "other, and the conversion table is consistent: converting from any source to any "
-            "target agrees with the direct formula, and every conversion composed with its "
-            r"inverse is the identity. The velocity conversion needs "
+            r"$\varepsilon$, the score $\nabla\log p_t = -\mathbb E[\varepsilon\mid x_t]/\sigma_t$, the "
+            r"velocity $\mathbb E[\dot\alpha_t x_0 + \dot\sigma_t\varepsilon \mid x_t]$ or "
+            r"$v = \alpha_t\varepsilon - \sigma_t x_0$ (Salimans & Ho 2022). Given $x_t$, each is an "
+            "affine function of any other, and the conversion table is consistent: converting from "
+            "any source to any target agrees with the direct formula, and every conversion "
+            r"composed with its inverse is the identity. The velocity conversion needs "
             r"$\dot\alpha_t\sigma_t \ne \dot\sigma_t\alpha_t$ (true when the log-SNR is strictly "
-            "monotone)."
+            "monotone). The last row derives the score's and the velocity's rows: the conditional "
+            r"score of $\mathcal N(x_t; \alpha_t x_0, \sigma_t^2)$ at $x_t = \alpha_t x_0 + "
+            r"\sigma_t\varepsilon$ is $-\varepsilon/\sigma_t$, and the conditional velocity of the "
+            r"path is $\dot\alpha_t x_0 + \dot\sigma_t\varepsilon$; averaging over $x_0 \mid x_t$ "
+            "gives the rows."
         ),
-        start=sp.Subs(sp.Derivative(_log_normal(pred, a * x0, s**2), pred), pred, a * x0 + s * eps),
+        start=sp.ImmutableMatrix(
+            [[*_round_trips[k], *_curvature[k]] for k in range(len(NAMES))] + [_conditional]
+        ),
         steps=[
             Step(
-                rhs=-eps / s,
+                rhs=sp.ImmutableMatrix(
+                    [[*_direct[k], 0, 0] for k in range(len(NAMES))]
+                    + [[-eps / s, CONDITIONAL_VELOCITY, *[0] * 5]]
+                ),
                 reason=(
-                    r"The conditional score $\nabla_{x_t}\log\mathcal N(x_t; \alpha_t x_0, "
-                    r"\sigma_t^2)$ at $x_t = \alpha_t x_0 + \sigma_t\varepsilon$ is "
-                    r"$-\varepsilon/\sigma_t$; averaging over $x_0 \mid x_t$ gives "
-                    r"score $= -\mathbb E[\varepsilon\mid x_t]/\sigma_t$."
+                    "Rows 1–5, source = row, target = column: take the source's prediction of a "
+                    "clean sample $x_0$, convert it to $x_0$ and on to the target; every entry equals "
+                    "the target computed directly from $x_0$ (so source→target→source is the "
+                    "identity too). Columns 6–7: the second derivatives of each conversion to $x_0$ in "
+                    "the prediction and in $x_t$ vanish, so it is affine and a network's output layer "
+                    "can absorb it. Last row: the conditional score and velocity."
                 ),
-            ),
-            Step(
-                lhs=sp.Derivative(alpha_f(t) * x0 + sigma_f(t) * eps, t),
-                rhs=sp.Derivative(alpha_f(t), t) * x0 + sp.Derivative(sigma_f(t), t) * eps,
-                reason=(
-                    r"The conditional velocity of the path is $\dot\alpha_t x_0 + \dot\sigma_t "
-                    r"\varepsilon$; its conditional mean given $x_t$ is the marginal velocity."
-                ),
-            ),
-            Step(
-                lhs=sp.Subs(da * _to_x0["eps"](eps) + ds * eps, x_t, a * x0 + s * eps),
-                rhs=sp.Subs(da * x0 + ds * _eps_of_x0, x_t, a * x0 + s * eps),
-                reason=(
-                    r"Velocity from an $\varepsilon$-prediction, "
-                    r"$\dot\alpha_t (x_t - \sigma_t\varepsilon)/\alpha_t + \dot\sigma_t\varepsilon$, "
-                    r"equals velocity from an $x_0$-prediction when both describe the same "
-                    r"$x_t$ (here: $x_t$ expressed by $x_0$ and $\varepsilon$)."
-                ),
-            ),
-            Step(
-                lhs=_round_trips,
-                rhs=_direct,
-                reason=(
-                    "The table: row = source, column = target. Take the source's prediction of "
-                    "a clean sample $x_0$, convert it to $x_0$ and on to the target; every entry "
-                    "equals the target computed directly from $x_0$ (so source→target→source is "
-                    "the identity too)."
-                ),
-            ),
-            Step(
-                lhs=sp.Matrix([sp.diff(_to_x0[name](pred), pred, 2) for name in NAMES]).col_join(
-                    sp.Matrix([sp.diff(_to_x0[name](pred), x_t, 2) for name in NAMES])
-                ),
-                rhs=sp.zeros(10, 1),
-                reason=(
-                    "Every conversion to $x_0$ is affine in the prediction and in $x_t$ (no "
-                    "second derivatives), so a network's output layer can absorb any of them."
-                ),
+                method=_cancel_entries,
             ),
         ],
         symbols=(x_t, x0, eps, a, s, da, ds),
@@ -116,10 +110,145 @@ register(
         code=(
             "genmath.core.path.GaussianPath.convert",
             "genmath.core.path.GaussianPath.conditional_velocity",
+            "genmath.core.path.GaussianPath.sample",
         ),
         tests=("tests/core/test_path.py",),
     )
 )
+# ------------------------------------------------------------------------ bindings
+def _time_where(case):
+    """The schedule's scales put into the table's symbols (alpha, sigma and their rates)."""
+    from ._path_cases import T
+
+    a_, s_, da_, ds_ = case.at(T)
+    return {a: a_, s: s_, da: da_, ds: ds_}
+
+
+def _convert_expressions(pairs):
+    """Into x0: the table's inverse row of each source, at a free prediction y; into any
+    other target: its row at x0, the sources taking turns over the points."""
+    into_x0 = tuple(_to_x0[src](pred) for src in pairs.get("x0", ()))
+    others = tuple(_from_x0[dst](x0) for dst in NAMES if dst != "x0" and pairs.get(dst))
+    return into_x0 + others
+
+
+def _convert_by_code(label, pairs):
+    """``pairs[dst]``: the sources converted to ``dst`` (see `_convert_expressions`)."""
+
+    def evaluate(points):
+        import torch
+
+        from ._path_cases import T, scale_case_values, shared_path
+        from .samplers import _table
+
+        _, from_x0 = _table()
+        schedule, scale_fn = scale_case_values(label)
+        path = shared_path(label)
+        tt, xt, clean = points[T], points[x_t][:, None], points[x0][:, None]
+        out = [path.convert(points[pred][:, None], xt, tt, src, "x0")[:, 0] for src in pairs.get("x0", ())]
+        scales_t = [v[:, None] for v in scale_fn(tt)]
+        for dst in NAMES:
+            sources = pairs.get(dst)
+            if dst == "x0" or not sources:
+                continue
+            value = torch.empty_like(tt)
+            for k, src in enumerate(sources):
+                rows = torch.arange(k, tt.shape[0], len(sources))
+                y = from_x0[src](xt[rows], clean[rows], *(v[rows] for v in scales_t))
+                value[rows] = path.convert(y, xt[rows], tt[rows], src, dst)[:, 0]
+            out.append(value)
+        return tuple(out)
+
+    return evaluate
+
+
+def _register_convert_bindings():
+    from ..core.path import GaussianPath
+    from ._path_cases import SCHEDULES, T
+
+    # the conversions are generated per schedule from the same 2x2 solve: the four built-in
+    # families cover its branches (a constant alpha, derivatives that vanish, trigonometry)
+    for case in (c for c in SCHEDULES if c.label in ("CondOT()", "VP()", "CosineVP()", "VE()")):
+        path = GaussianPath(case.build())
+        lo, hi = path.schedule.safe_interval
+        inside = {dst: [src for src in NAMES if src != dst] for dst in NAMES}
+        segments = [("the safe interval", Uniform(lo, hi, ends=True), inside)]
+        # beyond the safe interval only the directions that stay finite at that end
+        for end, low, high in ((0, 0.0, lo), (1, hi, 1.0)):
+            if high - low <= 0 or case.label not in ("CondOT()", "VP()"):
+                continue
+            pairs = {
+                dst: [
+                    src for src in NAMES
+                    if src != dst and (path._direction(src, dst).t_min if end == 0
+                                       else 1 - path._direction(src, dst).t_max) == 0.0
+                ]
+                for dst in NAMES
+            }
+            # inside the segment, not at its outer end: the table's rows in terms of x0 divide
+            # by the scale that vanishes there, though the composed conversion does not
+            segments.append((f"({low:g}, {high:g}) beyond it", Uniform(low, high), pairs))
+        for where_label, spec, pairs in segments:
+            expressions = _convert_expressions(pairs)
+            register(
+                Binding(
+                    derivation="D-parameterizations",
+                    code=("genmath.core.path.GaussianPath.convert",),
+                    expression=expressions,
+                    where=_time_where(case),
+                    evaluate=_convert_by_code(case.label, pairs),
+                    domain={T: spec, x_t: Uniform(-4, 4), x0: Uniform(-4, 4), pred: Uniform(-4, 4)},
+                    samples=12,
+                    description=(
+                        f"GaussianPath({case.label}).convert into each target on {where_label}, "
+                        "point j from source j mod (number of sources)"
+                    ),
+                )
+            )
+
+
+def _path_by_code(label):
+    def evaluate(points):
+        from ._path_cases import T, shared_path
+
+        path = shared_path(label)
+        tt, clean, noise = points[T], points[x0][:, None], points[eps][:, None]
+        xt, _ = path.sample(clean, tt, eps=noise)
+        return xt[:, 0], path.conditional_velocity(clean, noise, tt)[:, 0]
+
+    return evaluate
+
+
+def _register_path_bindings():
+    from ._path_cases import SCHEDULES, T
+
+    for case in SCHEDULES:
+        low, high = case.finite
+        register(
+            Binding(
+                derivation="D-parameterizations",
+                code=(
+                    "genmath.core.path.GaussianPath.sample",
+                    "genmath.core.path.GaussianPath.conditional_velocity",
+                ),
+                expression=(_x_t_of_pair, CONDITIONAL_VELOCITY),
+                where={
+                    **_time_where(case),
+                    sp.Derivative(alpha_f(t), t): case.at(T)[2],
+                    sp.Derivative(sigma_f(t), t): case.at(T)[3],
+                },
+                evaluate=_path_by_code(case.label),
+                domain={T: Uniform(max(low, 1e-9), high), x0: Uniform(-4, 4), eps: Uniform(-4, 4)},
+                samples=12,
+                description=(
+                    f"GaussianPath({case.label}).sample with given noise and .conditional_velocity"
+                ),
+            )
+        )
+
+
+_register_convert_bindings()
+_register_path_bindings()
 
 
 def _convert_matches_table() -> float:

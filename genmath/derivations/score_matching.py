@@ -8,10 +8,11 @@ closed form below is derived, not typed.
 
 import sympy as sp
 
-from ._engine import CITED, Check, Derivation, Step
+from ._chain import as_written
+from ._engine import CITED, Binding, Check, Derivation, LogUniform, Step, Uniform
 from ._registry import register
 
-__all__ = ["GaussianExpectation"]
+__all__ = ["GaussianExpectation", "RademacherExpectation"]
 
 
 class GaussianExpectation(sp.Function):
@@ -38,24 +39,41 @@ class GaussianExpectation(sp.Function):
         return body if exp is None else body + "^{" + printer._print(exp) + "}"
 
 
+class RademacherExpectation(sp.Function):
+    r"""$\mathbb E[f(r_1, \dots, r_n)]$ for independent Rademacher $r_i \in \{-1, 1\}$ and a
+    polynomial $f$: ``RademacherExpectation(f, r_1, ..., r_n)``; ``doit()`` evaluates it by the
+    moments $\mathbb E[r^k] = 1$ for even $k$ and $0$ for odd $k$."""
+
+    @classmethod
+    def eval(cls, *args):
+        return None
+
+    def doit(self, **hints):
+        expr, *variables = self.args
+        poly = sp.Poly(sp.expand(expr.doit(**hints)), *variables)
+        return sp.Add(
+            *(coeff for powers, coeff in poly.terms() if all(k % 2 == 0 for k in powers))
+        )
+
+    def _latex(self, printer, exp=None):
+        body = r"\mathbb{E}_{\pm}\left[" + printer._print(self.args[0]) + r"\right]"
+        return body if exp is None else body + "^{" + printer._print(exp) + "}"
+
+
 E = GaussianExpectation
 half = sp.Rational(1, 2)
 
 x = sp.Symbol("x", real=True)
-u, eps = sp.symbols("u varepsilon", real=True)
+u = sp.Symbol("u", real=True)
 a, b, m = sp.symbols("a b m", real=True)
 S = sp.Symbol("S", positive=True)
-alpha, sigma = sp.symbols("alpha sigma", positive=True)
-
-
-def _normal_pdf(x, mean, var):
-    return sp.exp(-((x - mean) ** 2) / (2 * var)) / sp.sqrt(2 * sp.pi * var)
-
 
 # Data N(m, S) in 1-D, written as x = m + sqrt(S) u; linear score model s(x) = -a (x - b).
 _x_data = m + sp.sqrt(S) * u
 _model = -a * (_x_data - b)
 _true_score = -(_x_data - m) / S
+_explicit_integrand = half * (_model - _true_score) ** 2
+_implicit_integrand = half * _model**2 - a  # 1/2 s^2 + s', s' = -a
 _implicit_closed = half * a**2 * (S + (m - b) ** 2) - a
 
 register(
@@ -68,59 +86,58 @@ register(
             r"$J_\mathrm{ISM} = \mathbb E_p[\tfrac12\|s_\theta\|^2 + \operatorname{tr}\nabla s_\theta]$ "
             r"differ by $\tfrac12\mathbb E_p\|\nabla\log p\|^2$, which does not depend on $\theta$ "
             r"(Hyvärinen 2005, Theorem 1). Worked case: $p = \mathcal N(m, S)$ and "
-            r"$s(x) = -a(x - b)$, whose minimiser is $a = 1/S$, $b = m$."
+            r"$s(x) = -a(x - b)$: $J_\mathrm{ESM} = \tfrac S2(a - 1/S)^2 + \tfrac12 a^2(m - b)^2$, "
+            r"minimised at $a = 1/S = \Sigma^{-1}$, $b = m$. `explicit` and `implicit` are bound "
+            "to the two integrands, `score_from_log_prob` and `score_from_energy` to the score."
         ),
-        start=E(_model * _true_score, u),
+        start=E(_explicit_integrand, u),
         steps=[
             Step(
-                rhs=E(-sp.diff(-a * (x - b), x), u),
+                rhs=E(_implicit_integrand, u) + E(half * _true_score**2, u),
                 reason=(
-                    r"Integration by parts: $\mathbb E_p[s\, \partial_x \log p] = \int s\, \partial_x p "
-                    r"= -\mathbb E_p[\partial_x s]$ (boundary term zero); in the worked case both "
-                    r"sides are $a$."
+                    r"Expand the square; the cross term is integrated by parts: "
+                    r"$\mathbb E_p[s\, \partial_x \log p] = \int s\, \partial_x p = "
+                    r"-\mathbb E_p[\partial_x s]$ (boundary term zero), here $-\mathbb E[-a]$: "
+                    r"$J_\mathrm{ISM}$ plus $\tfrac12\mathbb E(\partial_x\log p)^2$ (checked by the "
+                    "moments of $u$)."
                 ),
             ),
             Step(
-                rhs=E(-sp.diff(-a * (x - b), x), u),
+                rhs=E(_implicit_integrand, u) + E(half * _true_score**2, u),
                 reason=(
                     r"In general the cross term of $\tfrac12\|s - \nabla\log p\|^2$ becomes the trace "
-                    r"term, which is the whole of the theorem."
+                    r"term in each coordinate, which is the whole of the theorem."
                 ),
                 tag=CITED,
                 theorem="Hyvärinen (2005), Theorem 1 (integration by parts in each coordinate)",
                 reference="hyvarinen2005estimation",
             ),
             Step(
-                lhs=E(half * (_model - _true_score) ** 2, u),
                 rhs=_implicit_closed + 1 / (2 * S),
                 reason=(
-                    r"$J_\mathrm{ESM}$ for the worked case, expanded with the moments of $u$: "
-                    r"it equals $J_\mathrm{ISM}$ below plus $\tfrac1{2S}$."
+                    r"The moments of $u$: $J_\mathrm{ISM} = \tfrac12 a^2(S + (m - b)^2) - a$ and the "
+                    r"constant $\tfrac12\mathbb E\|\nabla\log p\|^2 = \tfrac12\operatorname{tr}"
+                    r"\Sigma^{-1} = 1/(2S)$."
                 ),
             ),
             Step(
-                lhs=E(half * _model**2 + (-a), u),
-                rhs=_implicit_closed,
-                reason=r"$J_\mathrm{ISM} = \mathbb E[\tfrac12 s^2 + s'] $ with $s' = -a$.",
+                rhs=S / 2 * (a - 1 / S) ** 2 + half * a**2 * (m - b) ** 2,
+                reason=r"Complete the square in $a$.",
             ),
             Step(
-                lhs=E(half * _true_score**2, u),
-                rhs=1 / (2 * S),
-                reason=r"The constant $\tfrac12\mathbb E\|\nabla \log p\|^2 = \tfrac12\operatorname{tr}\Sigma^{-1}$.",
-            ),
-            Step(
-                lhs=sp.Matrix([sp.diff(_implicit_closed, a), sp.diff(_implicit_closed, b)]).subs(
-                    {a: 1 / S, b: m}
-                ),
-                rhs=sp.Matrix([0, 0]),
-                reason=r"The stationary point of $J_\mathrm{ISM}$ is $a = 1/S = \Sigma^{-1}$, $b = m$.",
+                rhs=sp.Integer(0),
+                relation=">=",
+                reason=r"A sum of squares ($S > 0$), zero exactly at $a = 1/S$, $b = m$: the minimiser.",
+                method=as_written,
             ),
         ],
-        symbols=(a, b, m, S),
+        symbols=(a, b, m, S, u),
         references=("hyvarinen2005estimation",),
         code=(
             "genmath.core.score.explicit",
             "genmath.core.score.implicit",
+            "genmath.core.score.score_from_log_prob",
+            "genmath.core.score.score_from_energy",
         ),
         tests=("tests/core/test_score.py",),
     )
@@ -134,6 +151,7 @@ _v = sp.Matrix([v1, v2])
 _s = sp.Matrix([s1, s2])
 _vJv = (_v.T * J * _v)[0]
 _vs = (_v.T * _s)[0]
+SLICED = J.trace() + half * (s1**2 + s2**2)
 
 register(
     Derivation(
@@ -145,68 +163,31 @@ register(
             r"\operatorname{tr}\nabla s + \tfrac12\|s\|^2$ at every $x$ (Song et al. 2020), so "
             r"sliced score matching is an unbiased estimate of implicit score matching; the "
             r"variance-reduced form replaces $\tfrac12(v^\top s)^2$ by its mean "
-            r"$\tfrac12\|s\|^2$. Shown for standard Gaussian $v$ in $\mathbb R^2$ with a generic, "
-            "non-symmetric Jacobian."
+            r"$\tfrac12\|s\|^2$ and has the same mean. Shown for standard Gaussian $v$ in "
+            r"$\mathbb R^2$ with a generic, non-symmetric Jacobian; for Rademacher $v$ and a "
+            r"diagonal Jacobian $v^\top\nabla s\,v = \operatorname{tr}\nabla s$ exactly, which is "
+            "where `sliced` is bound at each draw."
         ),
         start=E(_vJv + half * _vs**2, v1, v2),
         steps=[
             Step(
-                rhs=J.trace() + half * (s1**2 + s2**2),
-                reason=r"$\mathbb E[v_i v_j] = \delta_{ij}$ picks the diagonal of $J$ and $\|s\|^2$.",
+                rhs=E(_vJv, v1, v2) + half * (s1**2 + s2**2),
+                reason=(
+                    r"$\mathbb E[(v^\top s)^2] = s^\top\mathbb E[vv^\top]s = \|s\|^2$: the mean of the "
+                    "variance-reduced objective."
+                ),
             ),
             Step(
-                lhs=E(_vJv, v1, v2),
-                rhs=J.trace(),
-                reason="The first term alone is Hutchinson's estimate of the trace.",
+                rhs=SLICED,
+                reason=(
+                    r"$\mathbb E[v_i v_j] = \delta_{ij}$ picks the diagonal of $J$ (Hutchinson's "
+                    "estimate of the trace): the implicit objective."
+                ),
             ),
         ],
         symbols=(*J, s1, s2),
         references=("song2020sliced", "hutchinson1989stochastic"),
-        code=("genmath.core.score.sliced",),
-        tests=("tests/core/test_score.py",),
-    )
-)
-
-_xt = alpha * _x_data + sigma * eps
-_model_t = -a * (_xt - b)
-_marginal_var = alpha**2 * S + sigma**2
-_marginal_score = -(_xt - alpha * m) / _marginal_var
-
-register(
-    Derivation(
-        id="D-denoising-score-matching",
-        title="Denoising score matching equals explicit score matching of the noisy marginal plus a constant",
-        statement=(
-            r"With $x_t = \alpha x_0 + \sigma\varepsilon$, "
-            r"$J_\mathrm{DSM} = \mathbb E[\tfrac12\|s(x_t) + \varepsilon/\sigma\|^2]$ and "
-            r"$J_\mathrm{ESM}(p_t) = \mathbb E[\tfrac12\|s(x_t) - \nabla\log p_t(x_t)\|^2]$ differ by "
-            r"$\tfrac12\mathbb E\|\varepsilon\|^2/\sigma^2 - \tfrac12\mathbb E\|\nabla\log p_t\|^2$ "
-            r"(Vincent 2011). Worked case: $x_0 \sim \mathcal N(m, S)$, "
-            r"$p_t = \mathcal N(\alpha m, \alpha^2 S + \sigma^2)$, $s(x) = -a(x - b)$; in $d$ "
-            r"dimensions the constant is $d/(2\sigma^2) - \tfrac12\operatorname{tr} C_t^{-1}$, "
-            r"$C_t = \alpha^2\Sigma + \sigma^2 I$."
-        ),
-        start=E(half * (_model_t + eps / sigma) ** 2, u, eps)
-        - E(half * (_model_t - _marginal_score) ** 2, u, eps),
-        steps=[
-            Step(
-                rhs=1 / (2 * sigma**2) - 1 / (2 * _marginal_var),
-                reason=(
-                    r"Expand both squares; the terms in the model cancel because "
-                    r"$\mathbb E[\varepsilon/\sigma \mid x_t] = -\nabla\log p_t(x_t)$ (Tweedie)."
-                ),
-                method=sp.simplify,
-            ),
-            Step(
-                lhs=E(half * (eps / sigma) ** 2, u, eps) - E(half * _marginal_score**2, u, eps),
-                rhs=1 / (2 * sigma**2) - 1 / (2 * _marginal_var),
-                reason="The constant is the difference of the two target second moments.",
-                method=sp.simplify,
-            ),
-        ],
-        symbols=(a, b, m, S, alpha, sigma),
-        references=("vincent2011connection", "song2019generative"),
-        code=("genmath.core.score.denoising",),
+        code=("genmath.core.score.sliced", "genmath.core.score.implicit"),
         tests=("tests/core/test_score.py",),
     )
 )
@@ -240,3 +221,126 @@ register(
         derivation="D-hyvarinen-score-matching",
     )
 )
+
+# --------------------------------------------------------------------------- bindings
+
+_sm_domain = {
+    a: Uniform(-3, 3),
+    b: Uniform(-3, 3),
+    m: Uniform(-3, 3),
+    S: LogUniform(1e-2, 1e2, ends=True),
+    u: Uniform(-3, 3),
+}
+
+
+def _score_matching_by_code(which):
+    """`explicit` / `implicit` per sample on two coordinates: the worked case in the first,
+    and in the second a model that is exact (explicit) or zero (implicit), which adds nothing
+    to a sum over coordinates but would halve a mean."""
+
+    def evaluate(points):
+        import torch
+
+        from ..core.score import explicit, implicit, score_from_energy, score_from_log_prob
+
+        x_point = points[m] + points[S].sqrt() * points[u]
+        x = torch.stack([x_point, torch.full_like(x_point, 0.4)], 1)
+
+        def model(y):
+            first = -points[a] * (y[:, 0] - points[b])
+            second = -(y[:, 1] - 0.4) / 2.0 if which == "explicit" else 0.0 * y[:, 1]
+            return torch.stack([first, second], 1)
+
+        if which == "implicit":
+            return implicit(model, x, reduction="none")
+        if which == "explicit":
+            def log_density(y):
+                return -((y[:, 0] - points[m]) ** 2) / (2 * points[S]) - (y[:, 1] - 0.4) ** 2 / 4
+
+            target = score_from_log_prob(log_density)
+        else:
+            def energy(y):
+                return (y[:, 0] - points[m]) ** 2 / (2 * points[S]) + (y[:, 1] - 0.4) ** 2 / 4
+
+            target = score_from_energy(energy)
+        return explicit(model, x, target, reduction="none")
+
+    return evaluate
+
+
+for _which, _expression, _code in (
+    ("explicit", _explicit_integrand, ("genmath.core.score.explicit", "genmath.core.score.score_from_log_prob")),
+    ("implicit", _implicit_integrand, ("genmath.core.score.implicit",)),
+    ("energy", _explicit_integrand, ("genmath.core.score.score_from_energy",)),
+):
+    register(
+        Binding(
+            derivation="D-hyvarinen-score-matching",
+            code=_code,
+            expression=_expression,
+            evaluate=_score_matching_by_code(_which),
+            domain={k: v for k, v in _sm_domain.items() if k in sp.sympify(_expression).free_symbols},
+            description=(
+                f"{_which}: the per-sample value at x = m + sqrt(S) u"
+                + (" (true score by score_from_energy)" if _which == "energy" else "")
+            ),
+        )
+    )
+
+
+def _sliced_by_code(mode):
+    def evaluate(points):
+        import torch
+
+        from ..core.score import implicit, sliced
+
+        n = points[s1].shape[0]
+        x = torch.zeros(n, 2, dtype=torch.float64)
+        jac = torch.stack(
+            [
+                torch.stack([points[J[0, 0]], points.get(J[0, 1], torch.zeros(n, dtype=torch.float64))], -1),
+                torch.stack([points.get(J[1, 0], torch.zeros(n, dtype=torch.float64)), points[J[1, 1]]], -1),
+            ],
+            1,
+        )
+        offset = torch.stack([points[s1], points.get(s2, torch.zeros(n, dtype=torch.float64))], 1)
+
+        def model(y):  # s(y) = s + J (y - x): value s and Jacobian J at x
+            return offset + torch.einsum("bij,bj->bi", jac, y - x)
+
+        if mode == "implicit":
+            return implicit(model, x, reduction="none")
+        generator = torch.Generator().manual_seed(0)
+        return sliced(
+            model,
+            x,
+            n_projections=3,
+            generator=generator,
+            variance_reduction=(mode == "vr"),
+            projection="rademacher",
+            reduction="none",
+        )
+
+    return evaluate
+
+
+_diagonal = {J[0, 1]: 0, J[1, 0]: 0}
+for _mode, _where in (("implicit", {}), ("vr", _diagonal), ("plain", {**_diagonal, s2: 0})):
+    register(
+        Binding(
+            derivation="D-sliced-score-matching",
+            code=("genmath.core.score." + ("implicit" if _mode == "implicit" else "sliced"),),
+            expression=SLICED,
+            where=_where,
+            evaluate=_sliced_by_code(_mode),
+            domain={
+                k: Uniform(-3, 3)
+                for k in SLICED.subs(_where, simultaneous=True).free_symbols
+            },
+            description={
+                "implicit": "implicit at a non-symmetric Jacobian: tr J + |s|^2 / 2",
+                "vr": "sliced(variance_reduction=True), Rademacher, diagonal Jacobian: exact per draw",
+                "plain": "sliced, Rademacher, diagonal Jacobian and s along one axis: exact per draw",
+            }[_mode],
+        )
+    )

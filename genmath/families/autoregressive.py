@@ -27,6 +27,7 @@ from torch import distributions as D
 from torch import nn
 from torch.nn import functional as F
 
+from .._implements import implements, plumbing
 from ..core._autoregressive import _MADE
 
 __all__ = [
@@ -43,6 +44,7 @@ CONDITIONALS = ("bernoulli", "categorical", "gaussian")
 """The conditional families `MADE` offers."""
 
 
+@implements("D-chain-rule-nll", "D-gaussian-autoregression")
 def chain_rule_log_prob(conditionals: D.Distribution, x: torch.Tensor) -> torch.Tensor:
     r"""$\log p(x) = \sum_i \log p(x_i \mid x_{<i})$, shape ``(B,)``.
 
@@ -191,6 +193,7 @@ class MADE(nn.Module):
         out = self.network(self._inputs(x))
         return out.reshape(x.shape[0], self._outputs, self.features)
 
+    @implements("D-chain-rule-nll")
     def conditionals(self, x: torch.Tensor) -> D.Distribution:
         """The $d$ conditionals $p(x_i \\mid x_{<i})$, a distribution with batch shape ``(B, d)``."""
         out = self.forward(x)
@@ -200,6 +203,7 @@ class MADE(nn.Module):
             return D.Categorical(logits=out.transpose(1, 2))
         return D.Normal(out[:, 0], out[:, 1].exp())
 
+    @implements("D-chain-rule-nll")
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """$\\log p(x)$, shape ``(B,)`` (D-chain-rule-nll)."""
         return chain_rule_log_prob(self.conditionals(x), x)
@@ -262,6 +266,7 @@ class MaskedConv2d(nn.Conv2d):
         mask[:, :, centre, centre] = allowed.to(mask.dtype)
         self.register_buffer("mask", mask)
 
+    @implements("D-chain-rule-nll")
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.weight * self.mask.to(self.weight), self.bias)
 
@@ -331,6 +336,10 @@ class PixelCNN(nn.Module):
             )
         return [b[:, :, None, None] for b in self.class_bias(y).chunk(len(self.blocks) + 1, dim=-1)]
 
+    @plumbing(
+        "network architecture: a type-A masked convolution, residual type-B blocks and class "
+        "biases; the autoregressive property is the masks' (bound through PixelCNN.log_prob)"
+    )
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Logits, shape ``(B, C, H, W, K)``; those at ``[:, c, i, j]`` depend only on the
         sub-pixels before ``(i, j, c)`` in raster order (rows, columns, then channels)."""
@@ -355,6 +364,7 @@ class PixelCNN(nn.Module):
         """Categorical conditionals with batch shape ``(B, C, H, W)``."""
         return D.Categorical(logits=self.forward(x, y))
 
+    @implements("D-chain-rule-nll")
     def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """$\\log p(x)$ (or $\\log p(x \\mid y)$), shape ``(B,)`` (D-chain-rule-nll)."""
         return chain_rule_log_prob(self.conditionals(x, y), x)
@@ -417,6 +427,7 @@ class GaussianAutoregression(nn.Module):
         self.register_buffer("regression", regression)
         self.register_buffer("scale", scale)
 
+    @implements("D-gaussian-autoregression")
     def conditionals(self, x: torch.Tensor) -> D.Normal:
         """The $d$ conditionals, a `Normal` with batch shape ``(B, d)`` in the original entry order."""
         d = self.mean.shape[0]
@@ -430,6 +441,7 @@ class GaussianAutoregression(nn.Module):
         scale[:, self.ordering] = self.scale.to(x).expand(x.shape[0], d)
         return D.Normal(loc, scale)
 
+    @implements("D-gaussian-autoregression")
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """$\\log \\mathcal N(x; \\mu, \\Sigma)$ by the chain rule, shape ``(B,)``."""
         return chain_rule_log_prob(self.conditionals(x), x)

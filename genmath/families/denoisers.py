@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._implements import plumbing
 from ..core._shapes import check_batch, positive_int
 
 __all__ = ["NULL_LABEL", "TimeEmbedding", "MLPDenoiser", "UNet8"]
@@ -57,6 +58,7 @@ class TimeEmbedding(nn.Module):
         self.register_buffer("frequencies", frequencies.to(torch.get_default_dtype()))
         self.mlp = nn.Sequential(nn.Linear(2 * half, width), nn.SiLU(), nn.Linear(width, width))
 
+    @plumbing("network architecture: sinusoidal features of the time through an MLP")
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         angles = t[:, None] * self.frequencies.to(t.dtype)
         return self.mlp(torch.cat([angles.sin(), angles.cos()], dim=1))
@@ -136,6 +138,7 @@ class MLPDenoiser(nn.Module):
         """Whether the model has a trained unconditional branch (the null label)."""
         return self.label is not None
 
+    @plumbing("network architecture: a residual MLP with time and class embeddings")
     def forward(self, x: torch.Tensor, t, condition=None) -> torch.Tensor:
         check_batch(x, "x")
         if x.ndim != 2 or x.shape[1] != self.dim:
@@ -213,6 +216,7 @@ class UNet8(nn.Module):
         """Whether the model has a trained unconditional branch (the null label)."""
         return self.label is not None
 
+    @plumbing("network architecture: a small U-Net with time and class embeddings")
     def forward(self, x: torch.Tensor, t, condition=None) -> torch.Tensor:
         check_batch(x, "x")
         if x.shape[1:] != (self.channels, 8, 8):

@@ -42,6 +42,7 @@ import torch
 from torch import distributions as D
 from torch import nn
 
+from .._implements import implements, plumbing
 from ..core._shapes import as_time
 from ..core.discrete import DiscretePath, MaskPath
 from ..core.elbo import kl_divergence
@@ -117,6 +118,7 @@ def _float_dtype(dtype: torch.dtype | None) -> torch.dtype:
 # ------------------------------------------------------------------------- reverse model
 
 
+@implements("D-masked-elbo")
 def denoiser_probs(path: DiscretePath, logits: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
     r"""$\tilde p_\theta(x_0 \mid x_t)$ per token from the denoiser's ``logits``
     (``(B, *event, K)``): the softmax, with the observed token carried over at unmasked
@@ -137,6 +139,7 @@ def denoiser_probs(path: DiscretePath, logits: torch.Tensor, xt: torch.Tensor) -
     return probs
 
 
+@implements("D-masked-elbo")
 def reverse_probs(
     path: DiscretePath, x0_probs: torch.Tensor, xt: torch.Tensor, s, t
 ) -> torch.Tensor:
@@ -196,6 +199,9 @@ def _check_shape(n, event_shape) -> tuple[int, ...]:
     return (n, *event_shape)
 
 
+@plumbing(
+    "the sampling loop on t_i = i/T: draws from the bound reverse_probs and counts denoiser calls"
+)
 def ancestral_sample(
     denoiser: Denoiser,
     path: DiscretePath,
@@ -272,6 +278,7 @@ class D3PM(nn.Module):
         self.aux_weight = float(aux_weight)
         self.denoiser = denoiser
 
+    @plumbing("the grid t_i = i/T")
     def times(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         """The grid $t_0 = 0 < t_1 < \\dots < t_T = 1$."""
         return torch.linspace(0.0, 1.0, self.steps + 1, dtype=_float_dtype(dtype))
@@ -280,6 +287,7 @@ class D3PM(nn.Module):
         r"""$\tilde p_\theta(x_0 \mid x_t)$, shape ``(*xt.shape, K)``."""
         return denoiser_probs(self.path, self.denoiser(xt, t), xt)
 
+    @plumbing("indexes the grid and calls the bound module-level reverse_probs")
     def reverse_probs(self, xt: torch.Tensor, i: torch.Tensor | int) -> torch.Tensor:
         r"""$p_\theta(x_{t_{i-1}} \mid x_{t_i})$ per token for step index ``i`` in 1..T (int or ``(B,)``)."""
         grid = self.times()
@@ -289,6 +297,7 @@ class D3PM(nn.Module):
         t = grid[i]
         return reverse_probs(self.path, self.x0_probs(xt, t), xt, grid[i - 1], t)
 
+    @implements("D-d3pm-hybrid-loss")
     def prior_kl(self, x0: torch.Tensor) -> torch.Tensor:
         r"""$\mathrm{KL}(q(x_1 \mid x_0)\,\|\,p(x_1))$, shape ``(B,)``; zero when $\bar\alpha_1 = 0$."""
         _check_x0(self.path, x0)
@@ -303,6 +312,7 @@ class D3PM(nn.Module):
             )
         return kl_divergence(D.Categorical(probs=q), D.Categorical(probs=stationary.expand_as(q)))
 
+    @implements("D-masked-elbo", "D-d3pm-hybrid-loss")
     def step_kl(self, x0: torch.Tensor, i, generator: torch.Generator | None = None):
         r"""One-sample estimate of $\mathbb E_{q(x_{t_i} \mid x_0)}\mathrm{KL}(q(x_{t_{i-1}}
         \mid x_{t_i}, x_0)\,\|\,p_\theta(x_{t_{i-1}} \mid x_{t_i}))$, shape ``(B,)``, and the
@@ -321,6 +331,7 @@ class D3PM(nn.Module):
         cross_entropy = -picked.log().reshape(x0.shape[0], -1).sum(-1)
         return kl, cross_entropy
 
+    @implements("D-d3pm-hybrid-loss")
     def negative_elbo(
         self, x0: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
@@ -331,6 +342,7 @@ class D3PM(nn.Module):
             total = total + self.step_kl(x0, i, generator)[0]
         return total
 
+    @implements("D-d3pm-hybrid-loss")
     def loss(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         r"""The hybrid training loss (batch mean): $T\,\mathrm{KL}_i + \mathrm{KL}_\mathrm{prior}
         + \lambda\,\mathrm{CE}_i$ at one uniformly drawn step $i$ per example — an unbiased
@@ -351,6 +363,7 @@ class D3PM(nn.Module):
 # ---------------------------------------------------------------------- masked diffusion
 
 
+@implements("D-masked-elbo", "D-masked-elbo-exact")
 def masked_diffusion_nelbo(
     denoiser: Denoiser,
     path: MaskPath,
@@ -392,6 +405,7 @@ def masked_diffusion_nelbo(
 # ---------------------------------------------------------------- discrete flow matching
 
 
+@implements("D-dfm-kolmogorov")
 def dfm_rates(path: DiscretePath, x0_probs: torch.Tensor, xt: torch.Tensor, t) -> torch.Tensor:
     r"""CTMC rates of discrete flow matching on the mixture path $p_t = \bar\alpha_t\,
     \delta_{x_0} + (1 - \bar\alpha_t)\,p_\mathrm{noise}$, for **decreasing** t (noise to
@@ -418,6 +432,7 @@ def dfm_rates(path: DiscretePath, x0_probs: torch.Tensor, xt: torch.Tensor, t) -
     return weight * (target - current)
 
 
+@implements("D-dfm-posterior-loss")
 def dfm_loss(
     denoiser: Denoiser,
     path: DiscretePath,
@@ -435,6 +450,10 @@ def dfm_loss(
     return -probs.gather(-1, x0[..., None]).log().reshape(x0.shape[0], -1).sum(-1).mean()
 
 
+@plumbing(
+    "the sampling loop on t_i = i/T: steps h = 1/T and draws from the bound Euler transition "
+    "_euler_transition (D-dfm-euler)"
+)
 def dfm_euler_sample(
     denoiser: Denoiser,
     path: DiscretePath,
@@ -458,16 +477,25 @@ def dfm_euler_sample(
     for i in range(steps, 0, -1):
         t = grid[i].expand(n).clone()
         probs = denoiser_probs(path, denoiser(xt, t), xt)
-        h = grid[i] - grid[i - 1]
-        current = torch.nn.functional.one_hot(path._state(xt), path.num_states).to(dtype)
-        jumps = (h * dfm_rates(path, probs, xt, t) * (1 - current)).clamp_min(0)
-        total = jumps.sum(-1, keepdim=True)
-        jumps = torch.where(total > 1, jumps / total, jumps)
-        stay = (1 - jumps.sum(-1, keepdim=True)).clamp_min(0)
-        xt = _state_to_token(path, _draw(jumps + stay * current, generator))
+        transition = _euler_transition(path, probs, xt, t, grid[i] - grid[i - 1])
+        xt = _state_to_token(path, _draw(transition, generator))
     return xt
 
 
+@implements("D-dfm-euler")
+def _euler_transition(path: DiscretePath, x0_probs: torch.Tensor, xt: torch.Tensor, t, h):
+    r"""One Euler step of the CTMC, $q(x_{t-h} = y \mid x_t) = \delta_{x_t}(y) + h\,u_t(y \mid
+    x_t)$ (`dfm_rates`), per token, shape ``(*xt.shape, S)``; where the jump probabilities of a
+    token exceed 1 they are rescaled to sum to 1 and the token surely jumps (D-dfm-euler)."""
+    current = torch.nn.functional.one_hot(path._state(xt), path.num_states).to(x0_probs.dtype)
+    jumps = (h * dfm_rates(path, x0_probs, xt, t) * (1 - current)).clamp_min(0)
+    total = jumps.sum(-1, keepdim=True)
+    jumps = torch.where(total > 1, jumps / total, jumps)
+    stay = (1 - jumps.sum(-1, keepdim=True)).clamp_min(0)
+    return jumps + stay * current
+
+
+@implements("D-sedd-concrete-score")
 def concrete_score(path: DiscretePath, x0_probs: torch.Tensor, xt: torch.Tensor, t) -> torch.Tensor:
     r"""The concrete score $s(x_t)_{\ell, y} = p_t(x_t^{\ell \leftarrow y}) / p_t(x_t)$ (the ratio
     for changing token $\ell$ to state $y$) from the posterior,
@@ -496,6 +524,7 @@ def concrete_score(path: DiscretePath, x0_probs: torch.Tensor, xt: torch.Tensor,
     return score
 
 
+@implements("D-sedd-score-entropy")
 def _forward_generator(path: DiscretePath, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     r"""Forward rate matrix $F_t[y, x]$ (rate from y to x) of the path: with $\bar Q_t = e^{\bar\sigma_t G}$,
     $\bar\sigma_t = -\log\bar\alpha_t$, $F_t = \bar\sigma_t' G$; shape ``(B, S, S)``."""
@@ -511,6 +540,7 @@ def _forward_generator(path: DiscretePath, t: torch.Tensor, like: torch.Tensor) 
     return rate[:, None, None] * generator
 
 
+@implements("D-sedd-score-entropy")
 def score_entropy_loss(
     score_model: Denoiser,
     path: DiscretePath,
@@ -590,6 +620,7 @@ class TokenMLP(nn.Module):
             nn.Linear(hidden, length * num_categories),
         )
 
+    @plumbing("network architecture: one-hot tokens (and the time) through an MLP")
     def forward(self, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         states = (
             xt if self.mask_id is None else torch.where(xt == self.mask_id, self.num_states - 1, xt)

@@ -33,6 +33,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .._implements import implements
 from ..core._shapes import check_batch, positive_int
 from ..core.dynamics import SampleResult, sample_sde
 from ..core.grids import uniform_grid
@@ -104,6 +105,7 @@ class EnergyModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.energy(x)
 
+    @implements("D-langevin-stationary")
     def unnormalized_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """$-E_\\theta(x) = \\log p_\\theta(x) + \\log Z_\\theta$."""
         return -self.energy(x)
@@ -139,15 +141,18 @@ class GaussianEnergy(nn.Module):
         self.log_diagonal = nn.Parameter(torch.zeros(dim, dtype=dtype))
         self.off_diagonal = nn.Parameter(torch.zeros(dim * (dim - 1) // 2, dtype=dtype))
 
+    @implements("D-gaussian-energy")
     def scale_tril(self) -> torch.Tensor:
         rows, cols = torch.tril_indices(self.dim, self.dim, -1)
         L = torch.diag_embed(self.log_diagonal.exp())
         return L.index_put((rows, cols), self.off_diagonal)
 
+    @implements("D-gaussian-energy")
     def precision(self) -> torch.Tensor:
         L = self.scale_tril()
         return L @ L.mT
 
+    @implements("D-gaussian-energy")
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = check_batch(x)
         if x.ndim != 2 or x.shape[1] != self.dim:
@@ -163,6 +168,7 @@ def _check_state(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     return x.detach()
 
 
+@implements("D-ula-stationary-variance", "D-langevin-stationary")
 def langevin(
     score: Score,
     x: torch.Tensor,
@@ -218,6 +224,7 @@ def langevin(
     )
 
 
+@implements("D-ula-stationary-variance")
 def ula_stationary_variance(variance, step_size: float):
     r"""The stationary variance $s^2/(1 - \epsilon/(2 s^2))$ of ULA with step $\epsilon$ on
     $\mathcal N(m, s^2)$ (D-ula-stationary-variance); finite only for $\epsilon < 2 s^2$.
@@ -254,6 +261,25 @@ def _value_and_score(log_prob, x: torch.Tensor):
     return value.detach(), score_from_log_prob(log_prob)(x).detach()
 
 
+@implements("D-mala-acceptance")
+def _langevin_proposal(x, score, z, step_size: float) -> torch.Tensor:
+    """The Langevin proposal $y = x + \\epsilon\\,s(x) + \\sqrt{2\\epsilon}\\,z$."""
+    return x + step_size * score + (2 * step_size) ** 0.5 * z
+
+
+@implements("D-mala-acceptance")
+def _log_acceptance(x, proposal, z, current_lp, proposal_lp, proposal_score, step_size: float):
+    r"""$\log\alpha = \log p(y) - \log p(x) - \|x - y - \epsilon s(y)\|^2/(4\epsilon) +
+    \|z\|^2/2$: the normalising constants of the two Gaussian kernels cancel, and
+    $y - x - \epsilon s(x) = \sqrt{2\epsilon}\,z$ in the forward kernel."""
+    event_dims = tuple(range(1, x.ndim))
+    forward = -z.pow(2).sum(event_dims) / 2  # log k(y|x) + const
+    back = x - proposal - step_size * proposal_score
+    backward = -back.pow(2).sum(event_dims) / (4 * step_size)  # log k(x|y) + the same const
+    return proposal_lp - current_lp + backward - forward
+
+
+@implements("D-mala-acceptance")
 def mala(
     log_prob: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -281,19 +307,16 @@ def mala(
     step_size = _positive(step_size, "step_size")
     steps = positive_int(steps, "steps")
     x = _check_state(x)
-    event_dims = tuple(range(1, x.ndim))
     current_lp, current_score = _value_and_score(log_prob, x)
     accepted = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     trajectory = [x] if keep_trajectory else None
-    noise_scale = math.sqrt(2 * step_size)
     for _ in range(steps):
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        proposal = x + step_size * current_score + noise_scale * z
+        proposal = _langevin_proposal(x, current_score, z, step_size)
         proposal_lp, proposal_score = _value_and_score(log_prob, proposal)
-        forward = -z.pow(2).sum(event_dims) / 2  # log k(y|x): y - x - eps s(x) = sqrt(2 eps) z
-        back = x - proposal - step_size * proposal_score
-        backward = -back.pow(2).sum(event_dims) / (4 * step_size)  # log k(x|y)
-        log_ratio = proposal_lp - current_lp + backward - forward
+        log_ratio = _log_acceptance(
+            x, proposal, z, current_lp, proposal_lp, proposal_score, step_size
+        )
         u = torch.rand(x.shape[0], generator=generator, dtype=x.dtype, device=x.device)
         accept = torch.log(u) < log_ratio
         shaped = accept.reshape(-1, *([1] * (x.ndim - 1)))
@@ -310,6 +333,7 @@ def mala(
     )
 
 
+@implements("D-annealed-langevin")
 def annealed_langevin(
     score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -368,6 +392,7 @@ def _energy(model, x: torch.Tensor) -> torch.Tensor:
     return _finite_energy(model(x), x)
 
 
+@implements("D-contrastive-divergence")
 def contrastive_divergence_loss(
     energy: Callable[[torch.Tensor], torch.Tensor], data: torch.Tensor, negatives: torch.Tensor
 ) -> torch.Tensor:

@@ -36,6 +36,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .._implements import implements
 from ..core._shapes import as_time, check_batch, check_reduction, expand_time, reduce_batch
 from ..core.dynamics import SampleResult, reparameterize, sample_ode
 from ..core.likelihood import ode_log_likelihood
@@ -61,6 +62,7 @@ TIME_DISTRIBUTIONS = ("uniform", "logit_normal")
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+@implements("D-time-sampling")
 def sample_times(
     n: int,
     distribution: str = "uniform",
@@ -102,6 +104,7 @@ def _interpolant_noise_scale(t: torch.Tensor, noise_scale: float):
     return gamma, noise_scale * (1 - 2 * t) / (2 * gamma)
 
 
+@implements("D-stochastic-interpolant")
 def interpolate(
     x0: torch.Tensor,
     x1: torch.Tensor,
@@ -163,6 +166,7 @@ def _default_interval(path: GaussianPath, parameterization: str, noise_scale: fl
     return tuple(float(v) for v in path.schedule.safe_interval)
 
 
+@implements("D-cfm-equals-fm", "D-stochastic-interpolant", "D-ot-coupling")
 def cfm_loss(
     model: Model,
     x0: torch.Tensor,
@@ -268,6 +272,7 @@ OT_BACKENDS = ("auto", "scipy", "pot")
 _POT_FROM = 192
 
 
+@implements("D-ot-coupling")
 def ot_coupling(x0: torch.Tensor, x1: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
     r"""The minibatch optimal-transport plan between two equal batches: the permutation
     $\pi$ minimising $\sum_i \|x_0^{(i)} - x_1^{(\pi_i)}\|^2$ (Tong et al. 2024; Pooladian
@@ -319,6 +324,7 @@ def _pot():
     return ot
 
 
+@implements("D-reflow-marginals")
 def reflow_pairs(
     model: Model,
     noise: torch.Tensor,
@@ -339,6 +345,7 @@ def reflow_pairs(
     return result.x, noise
 
 
+@implements("D-rectified-flow-straightness")
 def straightness(result: SampleResult) -> torch.Tensor:
     r"""Straightness of sampled trajectories, per sample (shape ``(B,)``): the discrete form of
     $S = \int_0^1 \|\dot Z_t - (Z_1 - Z_0)\|^2 dt = \int_0^1 \|\dot Z_t\|^2 dt - \|Z_1 - Z_0\|^2$
@@ -355,6 +362,7 @@ def straightness(result: SampleResult) -> torch.Tensor:
     return (steps[:, None] * deviation).sum(0)
 
 
+@implements("D-cfg-guided")
 def guided(conditional: Model, unconditional: Model, scale: float) -> Model:
     r"""Classifier-free guidance (Ho & Salimans 2021) of any linear parameterization:
     $f_w = f_\varnothing + w\,(f_c - f_\varnothing)$; $w = 1$ is the conditional model,
@@ -367,6 +375,7 @@ def guided(conditional: Model, unconditional: Model, scale: float) -> Model:
     return field
 
 
+@implements("D-standard-normal-prior")
 def standard_normal_log_prob(x: torch.Tensor) -> torch.Tensor:
     r"""$\log\mathcal N(x; 0, I)$ summed over the event, shape ``(B,)``: the prior of a path
     with $(\alpha_1, \sigma_1) = (0, 1)$."""

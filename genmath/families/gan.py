@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._implements import implements, plumbing
 from ..analytic import Gaussian
 from ..core._shapes import check_batch
 from ..core.score import score_from_log_prob
@@ -71,6 +72,9 @@ __all__ = [
 ]
 
 LogDensity = Callable[[torch.Tensor], torch.Tensor]
+_FGAN_DERIVATIONS = tuple(
+    f"D-fgan-bound-{name}" for name in ("kl", "reverse_kl", "js", "pearson", "squared_hellinger")
+)
 
 
 class MLP(nn.Module):
@@ -143,6 +147,7 @@ def _positive(value: float, name: str) -> float:
 # --- the classical losses ------------------------------------------------------------------
 
 
+@implements("D-optimal-discriminator")
 def minimax_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor):
     r"""$-\big(\mathbb E_p[\log D] + \mathbb E_q[\log(1 - D)]\big)$, $D = \mathrm{sigmoid}(v)$,
     from logits $v$ (Goodfellow et al. 2014). Its minimum over $D$ is
@@ -153,12 +158,14 @@ def minimax_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Ten
     return F.softplus(-real).mean() + F.softplus(fake).mean()
 
 
+@implements("D-optimal-discriminator")
 def minimax_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     r"""The generator's side of the minimax game, $\mathbb E_q[\log(1 - D(x))]$
     (it saturates when $D$ rejects the samples confidently)."""
     return -F.softplus(_outputs(fake_logits, "fake_logits")).mean()
 
 
+@implements("D-non-saturating-generator")
 def non_saturating_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     r"""$-\mathbb E_q[\log D(x)]$ (Goodfellow et al. 2014, sec. 3). At $D^*$ it equals
     $\mathrm{KL}(q\,\|\,p) - \mathrm{KL}(q\,\|\,\tfrac{p+q}{2}) + \log 2$
@@ -166,6 +173,7 @@ def non_saturating_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-_outputs(fake_logits, "fake_logits")).mean()
 
 
+@implements("D-lsgan-optimal-discriminator")
 def least_squares_discriminator_loss(
     real_outputs: torch.Tensor, fake_outputs: torch.Tensor, a: float = -1.0, b: float = 1.0
 ) -> torch.Tensor:
@@ -177,6 +185,7 @@ def least_squares_discriminator_loss(
     return 0.5 * (real - b).pow(2).mean() + 0.5 * (fake - a).pow(2).mean()
 
 
+@implements("D-lsgan-optimal-discriminator")
 def least_squares_generator_loss(fake_outputs: torch.Tensor, c: float = 0.0) -> torch.Tensor:
     r"""$\tfrac12\mathbb E_q[(v - c)^2]$. With $b - c = 1$, $b - a = 2$ (the defaults) the
     generator minimises $\tfrac12\int (p - q)^2/(p + q)$, Mao et al.'s
@@ -184,6 +193,7 @@ def least_squares_generator_loss(fake_outputs: torch.Tensor, c: float = 0.0) -> 
     return 0.5 * (_outputs(fake_outputs, "fake_outputs") - c).pow(2).mean()
 
 
+@implements("D-hinge-optimal-discriminator")
 def hinge_discriminator_loss(real_outputs: torch.Tensor, fake_outputs: torch.Tensor):
     r"""Hinge loss (Lim & Ye 2017), $\mathbb E_p[\max(0, 1 - v)] + \mathbb E_q[\max(0, 1 + v)]$;
     optimum $v^* = \operatorname{sign}(p - q)$, minimum $2 - 2\,\mathrm{TV}(p, q)$
@@ -193,11 +203,13 @@ def hinge_discriminator_loss(real_outputs: torch.Tensor, fake_outputs: torch.Ten
     return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
 
 
+@implements("D-wgan-gaussian-translates")
 def hinge_generator_loss(fake_outputs: torch.Tensor) -> torch.Tensor:
     r"""$-\mathbb E_q[v(x)]$ (Lim & Ye 2017)."""
     return -_outputs(fake_outputs, "fake_outputs").mean()
 
 
+@implements("D-wgan-gaussian-translates")
 def wasserstein_critic_loss(real_outputs: torch.Tensor, fake_outputs: torch.Tensor):
     r"""$\mathbb E_q[f] - \mathbb E_p[f]$ (Arjovsky et al. 2017): minus the Kantorovich–Rubinstein
     bound, whose maximum over 1-Lipschitz $f$ is $W_1(p, q)$. The Lipschitz constraint comes
@@ -208,11 +220,13 @@ def wasserstein_critic_loss(real_outputs: torch.Tensor, fake_outputs: torch.Tens
     return fake.mean() - real.mean()
 
 
+@implements("D-wgan-gaussian-translates")
 def wasserstein_generator_loss(fake_outputs: torch.Tensor) -> torch.Tensor:
     r"""$-\mathbb E_q[f]$ (Arjovsky et al. 2017)."""
     return -_outputs(fake_outputs, "fake_outputs").mean()
 
 
+@plumbing("a projection of the parameters onto the box [-c, c] (weight clipping), no formula")
 def clip_weights(module: nn.Module, clip: float = 0.01) -> None:
     """Clamp every parameter of ``module`` to $[-c, c]$ in place (WGAN, Arjovsky et al. 2017):
     a crude way to keep the critic $K$-Lipschitz for some $K$."""
@@ -232,6 +246,7 @@ def _squared_norm(v: torch.Tensor) -> torch.Tensor:
     return v.pow(2).flatten(1).sum(1)
 
 
+@implements("D-gradient-penalties")
 def gradient_penalty(
     critic: Callable[[torch.Tensor], torch.Tensor],
     real: torch.Tensor,
@@ -257,6 +272,7 @@ def gradient_penalty(
     return weight * (norm - 1).pow(2).mean()
 
 
+@implements("D-gradient-penalties")
 def r1_penalty(
     discriminator: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, gamma: float = 1.0
 ) -> torch.Tensor:
@@ -267,6 +283,7 @@ def r1_penalty(
     return 0.5 * gamma * _squared_norm(_critic_gradient(discriminator, real)).mean()
 
 
+@implements("D-gradient-penalties")
 def r2_penalty(
     discriminator: Callable[[torch.Tensor], torch.Tensor], fake: torch.Tensor, gamma: float = 1.0
 ) -> torch.Tensor:
@@ -288,6 +305,7 @@ def _paired(real_outputs, fake_outputs):
     return real, fake
 
 
+@implements("D-relativistic-pairing")
 def relativistic_discriminator_loss(real_outputs: torch.Tensor, fake_outputs: torch.Tensor):
     r"""The relativistic pairing loss of R3GAN (Huang et al. 2024),
     $\mathbb E\big[\operatorname{softplus}(D(x_\mathrm{fake}) - D(x_\mathrm{real}))\big]$."""
@@ -295,6 +313,7 @@ def relativistic_discriminator_loss(real_outputs: torch.Tensor, fake_outputs: to
     return F.softplus(fake - real).mean()
 
 
+@implements("D-relativistic-pairing")
 def relativistic_generator_loss(real_outputs: torch.Tensor, fake_outputs: torch.Tensor):
     r"""$\mathbb E\big[\operatorname{softplus}(D(x_\mathrm{real}) - D(x_\mathrm{fake}))\big]$
     (Huang et al. 2024)."""
@@ -382,6 +401,7 @@ def _f_divergence(name: str) -> FDivergence:
     return F_DIVERGENCES[name]
 
 
+@implements(*_FGAN_DERIVATIONS)
 def fgan_bound(
     divergence: str,
     real_outputs: torch.Tensor,
@@ -410,11 +430,13 @@ def fgan_bound(
     return t_real.mean() - conjugate.mean()
 
 
+@implements(*_FGAN_DERIVATIONS)
 def fgan_discriminator_loss(divergence: str, real_outputs, fake_outputs) -> torch.Tensor:
     """Minus [`fgan_bound`][genmath.families.gan.fgan_bound] (the critic maximises the bound)."""
     return -fgan_bound(divergence, real_outputs, fake_outputs)
 
 
+@implements(*_FGAN_DERIVATIONS)
 def fgan_generator_loss(divergence: str, fake_outputs: torch.Tensor) -> torch.Tensor:
     r"""The part of the bound that depends on the generator, $-\mathbb E_q[f^*(g_f(v))]$
     (the saddle-point objective of Nowozin et al. 2016, eq. 7)."""
@@ -448,6 +470,12 @@ class GANLoss:
     minimised: str
     derivation: str
 
+    @implements(
+        "D-optimal-discriminator",
+        "D-lsgan-optimal-discriminator",
+        "D-hinge-optimal-discriminator",
+        *_FGAN_DERIVATIONS,
+    )
     def discriminator_loss(self, real_outputs: torch.Tensor, fake_outputs: torch.Tensor):
         """$\\mathbb E_p[\\phi(v)] + \\mathbb E_q[\\psi(v)]$, Monte-Carlo."""
         real = _outputs(real_outputs, "real_outputs")
@@ -526,6 +554,13 @@ GAN_LOSSES: dict[str, GANLoss] = {
 """Every pointwise GAN loss, keyed by name; the f-GAN ones are ``"fgan_<divergence>"``."""
 
 
+@implements(
+    "D-optimal-discriminator",
+    "D-non-saturating-generator",
+    "D-lsgan-optimal-discriminator",
+    "D-hinge-optimal-discriminator",
+    *_FGAN_DERIVATIONS,
+)
 def optimal_discriminator(loss: str, log_p: LogDensity, log_q: LogDensity):
     r"""The optimal raw discriminator output $x \mapsto v^*(x)$ of ``loss`` for the data
     density $p$ and the generator density $q$ (given as log-densities ``(B, ...) -> (B,)``).
@@ -550,6 +585,7 @@ def optimal_discriminator(loss: str, log_p: LogDensity, log_q: LogDensity):
     return discriminator
 
 
+@implements("D-wgan-gaussian-translates")
 def optimal_wasserstein_critic(p, q):
     r"""The optimal 1-Lipschitz critic between two Gaussians with equal covariance,
     $f^*(x) = \langle \mu_p - \mu_q, x\rangle / \|\mu_p - \mu_q\|$, for which
@@ -596,6 +632,7 @@ class TrainingHistory:
 _TRAINABLE = ("minimax", "non_saturating", "least_squares", "hinge", "wasserstein", "relativistic")
 
 
+@plumbing("a training loop: alternating optimiser steps on the bound losses and penalties")
 def train_gan(
     generator_net: nn.Module,
     discriminator: nn.Module,

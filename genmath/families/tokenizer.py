@@ -28,6 +28,7 @@ import torch
 from torch import distributions as D
 from torch import nn
 
+from .._implements import implements, plumbing
 from .vae import _check_reconstruction
 
 __all__ = [
@@ -68,6 +69,7 @@ class Quantized:
     perplexity: torch.Tensor
 
 
+@implements("D-straight-through")
 def straight_through(z: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     r"""$z + \operatorname{sg}[q - z]$: the value of ``q`` with the gradient of ``z``
     (the straight-through estimator, derivation D-straight-through; [Bengio et al. 2013])."""
@@ -101,6 +103,7 @@ def _check_codebook(codebook) -> torch.Tensor:
     return codebook
 
 
+@implements("D-lloyd-step")
 def nearest_code(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     r"""Index of the nearest codebook row in Euclidean distance, shape ``z.shape[:-1]``;
     ties go to the lower index."""
@@ -120,6 +123,7 @@ def _cluster_sums(flat: torch.Tensor, indices: torch.Tensor, num_codes: int):
     return counts, sums
 
 
+@implements("D-lloyd-step", "D-lloyd-max-gaussian")
 def lloyd_step(codebook: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     r"""One Lloyd (k-means) update: each code moves to the mean of the points nearest to it;
     a code with no points stays where it is.
@@ -211,6 +215,7 @@ class VectorQuantizer(nn.Module):
     def codebook_size(self) -> int:
         return self.num_codes
 
+    @implements("D-straight-through", "D-lloyd-step")
     def forward(self, z: torch.Tensor) -> Quantized:
         """Quantize ``z`` of shape ``(B, *positions, dim)``; in training mode with ``ema=True``
         the codebook is first updated from this batch."""
@@ -238,6 +243,7 @@ class VectorQuantizer(nn.Module):
         )
 
     @torch.no_grad()
+    @implements("D-lloyd-step")
     def _ema_update(self, z: torch.Tensor) -> None:
         flat = z.reshape(-1, self.dim).to(self.codebook)
         indices = nearest_code(flat, self.codebook)
@@ -293,17 +299,20 @@ class FSQ(nn.Module):
         self.register_buffer("_place", place, persistent=False)
 
     @property
+    @plumbing("the size of the implicit grid: the product of the levels")
     def codebook_size(self) -> int:
         return math.prod(self.levels)
 
     def _half_range(self, like: torch.Tensor) -> torch.Tensor:
         return (self._levels.to(like) - 1) / 2
 
+    @implements("D-straight-through")
     def bound(self, z: torch.Tensor) -> torch.Tensor:
         r"""$(1 - \epsilon) h \tanh z$: the coordinates before rounding, shape of ``z``."""
         z = _check_latents(z, self.dim, "FSQ")
         return (1 - self.eps) * self._half_range(z) * torch.tanh(z)
 
+    @implements("D-straight-through")
     def forward(self, z: torch.Tensor) -> Quantized:
         bounded = self.bound(z)
         half = self._half_range(z)
@@ -326,6 +335,7 @@ class FSQ(nn.Module):
     def _digits_to_indices(self, digits: torch.Tensor) -> torch.Tensor:
         return (digits.round().long() * self._place).sum(-1)
 
+    @plumbing("indexing: the mixed-radix number of a grid point's digits")
     def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
         """Index in ``[0, codebook_size)`` of each code (the last axis holds a code)."""
         codes = _check_latents(codes, self.dim, "FSQ.codes_to_indices")
@@ -339,6 +349,7 @@ class FSQ(nn.Module):
             raise ValueError("codes_to_indices expects points of the FSQ grid (outputs of FSQ)")
         return self._digits_to_indices(digits)
 
+    @plumbing("indexing: the digits of a mixed-radix number, mapped to the grid [-1, 1]")
     def indices_to_codes(
         self, indices: torch.Tensor, dtype: torch.dtype | None = None
     ) -> torch.Tensor:
@@ -395,12 +406,14 @@ class VQVAE(nn.Module):
         super().__init__()
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
 
+    @implements("D-straight-through")
     def forward(self, x: torch.Tensor) -> VQVAEOutput:
         quantization = self.quantizer(self.encoder(x))
         reconstruction = self.decoder(quantization.quantized)
         log_px = _check_reconstruction(reconstruction, x, "VQVAE decoder")
         return VQVAEOutput(reconstruction, quantization, -log_px + quantization.loss)
 
+    @plumbing("a reduction: the batch mean of the bound per-example loss")
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """Mean of the per-example loss over the batch (a scalar to minimise)."""
         return self.forward(x).loss.mean()

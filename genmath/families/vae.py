@@ -25,6 +25,7 @@ import torch
 from torch import distributions as D
 from torch import nn
 
+from genmath._implements import implements, plumbing
 from genmath.core._random import global_stream_from
 
 from ..analytic import PPCA
@@ -148,6 +149,7 @@ class GaussianEncoder(nn.Module):
         self.latent_dim = positive_int(latent_dim, "latent_dim")
         self.network = network or _mlp(in_features, 2 * latent_dim, hidden, activation)
 
+    @plumbing("network architecture: the network's outputs are the mean and log-std of q")
     def mean_and_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """$(\\mu(x), \\sigma(x))$, each of shape ``(B, k)``."""
         flat = _flatten(x, self.in_features, "GaussianEncoder")
@@ -228,6 +230,7 @@ class GaussianDecoder(_Decoder):
                 raise ValueError(f"std must be positive, got {std!r}")
             self.register_buffer("log_std", torch.tensor(float(std)).log())
 
+    @plumbing("network architecture: the decoder's scale is parameterised by its logarithm")
     def forward(self, z: torch.Tensor) -> D.Independent:
         loc = self._raw(z).reshape(z.shape[0], *self.event_shape)
         scale = self.log_std.to(loc).exp().expand_as(loc)
@@ -310,6 +313,7 @@ class VAE(nn.Module):
     def _decoder_for(self, x: torch.Tensor) -> _CheckedDecoder:
         return _CheckedDecoder(self.decoder, x.shape[1:])
 
+    @implements("D-elbo-recon-kl")
     def elbo(
         self,
         x: torch.Tensor,
@@ -331,6 +335,7 @@ class VAE(nn.Module):
         `genmath.core.elbo.kl_divergence` (``"analytic"``, ``"mc"`` or ``"auto"``)."""
         return _kl_divergence(self.encoder(x), self.prior(x), method, n_samples, generator)
 
+    @implements("D-beta-vae")
     def loss(
         self, x: torch.Tensor, n_samples: int = 1, generator: torch.Generator | None = None
     ) -> torch.Tensor:
@@ -340,6 +345,7 @@ class VAE(nn.Module):
             bound = bound - (self.beta - 1.0) * self.kl(x)
         return -bound.mean()
 
+    @implements("D-iwae-bound")
     def log_likelihood(
         self,
         x: torch.Tensor,
@@ -410,10 +416,12 @@ class IWAE(VAE):
         super().__init__(encoder, decoder, prior)
         self.k = positive_int(k, "k")
 
+    @implements("D-iwae-bound")
     def bound(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """$\\mathcal L_k(x)$, shape ``(B,)``."""
         return _iwae(x, self.encoder, self._decoder_for(x), self.prior(x), self.k, generator)
 
+    @implements("D-iwae-bound")
     def loss(
         self, x: torch.Tensor, n_samples: int = 1, generator: torch.Generator | None = None
     ) -> torch.Tensor:
@@ -484,6 +492,7 @@ class LinearGaussianVAE(VAE):
             )
 
     @classmethod
+    @implements("D-mean-field-gaussian")
     def from_ppca(cls, ppca: PPCA) -> LinearGaussianVAE:
         r"""The decoder of ``ppca`` with the best encoder of this family: the exact posterior
         mean $M^{-1}W^\top(x - b)$ and the mean-field variances
@@ -504,6 +513,7 @@ class LinearGaussianVAE(VAE):
             model.encoder.log_std.copy_(-0.5 * torch.linalg.inv(cov).diagonal().log())
         return model
 
+    @implements("D-elbo-gap", "D-mean-field-gaussian")
     def as_ppca(self) -> PPCA:
         """The model's marginal as an exact `genmath.analytic.PPCA` (detached)."""
         return PPCA(
@@ -512,6 +522,7 @@ class LinearGaussianVAE(VAE):
             self.decoder.log_noise_std.detach().exp(),
         )
 
+    @implements("D-elbo-gap", "D-mean-field-gaussian")
     def elbo_gap(self, x: torch.Tensor) -> torch.Tensor:
         r"""The exact gap $\log p(x) - \mathrm{ELBO}(x) = \mathrm{KL}(q(z \mid x) \,\|\,
         p(z \mid x))$, shape ``(B,)``, with the exact PPCA posterior (analytic KL between
@@ -521,6 +532,7 @@ class LinearGaussianVAE(VAE):
         return _kl_divergence(q_full, self.as_ppca().posterior_distribution(x), "analytic")
 
 
+@implements("D-ppca-maximum-likelihood")
 def ppca_maximum_likelihood(x: torch.Tensor, latent_dim: int) -> PPCA:
     r"""The closed-form maximum-likelihood PPCA of data ``x`` ``(N, d)`` (Tipping & Bishop
     1999): with $\lambda_1 \ge \dots \ge \lambda_d$ and $U$ the eigenvalues and eigenvectors

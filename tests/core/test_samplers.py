@@ -201,7 +201,7 @@ def test_exponential_integrators_are_exact_for_point_mass_data():
 
 
 def test_registered_point_mass_check_passes():
-    import genmath.derivations.reverse_sde  # noqa: F401  (registers the check)
+    import genmath.derivations.samplers  # noqa: F401  (registers the check)
     from genmath.derivations._registry import _CHECKS
 
     result = _CHECKS["C-exponential-integrators-point-mass"].verify()

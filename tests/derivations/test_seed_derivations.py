@@ -17,7 +17,7 @@ import sympy as sp
 from numpy.polynomial import hermite_e
 from scipy import integrate
 
-from genmath.derivations import CITED, NUMERIC, SYMBOLIC, Derivation, derivations, get
+from genmath.derivations import CITED, NUMERIC, SYMBOLIC, Derivation, Step, derivations, get
 from genmath.derivations.denoising_score_matching import _gaussian_expectation, _std_normal
 from genmath.derivations.elbo_gap import _Integral
 
@@ -35,8 +35,8 @@ SEED_IDS = (
     "D-forward-sde",
     "D-probability-flow-ode",
     "D-optimal-discriminator",
-    "D-dsm-equals-esm",
-    "D-instantaneous-cov",
+    "D-denoising-score-matching",
+    "D-instantaneous-change-of-variables",
     "D-edm-preconditioning",
 )
 
@@ -123,13 +123,17 @@ def test_exact_numeric_checks_tie_the_code_to_the_seeds(check_id):
 
 
 def _corrupted(item_id: str, index: int, **changes) -> Derivation:
-    """A one-step copy of step ``index`` (1-based) of the derivation, changed: the step keeps
-    the left-hand side the chain gives it, so only the corrupted claim is re-verified."""
+    """A copy of step ``index`` (1-based) of the derivation, changed: the copy starts from the
+    left-hand side the chain gives that step (cited padding keeps the index), so only the
+    corrupted claim is re-verified, and the uncorrupted copy (no changes) verifies."""
     derivation = get(item_id)
     lhs, step = derivation.chain()[index - 1]
-    padding = [dataclasses.replace(step, tag=CITED, theorem="padding")] * (index - 1)
-    changed = dataclasses.replace(step, lhs=lhs, **changes)
-    return dataclasses.replace(derivation, steps=[*padding, changed])
+    padding = [
+        Step(rhs=lhs, reason="padding: keeps the step's index", tag=CITED, theorem="padding",
+             reference="cover2006elements")
+    ] * (index - 1)
+    changed = dataclasses.replace(step, lhs=None, **changes)
+    return dataclasses.replace(derivation, start=lhs, steps=[*padding, changed])
 
 
 def _rhs(item_id: str, index: int):
@@ -139,7 +143,7 @@ def _rhs(item_id: str, index: int):
 PLANTED = [
     # (id, step, change) — each change a sign flip or a factor of 2
     ("D-kl-vae", 2, lambda r: 2 * r),
-    ("D-elbo-gap", 5, lambda r: -r),
+    ("D-elbo-gap", 4, lambda r: -r),
     ("D-flow-coupling-logdet", 2, lambda r: 2 * r),
     ("D-tweedie", 5, lambda r: -r),
     ("D-ddpm-posterior", 3, lambda r: 2 * r),
@@ -147,8 +151,8 @@ PLANTED = [
     ("D-continuity-gaussian-path", 4, lambda r: 2 * r),
     ("D-forward-sde", 2, lambda r: 2 * r),
     ("D-probability-flow-ode", 3, lambda r: -r),
-    ("D-dsm-equals-esm", 3, lambda r: 2 * r),
-    ("D-instantaneous-cov", 8, lambda r: -r),
+    ("D-denoising-score-matching", 2, lambda r: 2 * r),
+    ("D-instantaneous-change-of-variables", 3, lambda r: -r),
     ("D-edm-preconditioning", 3, lambda r: 2 * r),
     ("D-change-of-variables-1d", 2, lambda r: -r),
 ]
@@ -159,7 +163,8 @@ def test_planted_error_is_reported(item_id, index, change):
     original = _rhs(item_id, index)
     corrupted_rhs = change(original)
     assert sp.sympify(corrupted_rhs - original) != 0 or isinstance(original, sp.MatrixBase)
-    result = _corrupted(item_id, index, rhs=corrupted_rhs).verify()
+    assert _corrupted(item_id, index).verify(bindings=False).ok, "the uncorrupted copy must verify"
+    result = _corrupted(item_id, index, rhs=corrupted_rhs).verify(bindings=False)
     assert not result.ok
     failed = result.failures()
     assert [s.index for s in failed] == [index]
@@ -167,8 +172,8 @@ def test_planted_error_is_reported(item_id, index, change):
 
 
 def test_planted_error_in_a_numeric_step_is_reported():
-    """A factor 2 in a quadrature step (the normalisation of the transformed density)."""
-    result = _corrupted("D-change-of-variables-1d", 4, rhs=sp.Integer(2)).verify()
+    """A factor 2 in a numeric step (the logistic-normal density by the change of variables)."""
+    result = _corrupted("D-change-of-variables-1d", 2, rhs=2 * _rhs("D-change-of-variables-1d", 2)).verify()
     assert not result.ok
     (failed,) = result.failures()
     assert failed.tag == NUMERIC and "|lhs - rhs|" in failed.residual
@@ -176,9 +181,9 @@ def test_planted_error_in_a_numeric_step_is_reported():
 
 def test_planted_error_in_an_inequality_is_reported():
     """Jensen's bound reversed: the ELBO is not above the log-evidence."""
-    result = _corrupted("D-elbo-gap", 7, relation="<=").verify()
+    result = _corrupted("D-elbo-gap", 5, relation="<=").verify()
     assert not result.ok
-    assert [s.index for s in result.failures()] == [7]
+    assert [s.index for s in result.failures()] == [5]
 
 
 def test_planted_error_in_the_optimal_discriminator_sign():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..._implements import implements
 from ...core._shapes import check_batch, positive_int
 from ...core.dynamics import SampleResult
 from ...core.grids import check_grid, uniform_grid
@@ -11,6 +12,7 @@ from ...core.path import GaussianPath, check_gaussian_path, check_parameterizati
 from ._common import Model, _bind_condition
 
 
+@implements("D-ddim-marginals")
 def ddim_sample(
     model: Model,
     x1: torch.Tensor,
@@ -32,8 +34,9 @@ def ddim_sample(
     c = \eta\,\sigma_s\sqrt{1 - e^{\lambda_t - \lambda_s}},
     $$
 
-    the mean of the non-Markovian $q_\eta(x_s \mid x_t, x_0)$ with the path's marginals
-    (D-ddim-marginals). $\eta = 0$ is the deterministic DDIM step, the first-order
+    a draw of the non-Markovian $q_\eta(x_s \mid x_t, x_0)$ with the path's marginals
+    (D-ddim-marginals); $c^2$ is $\eta^2$ times the posterior variance of
+    `GaussianPath.posterior_coefficients` (D-gaussian-path-posterior). $\eta = 0$ is the deterministic DDIM step, the first-order
     exponential integrator of the probability-flow ODE (core's ``sample_ode(...,
     method="ddim")``); $\eta = 1$ makes $c^2$ the posterior variance, i.e. DDPM's ancestral
     step with $\tilde\beta$. As the steps shrink, $c^2 \approx \eta^2 g_t^2\,|dt|$: DDIM($\eta$)
@@ -67,7 +70,9 @@ def ddim_sample(
         raise ValueError("ddim_sample runs from noise to data: the grid must decrease")
     field = _bind_condition(model, condition, x.shape[0])
     alpha, sigma = path.alpha(grid), path.sigma(grid)
-    log_snr = path.log_snr(grid)
+    # c^2 = eta^2 times the posterior variance sigma_s^2 (1 - e^{lambda_t - lambda_s}) of
+    # q(x_s | x_t, x_0), the path's one formula; it is 0 at s = 0 (sigma_s = 0)
+    _, _, posterior_variance, _, _ = path.posterior_coefficients(grid[1:], grid[:-1], like=x)
     trajectory = [x] if keep_trajectory else None
     for k in range(grid.numel() - 1):
         t = grid[k]
@@ -78,8 +83,7 @@ def ddim_sample(
             eps = path.convert(x0, x, t, "x0", "eps")
         else:
             eps = path.convert(prediction, x, t, parameterization, "eps")
-        # exp(lambda_t - lambda_s) -> 0 as s -> 0 (lambda_s -> +inf): c -> eta * sigma_s -> 0
-        c = eta * sigma[k + 1] * torch.sqrt(-torch.expm1(log_snr[k] - log_snr[k + 1]))
+        c = eta * posterior_variance[k].sqrt()
         x = alpha[k + 1] * x0 + torch.sqrt((sigma[k + 1] ** 2 - c**2).clamp_min(0)) * eps
         if eta > 0:
             x = x + c * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)

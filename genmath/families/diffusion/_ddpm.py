@@ -109,6 +109,7 @@ class DDPM(nn.Module):
         _, _, _, d_x, d_eps = self.schedule.posterior_coefficients()
         return self._coefficient(d_x, i - 1, x) * x + self._coefficient(d_eps, i - 1, x) * eps
 
+    @implements("D-ddpm-learned-variance")
     def reverse_variance(self, x: torch.Tensor, i, condition=None) -> torch.Tensor:
         r"""$\Sigma_i$, broadcastable against ``x``."""
         i = self._steps(i, x.shape[0], x.device)
@@ -132,6 +133,7 @@ class DDPM(nn.Module):
 
     # -- training ----------------------------------------------------------------------------
 
+    @implements("D-ddpm-bound-simple", "D-ddpm-hybrid-loss")
     def loss(
         self,
         x0: torch.Tensor,
@@ -195,6 +197,7 @@ class DDPM(nn.Module):
         true_std = self._coefficient(true_variance, i - 1, xi).sqrt().expand_as(xi)
         return diagonal_gaussian_kl(true_mean, true_std, mean, variance.sqrt().expand_as(xi))
 
+    @implements("D-ddpm-bound-simple", "D-ddpm-discretized-decoder")
     def elbo(
         self,
         x0: torch.Tensor,
@@ -264,6 +267,7 @@ class DDPM(nn.Module):
 
     # -- sampling ----------------------------------------------------------------------------
 
+    @implements("D-ddpm-posterior", "D-ddpm-learned-variance")
     def sample(
         self,
         xT: torch.Tensor,

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..._implements import implements
+from ..._implements import implements, plumbing
 from ...core._shapes import as_time, check_batch, positive_int
 from ...core.path import GaussianPath, check_gaussian_path, gaussian_posterior_coefficients
 from ...core.schedules import CosineVP
@@ -28,6 +28,7 @@ def linear_betas(steps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -
     return torch.linspace(beta_start, beta_end, steps, dtype=torch.get_default_dtype())
 
 
+@implements("D-ddpm-discrete-schedule")
 def cosine_betas(steps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
     r"""Nichol & Dhariwal (2021)'s cosine schedule, shape ``(T,)``: $\bar\alpha_i$ is
     `CosineVP(s)`'s $\alpha^2$ at $t = i/T$, and $\beta_i = \min(1 - \bar\alpha_i /
@@ -103,12 +104,14 @@ class DiscreteSchedule:
         self.times = times
 
     @classmethod
+    @plumbing("the uniform grid t_i = i/T; from_times holds the formula")
     def from_path(cls, path: GaussianPath, steps: int) -> DiscreteSchedule:
         """The path at $t_i = i/T$, $i = 0..T$."""
         positive_int(steps, "steps")
         return cls.from_times(path, torch.linspace(0.0, 1.0, steps + 1))
 
     @classmethod
+    @implements("D-ddpm-discrete-schedule")
     def from_times(cls, path: GaussianPath, times) -> DiscreteSchedule:
         r"""The path at the given increasing times $0 = t_0 < \dots < t_T \le 1$; e.g.
         $t_{1..T}$ equally spaced in log-SNR (`genmath.core.grids.log_snr_grid`, reversed),
@@ -119,6 +122,7 @@ class DiscreteSchedule:
         return cls(path.alpha(times) ** 2, times, path)
 
     @classmethod
+    @implements("D-ddpm-discrete-schedule")
     def from_betas(cls, betas, path: GaussianPath | None = None) -> DiscreteSchedule:
         r"""$\bar\alpha_i = \prod_{j \le i}(1 - \beta_j)$ on the path's times of equal log-SNR."""
         betas = torch.as_tensor(betas)
@@ -134,11 +138,13 @@ class DiscreteSchedule:
         return cls(abar, times, path)
 
     @property
+    @plumbing("the number of steps T, a count")
     def steps(self) -> int:
         """$T$."""
         return self.times.numel() - 1
 
     @property
+    @implements("D-ddpm-discrete-schedule")
     def betas(self) -> torch.Tensor:
         r"""$\beta_i = 1 - \bar\alpha_i/\bar\alpha_{i-1}$, shape ``(T,)`` (entry ``i - 1``)."""
         return 1 - self.alphas_cumprod[1:] / self.alphas_cumprod[:-1]
@@ -163,10 +169,15 @@ class DiscreteSchedule:
         return self.posterior_coefficients()[2]
 
     @property
+    @implements("D-ddpm-discrete-schedule")
     def snr(self) -> torch.Tensor:
         r"""$\bar\alpha_i / (1 - \bar\alpha_i)$, shape ``(T+1,)`` ($+\infty$ at $i = 0$)."""
         return self.alphas_cumprod / (1 - self.alphas_cumprod)
 
+    @plumbing(
+        "selects the schedule's own abar at the rounded indices round(kT/K): no new formula "
+        "(the betas of the result are the bound `betas`)"
+    )
     def respace(self, steps: int) -> DiscreteSchedule:
         r"""The schedule on ``steps`` of its own times, evenly spaced in index (Nichol &
         Dhariwal 2021, sec. 4): $\bar\alpha'_k = \bar\alpha_{\tau_k}$ with
@@ -183,6 +194,7 @@ class DiscreteSchedule:
         return f"DiscreteSchedule(T={self.steps}, path={self.path!r})"
 
 
+@implements("D-ddpm-discretized-decoder")
 def discretized_gaussian_log_likelihood(
     x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, levels: int = 256
 ) -> torch.Tensor:
@@ -201,16 +213,13 @@ def discretized_gaussian_log_likelihood(
     if (x < -1 - 1e-6).any() or (x > 1 + 1e-6).any():
         raise ValueError("discretised data must lie in [-1, 1]")
     half_bin = 1.0 / (levels - 1)
-    normal = torch.distributions.Normal(mean, std)
-    upper = torch.where(x > 1 - half_bin, torch.ones_like(x), normal.cdf(x + half_bin))
-    lower = torch.where(x < -1 + half_bin, torch.zeros_like(x), normal.cdf(x - half_bin))
-    # in the far tails the difference of CDFs underflows; the density times the bin width is
-    # then the mass to round-off
-    mass = upper - lower
-    tiny = mass < 1e-12
-    log_mass = torch.where(
-        tiny,
-        normal.log_prob(x) + math.log(2 * half_bin),
-        torch.log(mass.clamp_min(torch.finfo(x.dtype).tiny)),
-    )
+    # standardised bin edges; the end bins reach to -inf and +inf
+    lower = torch.where(x < -1 + half_bin, -math.inf, (x - half_bin - mean) / std)
+    upper = torch.where(x > 1 - half_bin, math.inf, (x + half_bin - mean) / std)
+    # log(Phi(b) - Phi(a)) from log-CDFs, accurate in both tails (a bin far above the mean
+    # is the mirror image of one far below): never a difference of two numbers near 1
+    above = lower > 0
+    a, b = torch.where(above, -upper, lower), torch.where(above, -lower, upper)
+    log_b, log_a = torch.special.log_ndtr(b), torch.special.log_ndtr(a)
+    log_mass = log_b + torch.log1p(-torch.exp(log_a - log_b))
     return _sum_event(log_mass)

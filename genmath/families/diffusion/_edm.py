@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from ..._implements import implements
 from ...core._shapes import as_time, check_batch, expand_time, positive_int
 from ...core.dynamics import SampleResult, reparameterize
 from ...core.grids import karras_grid
@@ -22,6 +23,7 @@ def _check_sigma_data(sigma_data) -> float:
     return float(sigma_data)
 
 
+@implements("D-edm-preconditioning", "D-edm-sampler")
 def edm_preconditioning(noise_level: torch.Tensor, sigma_data: float = 0.5):
     r"""EDM's $(c_\mathrm{skip}, c_\mathrm{out}, c_\mathrm{in}, c_\mathrm{noise})$ at noise level
     $s$ (Karras et al. 2022, Table 1; D-edm-preconditioning):
@@ -35,6 +37,7 @@ def edm_preconditioning(noise_level: torch.Tensor, sigma_data: float = 0.5):
     return sigma_data**2 / total, s * sigma_data / total.sqrt(), 1 / total.sqrt(), s.log() / 4
 
 
+@implements("D-edm-loss-weight")
 def edm_loss_weight(noise_level: torch.Tensor, sigma_data: float = 0.5) -> torch.Tensor:
     r"""$\lambda(s) = (s^2 + \sigma_d^2)/(s\,\sigma_d)^2 = 1/c_\mathrm{out}^2$: the weight that
     makes EDM's loss an unweighted regression of the network onto a unit-variance target
@@ -44,6 +47,7 @@ def edm_loss_weight(noise_level: torch.Tensor, sigma_data: float = 0.5) -> torch
     return (s**2 + sigma_data**2) / (s * sigma_data) ** 2
 
 
+@implements("D-edm-noise-levels")
 def lognormal_noise_levels(
     n: int,
     p_mean: float = -1.2,
@@ -83,14 +87,17 @@ class EDM(nn.Module):
         self.path = GaussianPath(VE(0.002, 80.0)) if path is None else check_gaussian_path(path)
         self.sigma_data = _check_sigma_data(sigma_data)
 
+    @implements("D-edm-sampler")
     def noise_level(self, t) -> torch.Tensor:
         r"""$s_t = \sigma_t/\alpha_t$."""
         return self.path.sigma(t) / self.path.alpha(t)
 
+    @implements("D-edm-sampler")
     def time_of(self, noise_level: torch.Tensor) -> torch.Tensor:
         r"""The time with $s_t$ = ``noise_level`` (the path's inverse log-SNR at $-2\ln s$)."""
         return self.path.schedule.inverse_log_snr(-2 * torch.log(noise_level))
 
+    @implements("D-edm-loss-weight")
     def denoise(self, x_scaled: torch.Tensor, noise_level, condition=None) -> torch.Tensor:
         r"""$D(\tilde x; s)$ on the scaled state (EDM's own coordinates)."""
         check_batch(x_scaled, "x")
@@ -103,12 +110,14 @@ class EDM(nn.Module):
         network = _bind_condition(self.network, condition, x_scaled.shape[0])
         return c_skip * x_scaled + c_out * network(c_in * x_scaled, c_noise)
 
+    @implements("D-edm-loss-weight")
     def forward(self, x: torch.Tensor, t, condition=None) -> torch.Tensor:
         """The ``"x0"`` prediction at path state ``x`` and time ``t``."""
         tt = as_time(t, like=x)
         alpha = expand_time(self.path.alpha(tt), x)
         return self.denoise(x / alpha, self.noise_level(tt), condition)
 
+    @implements("D-edm-preconditioning")
     def network_target(self, x0_prediction: torch.Tensor, x_scaled: torch.Tensor, noise_level):
         r"""The network output $F = (D - c_\mathrm{skip}\tilde x)/c_\mathrm{out}$ that produces a
         given denoiser: for the ideal $D$ on $\mathcal N(0, \sigma_d^2 I)$ data it is $0$."""
@@ -118,6 +127,7 @@ class EDM(nn.Module):
             c_out, x_scaled
         )
 
+    @implements("D-edm-loss-weight")
     def loss(
         self,
         x0: torch.Tensor,
@@ -155,6 +165,7 @@ class EDM(nn.Module):
         return edm_sample(model, x1, self.path, parameterization="x0", **options)
 
 
+@implements("D-edm-sampler", "D-edm-churn")
 def edm_sample(
     model: Model,
     x1: torch.Tensor,

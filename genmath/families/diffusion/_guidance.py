@@ -7,11 +7,13 @@ from collections.abc import Callable
 
 import torch
 
+from ..._implements import implements, plumbing
 from ..denoisers import NULL_LABEL
 from ..flow_matching import guided as _guided_combination
 from ._common import Model, _bind_condition
 
 
+@plumbing("a Bernoulli mask replacing labels by NULL_LABEL: no formula")
 def drop_condition(condition: torch.Tensor, p: float, *, generator=None) -> torch.Tensor:
     r"""Replace each label by `NULL_LABEL` with probability ``p`` (Ho & Salimans 2021): one
     network learns the conditional and, on the dropped entries, the unconditional model."""
@@ -28,6 +30,7 @@ def drop_condition(condition: torch.Tensor, p: float, *, generator=None) -> torc
     return torch.where(drop.to(condition.device), torch.full_like(condition, NULL_LABEL), condition)
 
 
+@implements("D-cfg-guided", "D-cfg-not-a-marginal")
 def guide(
     model: Model,
     condition: torch.Tensor,

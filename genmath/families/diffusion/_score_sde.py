@@ -7,6 +7,7 @@ import math
 import sympy as sp
 import torch
 
+from ..._implements import implements
 from ...core import score as _score
 from ...core.dynamics import ReverseSDE, SampleResult, reparameterize
 from ...core.likelihood import bits_per_dim, ode_log_likelihood
@@ -15,6 +16,7 @@ from ...core.schedules import Schedule
 from ._common import Model, _bind_condition, _sum_event
 
 
+@implements("D-sub-vp-sde")
 def sub_vp(beta_min: float = 0.1, beta_max: float = 20.0) -> Schedule:
     r"""The sub-VP SDE of Song et al. (2021) as a Gaussian path: $\alpha_t = e^{-B_t/2}$,
     $\sigma_t = 1 - e^{-B_t}$, $B_t = \beta_{min}t + \tfrac12(\beta_{max}-\beta_{min})t^2$.
@@ -57,6 +59,7 @@ class ScoreSDE:
         self.path = check_gaussian_path(path)
         self.parameterization = check_parameterization(parameterization)
 
+    @implements("D-score-sde-weighting")
     def loss(
         self,
         x0: torch.Tensor,
