@@ -118,6 +118,7 @@ def log_snr_grid(
     return check_grid(grid.to(dtype=dtype or torch.get_default_dtype(), device=device), schedule)
 
 
+@implements("D-snr-focused-grid")
 def snr_focused_grid(
     steps: int,
     schedule,
@@ -138,7 +139,7 @@ def snr_focused_grid(
     deviation $\\sigma_\\mathrm{data}$ ($c = 0$ for standardised data, the default).
     `width` $w$ (in nats of log-SNR) sets how far the focus reaches; $w \\to \\infty$ gives
     `log_snr_grid`. Measured against the exact flow map of a Gaussian mixture in
-    `benchmarks/bench_samplers.py`."""
+    `benchmarks/bench_samplers.py`; derived in D-snr-focused-grid."""
     _check_steps(steps)
     if schedule is None:
         raise ValueError("the SNR-focused grid needs a schedule, got None")

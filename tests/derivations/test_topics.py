@@ -38,6 +38,7 @@ TOPICS = [
     "families_latent",
     "families_sedd",
     "flows",
+    "focused_grids",
     "forward_sde",
     "gaussian_flow_map",
     "gaussian_kl",
