@@ -33,6 +33,7 @@ from .._implements import implements
 _SERIES_BELOW = 1.0
 
 
+@implements("D-exponential-adams-2", "D-exponential-adams-3")
 def psi(h: float, count: int) -> list[float]:
     r"""$\psi_0(h), \dots, \psi_{count-1}(h)$ with $\psi_k(h) = \int_0^h e^{-(h-u)} u^k/k!\,du
     = \sum_{n \ge 0} (-1)^n h^{k+1+n}/(k+1+n)!$ ($\psi_0 = 1 - e^{-h}$,
@@ -54,9 +55,7 @@ def psi(h: float, count: int) -> list[float]:
     return out
 
 
-@implements(
-    "D-exponential-adams-2", "D-exponential-adams-3", "D-dpm-solver-pp-3m-exact-weights"
-)
+@implements("D-exponential-adams-2", "D-exponential-adams-3", "D-dpm-solver-pp-3m-exact-weights")
 def exponential_weights(h: float, nodes: list[float]) -> list[float]:
     r"""$w_j = \int_0^h e^{-(h-u)}\ell_j(u)\,du$ for the Lagrange basis $\ell_j$ of distinct
     `nodes` $u_j$ (offsets in $\lambda$ from the current step), by the moment equations
@@ -71,6 +70,7 @@ def exponential_weights(h: float, nodes: list[float]) -> list[float]:
     return torch.linalg.solve(vandermonde_t, rhs).tolist()
 
 
+@implements("D-exponential-adams-2", "D-exponential-adams-3", "D-dpm-solver-pp-3m-exact-weights")
 def multistep_plan(method: str, lam: list[float]) -> list[dict]:
     """Per step ``k`` of a grid with half-log-SNRs ``lam``: the predictor's weights on the
     denoiser outputs ``[D_k, D_{k-1}, ...]`` and, for ``"unipc"``, the corrector's weights on

@@ -210,6 +210,8 @@ register(
         description="dpm++3m weights: nodes 0, -a, -(a + b)",
     )
 )
+
+
 def _update_by_code(points):
     from genmath.core._multistep import exponential_weights
 
@@ -243,5 +245,70 @@ register(
         evaluate=_weights_by_code(lambda p: (p[h], p[h] * 0, -p[a])),
         domain={h: _step[h], a: _step[a]},
         description="unipc corrector weights: nodes h, 0, -a",
+    )
+)
+
+
+# --- bindings: each step's nodes, as sample_ode's plan takes them from the grid ------------
+def _plan_by_code(method, grid, step, part):
+    """The weights `multistep_plan` gives step ``step`` of the half-log-SNR grid
+    ``grid(h, a, b)`` (increasing: from noise towards data)."""
+
+    def evaluate(points):
+        import torch
+
+        from genmath.core._multistep import multistep_plan
+
+        rows = []
+        for i in range(points[h].shape[0]):
+            # (a symbol the weights do not depend on is not drawn: a unit step stands in)
+            values = (float(points[s][i]) if s in points else 1.0 for s in (h, a, b))
+            rows.append(multistep_plan(method, grid(*values))[step][part])
+        table = torch.tensor(rows, dtype=torch.float64)
+        return tuple(table[:, j] for j in range(table.shape[1]))
+
+    return evaluate
+
+
+_plan_code = ("genmath.core._multistep.multistep_plan", "genmath.core._multistep.psi")
+
+register(
+    Binding(
+        derivation="D-exponential-adams-3",
+        code=_plan_code,
+        expression=w3,
+        where={u0: 0, u1: -a, u2: -a - b},
+        # steps b, a, h: the third step has the two before it as nodes 0, -a, -(a + b)
+        evaluate=_plan_by_code(
+            "dpm++3m", lambda h_, a_, b_: [0.0, b_, a_ + b_, a_ + b_ + h_], 2, "predictor"
+        ),
+        domain=_step,
+        description="dpm++3m's plan on a grid of steps b, a, h: the third step's weights",
+    )
+)
+register(
+    Binding(
+        derivation="D-exponential-adams-2",
+        code=_plan_code,
+        expression=w2,
+        where={u0: 0, u1: -a},
+        evaluate=_plan_by_code(
+            "unipc", lambda h_, a_, b_: [0.0, a_, a_ + h_, a_ + h_ + b_], 1, "predictor"
+        ),
+        domain={h: _step[h], a: _step[a]},
+        description="unipc's plan on a grid of steps a, h, b: the second step's predictor",
+    )
+)
+register(
+    Binding(
+        derivation="D-exponential-adams-3",
+        code=_plan_code,
+        expression=w3,
+        where={u0: h, u1: 0, u2: -a},
+        evaluate=_plan_by_code(
+            "unipc", lambda h_, a_, b_: [0.0, a_, a_ + h_, a_ + h_ + b_], 1, "corrector"
+        ),
+        domain={h: _step[h], a: _step[a]},
+        description="unipc's plan on a grid of steps a, h, b: the second step's corrector (nodes h, 0, -a)",
     )
 )
