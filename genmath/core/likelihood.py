@@ -161,8 +161,10 @@ def ode_log_likelihood(
                 else:
                     div = _hutchinson_from_graph(v, x_in, z, create_graph)
         with torch.no_grad():
-            # a sum is finite only if every term is: one reduction per tensor, no sync
-            health.append((x_t.sum(), v.sum() + div.sum(), t.detach()))
+            # kept as tensors: no wait for the device here (a sum would be cheaper, but a
+            # finite velocity of 1e308 sums to inf and would be blamed for a state's overflow)
+            finite_field = torch.isfinite(v).all() & torch.isfinite(div).all()
+            health.append((torch.isfinite(x_t).all(), finite_field, t.detach()))
         if not create_graph:
             v, div = v.detach(), div.detach()
         return v, div
@@ -209,14 +211,12 @@ def _raise_if_non_finite(health: list[tuple[torch.Tensor, torch.Tensor, torch.Te
     evaluation (its time and index) whose state, velocity or divergence was not finite."""
     if not health:
         return
-    flags = torch.isfinite(torch.stack([torch.stack((state, field)) for state, field, _ in health]))
+    flags = torch.stack([torch.stack((state, field)) for state, field, _ in health])
     if bool(flags.all()):
         return
     first = int((~flags.all(dim=1)).nonzero()[0])
     t = health[first][2]
     when = f"t = {float(t):.6g} (evaluation {first + 1})"
-    # (a finite tensor whose sum overflows counts as blown up too: its entries are ~1e38 in
-    # float32, far past any density a solver could integrate)
     if not bool(flags[first, 0]):
         raise ValueError(
             f"non-finite state x_t at {when}: the flow blew up; check the model, or "
