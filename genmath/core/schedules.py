@@ -35,14 +35,14 @@ import functools
 import math
 from collections.abc import Callable
 
-import sympy as sp
 import torch
-from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
-from sympy.utilities.lambdify import implemented_function
 
 from .._implements import implements
+from .._lazy import lazy_import
 from ._shapes import as_time
 from ._validate import InputTypeError, in_unit_interval, positive
+
+sp = lazy_import("sympy")  # imported when the first schedule is built, not with genmath
 
 __all__ = ["Schedule", "CondOT", "VP", "CosineVP", "VE"]
 
@@ -83,10 +83,14 @@ def _softplus_number(x):
 # rewrite of log(1 + exp(-lam)) factors it into -lam + log1p(exp(lam)), which overflows for
 # large lam (VP's inverse log-SNR returned NaN at lam = 1e3). Numbers (mpmath, floats) get
 # the mpmath form, tensors the stable torch form.
-softplus = implemented_function(
-    "softplus",
-    lambda x: _softplus_torch(x) if isinstance(x, torch.Tensor) else _softplus_number(x),
-)
+@functools.cache
+def _softplus():
+    from sympy.utilities.lambdify import implemented_function  # sympy is imported lazily
+
+    return implemented_function(
+        "softplus",
+        lambda x: _softplus_torch(x) if isinstance(x, torch.Tensor) else _softplus_number(x),
+    )
 
 _TORCH_FUNCTIONS = {
     "exp": _dispatch(torch.exp, math.exp),
@@ -111,8 +115,12 @@ _TORCH_FUNCTIONS = {
 }
 
 
-# only the rewrites that matter for accuracy (C99's exp2/log2 ones cost twice as much again)
-_ACCURACY_REWRITES = (expm1_opt, log1p_opt)
+def _accuracy_rewrites() -> tuple:
+    """Only the rewrites that matter for accuracy (C99's exp2/log2 ones cost twice as much
+    again); from sympy, imported with the first compiled expression."""
+    from sympy.codegen.rewriting import expm1_opt, log1p_opt
+
+    return (expm1_opt, log1p_opt)
 
 
 @functools.lru_cache(maxsize=256)
@@ -127,7 +135,9 @@ def _compile(expr, symbol: sp.Symbol) -> Callable[[torch.Tensor], torch.Tensor]:
         # compiled on first use: sympy's rewrite costs ~0.1 s per expression, and most of a
         # schedule's eight expressions are never evaluated by a given program
         if not compiled:
-            optimized = optimize(sp.sympify(expr), _ACCURACY_REWRITES)
+            from sympy.codegen.rewriting import optimize
+
+            optimized = optimize(sp.sympify(expr), _accuracy_rewrites())
             compiled.append(sp.lambdify(symbol, optimized, modules=[_TORCH_FUNCTIONS]))
         out = compiled[0](x)
         if isinstance(out, torch.Tensor) and out.shape == x.shape:
@@ -474,8 +484,10 @@ class Schedule:
         return f"{self.name}(alpha={self.alpha_expr}, sigma={self.sigma_expr})"
 
 
-_T = sp.Symbol("t", nonnegative=True)
-_LAM = sp.Symbol("lambda", real=True)
+@functools.cache
+def _symbols():
+    """The time and log-SNR symbols of the built-in schedules (made on first use)."""
+    return sp.Symbol("t", nonnegative=True), sp.Symbol("lambda", real=True)
 
 
 class CondOT(Schedule):
@@ -496,6 +508,7 @@ class CondOT(Schedule):
 
     def __init__(self, *, sigma_min: float = 0.0, min_scale: float = DEFAULT_MIN_SCALE) -> None:
         self.sigma_min = in_unit_interval(sigma_min, "sigma_min", open_high=True)
+        _T, _LAM = _symbols()
         alpha, sigma, inverse = self.definition(_T, _LAM, self.sigma_min)
         super().__init__(
             alpha, sigma, _T, inverse_log_snr=inverse, lam=_LAM, name="CondOT", min_scale=min_scale
@@ -533,6 +546,7 @@ class VP(Schedule):
     def __init__(
         self, beta_min: float = 0.1, beta_max: float = 20.0, *, min_scale: float = DEFAULT_MIN_SCALE
     ) -> None:
+        _T, _LAM = _symbols()
         self.beta_min = positive(beta_min, "beta_min")
         self.beta_max = positive(beta_max, "beta_max")
         alpha, sigma, inverse = self.definition(_T, _LAM, self.beta_min, self.beta_max)
@@ -547,7 +561,7 @@ class VP(Schedule):
         integrated_beta = beta_min * t + (beta_max - beta_min) * t**2 / 2
         alpha = sp.exp(-integrated_beta / 2)
         sigma = sp.sqrt(1 - sp.exp(-integrated_beta))
-        level = softplus(-lam)  # log(1 + e^{-lam}), evaluated without overflow
+        level = _softplus()(-lam)  # log(1 + e^{-lam}), evaluated without overflow
         inverse = 2 * level / (beta_min + sp.sqrt(beta_min**2 + 2 * (beta_max - beta_min) * level))
         return alpha, sigma, inverse
 
@@ -565,6 +579,7 @@ class CosineVP(Schedule):
     """
 
     def __init__(self, s: float = 0.008, *, min_scale: float = DEFAULT_MIN_SCALE) -> None:
+        _T, _LAM = _symbols()
         self.s = s = in_unit_interval(s, "s", open_high=True)
         alpha, sigma, inverse = self.definition(_T, _LAM, sp.nsimplify(s))
         super().__init__(
@@ -609,6 +624,7 @@ class VE(Schedule):
         *,
         min_scale: float = DEFAULT_MIN_SCALE,
     ):
+        _T, _LAM = _symbols()
         self.sigma_min = positive(sigma_min, "sigma_min")
         self.sigma_max = positive(sigma_max, "sigma_max")
         if not self.sigma_min < self.sigma_max:

@@ -473,6 +473,19 @@ def _(spec):
     )
 
 
+@case("genmath.snr_focused_grid")
+def _(spec):
+    return Call(
+        genmath.snr_focused_grid,
+        dict(
+            steps=Count(4),
+            schedule=PathKind(SCHEDULES["VP"], schedule=True),
+            center=Real(0.0),
+            width=Scale(4.0),
+        ),
+    )
+
+
 @case("genmath.core.grids.check_grid")
 def _(spec):
     return Call(
