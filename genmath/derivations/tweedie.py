@@ -55,7 +55,7 @@ register(
             r"If $x_t = \alpha x_0 + \sigma\varepsilon$ with $\varepsilon \sim \mathcal N(0, 1)$ "
             r"independent of $x_0 \sim p_0$ (any density), then "
             r"$\mathbb E[x_0 \mid x_t = x] = \big(x + \sigma^2 \nabla_x \log p_t(x)\big)/\alpha$ "
-            "(Efron 2011; Robbins). Steps 1–4 derive it for general $p_0$; steps 5–7 check that "
+            "(Efron 2011; Robbins). Steps 1–3 derive it for general $p_0$; steps 4–6 check that "
             r"for $x_0 \sim \mathcal N(\mu, \tau^2)$ it is the Gaussian posterior mean, "
             "precision-weighted."
         ),
