@@ -288,8 +288,15 @@ class _SitePrinter(LatexPrinter):
 
 
 def latex(expr: Any) -> str:
-    """LaTeX of a derivation expression in the site's notation."""
-    return _SitePrinter().doprint(readable(expr))
+    """LaTeX of a derivation expression in the site's notation (sympy's own printing where
+    the notation cannot be applied to it)."""
+    try:
+        return _SitePrinter().doprint(readable(expr))
+    except Exception:  # an expression the rewriting or the ordering cannot handle
+        try:
+            return _SitePrinter().doprint(expr)
+        except Exception:
+            return sp.latex(expr)
 
 
 # --------------------------------------------------------------------------- line breaks
@@ -396,12 +403,27 @@ def _pack(terms: list[tuple[str, str]], width: float, first: float) -> list[str]
 
 
 def display(lhs: Any, relation: str, rhs: Any, *, width: float = 80, continued: bool = False) -> str:
+    """`_display` in the site's notation, else without it (see `latex`)."""
+    try:
+        return _display(lhs, relation, rhs, width=width, continued=continued)
+    except Exception:  # an expression the notation cannot be applied to: print it as it is
+        try:
+            return _display(lhs, relation, rhs, width=width, continued=continued, notation=False)
+        except Exception:
+            rel = {"=": "=", "<=": r"\le", ">=": r"\ge"}[relation]
+            left = "" if continued else sp.latex(lhs)
+            return f"{left} {rel} {sp.latex(rhs)}".strip()
+
+
+def _display(
+    lhs: Any, relation: str, rhs: Any, *, width: float, continued: bool, notation: bool = True
+) -> str:
     """The body of a ``$$`` block for ``lhs relation rhs``: one line when it fits in
     ``width`` characters, else an ``aligned`` block broken at the top-level terms of each
     side. ``continued`` prints only ``relation rhs``: the step continues the chain shown
     just above it, whose last right-hand side is this step's left-hand side."""
     printer = _SitePrinter()
-    lhs_r, rhs_r = readable(lhs), readable(rhs)
+    lhs_r, rhs_r = (readable(lhs), readable(rhs)) if notation else (lhs, rhs)
     rel = {"=": "=", "<=": r"\le", ">=": r"\ge"}[relation]
     left = "" if continued else printer.doprint(lhs_r)
     right = printer.doprint(rhs_r)

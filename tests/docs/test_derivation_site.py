@@ -12,8 +12,7 @@ import pytest
 import sympy as sp
 
 from genmath import derivations as registry
-from genmath.derivations import Derivation, Step
-from genmath.derivations import _render, _site
+from genmath.derivations import Derivation, Step, _render, _site
 
 HOOKS = Path(__file__).resolve().parents[2] / "docs" / "_hooks"
 sys.path.insert(0, str(HOOKS))
