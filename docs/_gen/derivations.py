@@ -18,7 +18,7 @@ from pathlib import Path
 import mkdocs_gen_files
 
 from genmath import derivations as registry
-from genmath.derivations import _site
+from genmath.derivations import _render, _site
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,6 +50,7 @@ derivations = registry.derivations()
 checks = registry.checks()
 results = load_results([*derivations, *checks])
 topics = _site.topic_order(registry.by_topic())
+_render.API_ENTRIES.update(_site.api_entries(ROOT / "docs"))
 
 for d in derivations:
     with mkdocs_gen_files.open(f"derivations/{d.id}.md", "w") as f:

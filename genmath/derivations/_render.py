@@ -77,10 +77,20 @@ def _md_text(text: str) -> str:
     return re.sub(r"([\\`*_\[\]#])", r"\\\1", text)
 
 
+#: ``canonical name -> (page, anchor)`` of the documented API (`_site.api_entries`); the
+#: docs build sets it, so that code names link to their entries
+API_ENTRIES: dict[str, tuple[str, str]] = {}
+
+
 def _code_link(dotted: str) -> str:
-    """The name linked to its API entry where the API pages document it (a mkdocs-autorefs
-    reference, left as plain code where no page documents the name)."""
-    return f'<autoref identifier="{dotted}" optional><code>{html.escape(dotted)}</code></autoref>'
+    """The name linked to its API entry where a page documents it, else plain code."""
+    from ._site import api_link
+
+    found = api_link(dotted, API_ENTRIES) if API_ENTRIES else None
+    if found is None:
+        return f"`{dotted}`"
+    page, anchor = found
+    return f"[`{dotted}`](../{page}#{anchor})"
 
 
 def _source_block(dotted: str) -> str:

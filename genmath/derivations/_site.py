@@ -8,8 +8,10 @@ cell, so no ``|``, ``{`` or ``<`` in it can split a row or become markup.
 from __future__ import annotations
 
 import html
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 from ._engine import CITED, NUMERIC, SYMBOLIC
 
@@ -225,6 +227,50 @@ def index_page(derivations: Sequence, checks: Sequence, results: Mapping[str, di
             "",
         ]
     )
+
+
+# --------------------------------------------------------------------------- API entries
+
+_DIRECTIVE = re.compile(r"^::: *([\w.]+)", re.MULTILINE)
+
+
+def _canonical(obj) -> str | None:
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    return f"{module}.{qualname}" if module and qualname else None
+
+
+def api_entries(docs_dir: Path) -> dict[str, tuple[str, str]]:
+    """``canonical dotted name -> (page, anchor)`` of every object a ``::: identifier``
+    directive documents (the API pages first, then the pages with an API section), so that
+    a derivation page can link the code it names to its entry."""
+    from ._render import _resolve
+
+    found: dict[str, tuple[str, str]] = {}
+    pages = sorted(docs_dir.rglob("*.md"), key=lambda p: (not p.parts[-2] == "api", str(p)))
+    for page in pages:
+        rel = page.relative_to(docs_dir).as_posix()
+        for ident in _DIRECTIVE.findall(page.read_text(encoding="utf-8")):
+            obj = _resolve(ident)
+            for name in {ident, _canonical(obj) if obj is not None else None} - {None}:
+                found.setdefault(name, (rel, ident))
+    return found
+
+
+def api_link(dotted: str, entries: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
+    """``(page, anchor)`` of the API entry of ``dotted``: its own, or a member's anchor
+    under the documented class or module that holds it."""
+    from ._render import _resolve
+
+    obj = _resolve(dotted)
+    names = [dotted] + ([c] if obj is not None and (c := _canonical(obj)) else [])
+    for name in names:
+        parts = name.split(".")
+        for k in range(len(parts), 1, -1):
+            head = ".".join(parts[:k])
+            if head in entries:
+                page, ident = entries[head]
+                return page, ".".join([ident, *parts[k:]])
+    return None
 
 
 # --------------------------------------------------------------------------- test files

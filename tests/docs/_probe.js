@@ -39,6 +39,9 @@
     for (const id of ids) {
       if (id === window.GENMATH_SELF_ID) continue;
       if (n.parentElement.closest("a[href]")) continue;
+      // a published test file may plant an id that exists nowhere, on purpose: the build
+      // hook links every id that exists, in listings too, and leaves those alone
+      if (n.parentElement.closest("pre") && location.pathname.includes("/tests/")) continue;
       unlinked.push(id);
     }
   }
@@ -72,8 +75,12 @@
   }
   const images = [...article.querySelectorAll("img")].filter((i) => i.naturalWidth > 0).map(
     (i) => ({ src: i.getAttribute("src"), natural: i.naturalWidth, shown: i.clientWidth }));
+  // Code names that are links, with where they point (the API entries of derivation pages).
+  const codeLinks = [...article.querySelectorAll("a[href] > code")].map(
+    (c) => [c.textContent.trim(), c.parentElement.getAttribute("href")]);
   return {
     title: document.title,
+    codeLinks,
     raw,
     katexErrors,
     unlinked,

@@ -121,3 +121,10 @@ def test_search_snippets_read_formulas_as_text():
     text = r"Tweedie: \(\mathbb E[x_0 \mid x_t] = \frac{x + \sigma^2 \nabla \log p}{\alpha}\)."
     plain = search_text.strip_math(text)
     assert "\\" not in plain and "(x + σ^2 ∇ log p)/(α)" in plain
+
+
+def test_every_test_file_a_derivation_names_exists():
+    root = Path(__file__).resolve().parents[2]
+    missing = [(item.id, t) for item in [*registry.derivations(), *registry.checks()]
+               for t in item.tests if not (root / t).is_file()]
+    assert not missing, f"derivations name test files that do not exist: {missing}"

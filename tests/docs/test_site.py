@@ -116,17 +116,14 @@ def test_every_id_mention_is_a_link(probes):
 def test_derivation_pages_link_api_prev_next_and_tests(probes):
     missing = {}
     for d in registry.derivations():
-        links = probes["pages"][f"derivations/{d.id}/"][1400]["links"]
+        probe = probes["pages"][f"derivations/{d.id}/"][1400]
+        links = probe["links"]
         want = ["../"]  # back to the index
         want += [f"../../{t.removesuffix('.py')}/" for t in d.tests]
         public = [c for c in d.code if not any(part.startswith("_") for part in c.split("."))]
         lacking = [w for w in want if w not in links]
-        api = [h for h in links if "/api/" in h and "#genmath." in h]
-        anchors = {h.partition("#")[2] for h in api}
-        lacking += [c for c in public if not any(c == a or c.endswith(a.partition(".")[2])
-                                                 for a in anchors)]
-        if not api:
-            lacking.append("no API link")
+        api = {name for name, href in probe["codeLinks"] if "/api/" in href and "#genmath." in href}
+        lacking += [f"API entry of {c}" for c in public if c not in api]
         if lacking:
             missing[d.id] = lacking
     assert not missing, f"derivation pages missing links (index, tests, API entries): {missing}"
