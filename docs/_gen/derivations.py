@@ -18,16 +18,10 @@ from pathlib import Path
 import mkdocs_gen_files
 
 from genmath import derivations as registry
+from genmath.cli import _available_cores
 from genmath.derivations import _render, _site
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def load_results(items) -> dict[str, dict]:
@@ -40,9 +34,8 @@ def load_results(items) -> dict[str, dict]:
         payload = json.loads(path.read_text(encoding="utf-8"))
         results = {r["id"]: r for r in payload["results"]}
     todo = [item for item in items if item.id not in results]
-    if todo:
-        jobs = min(_cores(), max(1, len(todo) // 8))
-        results.update({r.id: r.as_dict() for r in registry.run(todo, jobs=jobs)})
+    if todo:  # one run, one process per available core, as `genmath verify` does
+        results.update({r.id: r.as_dict() for r in registry.run(todo, jobs=_available_cores())})
     return results
 
 
