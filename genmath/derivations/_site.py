@@ -269,7 +269,16 @@ def api_link(dotted: str, entries: dict[str, tuple[str, str]]) -> tuple[str, str
             head = ".".join(parts[:k])
             if head in entries:
                 page, ident = entries[head]
-                return page, ".".join([ident, *parts[k:]])
+                # mkdocstrings renders a member only where it has a docstring of its own:
+                # stop at the last documented member (a `forward` links to its class)
+                anchor, obj = ident, _resolve(head)
+                for part in parts[k:]:
+                    obj = getattr(obj, part, None)
+                    doc = getattr(getattr(obj, "__func__", obj), "__doc__", None)
+                    if obj is None or not doc or doc == getattr(type(obj), "__doc__", None):
+                        break
+                    anchor = f"{anchor}.{part}"
+                return page, anchor
     return None
 
 

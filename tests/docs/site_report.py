@@ -109,14 +109,18 @@ def search(browser: Browser, base: str, query: str) -> str | None:
     return browser.evaluate(f"({SEARCH})({json.dumps(query)})")
 
 
-def report(site: Path, chromium: str, profile: Path | None = None) -> dict:
+def report(site: Path, chromium: str, profile: Path | None = None, progress: bool = False) -> dict:
     """Probe every page of ``site`` in one Chromium session; count what fails a reader."""
     httpd, base = serve(site)
     own_profile = profile is None
     profile = Path(tempfile.mkdtemp(prefix="genmath-chromium-")) if own_profile else profile
     browser = Browser(chromium, profile)
     try:
-        results = {page: probe(browser, base, page) for page in pages(site)}
+        results = {}
+        for k, page in enumerate(all_pages := pages(site), 1):
+            results[page] = probe(browser, base, page)
+            if progress:
+                print(f"[{k}/{len(all_pages)}] {page}", file=sys.stderr, flush=True)
         tables, icons = index_rows(browser, base)
         first = search(browser, base, "tweedie")
     finally:
@@ -189,7 +193,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write every page's probe here")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     args = parser.parse_args()
-    out = report(args.site.resolve(), args.chromium)
+    out = report(args.site.resolve(), args.chromium, progress=True)
     for key, value in out["counts"].items():
         shown = f"{len(value)}: {', '.join(value)}" if isinstance(value, list) else value
         print(f"{key}: {shown}")
