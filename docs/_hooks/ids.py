@@ -89,7 +89,10 @@ def link_ids(html: str, page_url: str, where: str = "") -> tuple[str, list[str]]
                 return f'<a class="gm-id" href="{href}">{ident}</a>'
             if not code:
                 unknown.append(ident)
-            return ident
+                return ident
+            # in a listing (an example, a test planting a fake id): marked, not linked
+            return f'<span class="gm-unregistered-id" title="not a registered id">{ident}</span>'
+
 
         out.append(ID.sub(replace, token))
     return "".join(out), unknown

@@ -79,8 +79,13 @@ def areas(item) -> list[str]:
 def topic_title(module: str) -> str:
     """A topic's name: the first line of its module's docstring, else the module name."""
     doc = getattr(sys.modules.get(module), "__doc__", None) or ""
-    first = doc.strip().splitlines()[0].rstrip(".") if doc.strip() else ""
-    return first or module.rpartition(".")[2].replace("_", " ")
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split()) if doc.strip() else ""
+    first = paragraph.split(". ")[0].rstrip(".,;: ")
+    if len(first) > 90:  # a name, not a paragraph: cut at a word
+        first = first[:90].rsplit(" ", 1)[0].rstrip(".,;:") + "…"
+    if not first or "$" in first or "\\" in first:  # math in a name shown as plain text
+        return module.rpartition(".")[2].replace("_", " ")
+    return first
 
 
 def topic_order(grouped: Mapping[str, Sequence]) -> dict[str, dict]:

@@ -39,9 +39,9 @@
     for (const id of ids) {
       if (id === window.GENMATH_SELF_ID) continue;
       if (n.parentElement.closest("a[href]")) continue;
-      // a published test file may plant an id that exists nowhere, on purpose: the build
-      // hook links every id that exists, in listings too, and leaves those alone
-      if (n.parentElement.closest("pre") && location.pathname.includes("/tests/")) continue;
+      // an example or a test may name an id that exists nowhere, on purpose: in listings
+      // the build hook links every id that exists and marks the others
+      if (n.parentElement.closest(".gm-unregistered-id")) continue;
       unlinked.push(id);
     }
   }

@@ -115,6 +115,7 @@ def test_known_ids_become_links_and_unknown_ones_are_reported():
     assert f'href="../../derivations/#{c_id}">{c_id}</a>' in linked
     assert unknown == ["D-no-such-thing"]  # not the one in a code listing, not math
     assert linked.count('class="gm-id"') == 3  # prose twice, the listing once
+    assert '<span class="gm-unregistered-id" title="not a registered id">D-planted-in-a-test' in linked
 
 
 def test_search_snippets_read_formulas_as_text():
