@@ -306,6 +306,8 @@ _MACRO = re.compile(r"\\([A-Za-z]+)")
 _ZERO_WIDTH = {"left", "right", "middle", "big", "Big", "bigg", "Bigg", "limits", "displaystyle",
                "mathrm", "mathcal", "mathbb", "mathbf", "operatorname", "boldsymbol", "quad",
                "qquad"}
+_NAMED = {"log", "exp", "sin", "cos", "tan", "tanh", "min", "max", "det", "tr", "lim", "sup",
+          "inf", "arg", "sgn", "erf"}
 _SPACES = {",": 0.2, "!": -0.2, ";": 0.3, ":": 0.25, " ": 0.3}
 
 
@@ -346,6 +348,8 @@ def tex_width(tex: str) -> float:
             elif name in ("text", "operatorname", "mathrm") and k < len(tex) and tex[k] == "{":
                 body, k = _group(tex, k)
                 width += 0.9 * len(body)
+            elif name in _NAMED:
+                width += len(name) + 0.3  # an operator name prints as its letters
             elif name not in _ZERO_WIDTH:
                 width += 2.0 if name in ("int", "sum", "prod") else 1.0
         elif c in "^_":

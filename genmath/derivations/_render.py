@@ -20,7 +20,7 @@ from ._engine import CITED, NUMERIC, SYMBOLIC, Derivation, Result, sound_rewrite
 _REL = {"=": "=", "<=": r"\le", ">=": r"\ge"}
 #: display equations are broken to lines of about this many printed characters (the text
 #: column of the site at 1400 px holds some 80)
-DISPLAY_WIDTH = 64
+DISPLAY_WIDTH = 52
 
 # what each of the engine's default strategies does, for a reader
 _STRATEGY_WORDS = {

@@ -4,7 +4,9 @@
 // the page is about, if any: its own id need not link to itself.
 (() => {
   const article = document.querySelector("article.md-content__inner") || document.body;
-  const ID = /(?<![\w-])[DC]-[a-z0-9]+(?:-[a-z0-9]+)*/g;
+  // the id pattern of the build hook (docs/_hooks/ids.py): "D-fgan-bound-*", a family of
+  // ids named by its prefix, is not an id
+  const ID = /(?<![\w\-.\/#])[DC]-[a-z0-9]+(?:[-_][a-z0-9]+)*(?![\w-])/g;
   const SKIP_TEXT = "script, style, .katex, pre, code, textarea, .md-search, .md-source";
 
   // Visible text nodes of the article, outside math and code (where `$` and `\(` are
