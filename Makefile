@@ -54,10 +54,22 @@ test: dev lint docs
 	GENMATH_SITE_DIR=$(SITE_DIR) $(BIN)/pytest -q
 
 # The anchors the benchmarks compare against; the constraint keeps the CPU build of torch.
-bench: dev
+# torchcfm and k-diffusion come without their declared dependencies (torchdyn, torchvision,
+# wandb...: nothing their code used here needs, and torchvision cannot import against the CPU
+# torch); the `bench` extra lists what they do need.
+# `make bench` writes benchmarks/results/new/; `make bench UPDATE=1` rewrites the committed
+# benchmarks/results/*.md that the docs show. `make bench QUICK=1` is a smoke run.
+BENCH_FLAGS := $(if $(UPDATE),--update) $(if $(QUICK),--quick)
+
+$(VENV)/.bench: pyproject.toml $(VENV)/.dev
 	echo "$(TORCH_SPEC)" > $(VENV)/torch-constraint.txt
 	$(BIN)/pip install -q -e ".[bench]" -c $(VENV)/torch-constraint.txt
-	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	$(BIN)/pip install -q --no-deps torchcfm==1.0.7 k-diffusion==0.1.1.post1
+	touch $@
+
+bench: $(VENV)/.bench
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f $(BENCH_FLAGS) || exit 1; done
+	$(BIN)/python benchmarks/targets.py $(if $(UPDATE),--update)
 
 # Plant formula bugs one at a time and report what `genmath verify` and the tests catch
 # (tools/mutation.py; about an hour on 2 cores for the default sample).

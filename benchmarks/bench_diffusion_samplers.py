@@ -8,31 +8,32 @@ t_i = i/1000, whose alphas_cumprod are fed to diffusers as `trained_betas` (its 
 i is genmath's t = (i + 1)/1000). All samplers start from the same exact draws of p_1.
 
 Error: W2 between the Gaussian fit of the samples and the exact data Gaussian (both sides
-at their own end time: genmath's EDM stops at the bottom of the safe interval). Time:
-total seconds per run with the oracle (one CPU thread), as a ratio to the diffusers
-counterpart where there is one.
+at their own end time: genmath's EDM stops at the bottom of the safe interval). Time: the
+harness (`_harness.py`: thread CPU time, the genmath sampler and its diffusers counterpart
+alternated in interleaved rounds, median ratio with its interquartile range), oracle
+included.
 
-`python benchmarks/bench_diffusion_samplers.py [--quick]` writes
-`benchmarks/results/diffusion_samplers.md`.
+`python benchmarks/bench_diffusion_samplers.py [--quick] [--update]`.
 """
 
 from __future__ import annotations
 
-import argparse
 import pathlib
-import time
+import sys
 import warnings
 
 import numpy as np
 import scipy.linalg
 import torch
 
-from genmath.analytic import Gaussian
-from genmath.core.path import GaussianPath
-from genmath.families import diffusion
-from genmath.schedules import VP
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import _harness  # noqa: E402
 
-RESULTS = pathlib.Path(__file__).parent / "results" / "diffusion_samplers.md"
+from genmath.analytic import Gaussian  # noqa: E402
+from genmath.core.path import GaussianPath  # noqa: E402
+from genmath.families import diffusion  # noqa: E402
+from genmath.schedules import VP  # noqa: E402
+
 TRAIN_STEPS = 1000
 
 
@@ -61,9 +62,7 @@ def _diffusers_loop(scheduler, oracle, x1, generator, **step_options):
     return x
 
 
-def main(quick: bool = False) -> str:
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)
+def main(quick: bool = False, env: dict | None = None) -> str:
     warnings.filterwarnings("ignore")
     from diffusers import DDIMScheduler, DDPMScheduler
 
@@ -119,37 +118,43 @@ def main(quick: bool = False) -> str:
         "diffusers DDIMScheduler eta=1": (d_ddim, None),
         "genmath edm_sample churn (Karras grid)": (g_edm, None),
     }
-    nfes = [10, 20, 50, 100] if quick else [10, 20, 50, 100, 250]
-    timings, rows = {}, []
-    for name, (run, _) in samplers.items():
+    nfes = [10, 50] if quick else [10, 20, 50, 100, 250]
+    rounds = 3 if quick else 7
+    rows, ratios = [], {}
+    for name, (run, partner) in samplers.items():
         for nfe in nfes:
-            start = time.perf_counter()
             x = run(nfe)
-            timings[name, nfe] = time.perf_counter() - start
-            rows.append((name, nfe, _w2_to(x, data.mean, data.cov), timings[name, nfe]))
+            rows.append((name, nfe, _w2_to(x, data.mean, data.cov)))
+            if partner is not None:
+                timings = _harness.compare(
+                    {"genmath": lambda run=run, nfe=nfe: run(nfe),
+                     "diffusers": lambda p=samplers[partner][0], nfe=nfe: p(nfe)},
+                    rounds=rounds,
+                    warmup=1,
+                    number=1,
+                )
+                ratios[name, nfe] = timings.ratio("genmath", "diffusers")
 
     lines = [
         "# Stochastic diffusion samplers: genmath vs diffusers (exact ε oracle, 8-D Gaussian, VP)",
         "",
+        _harness.describe(env) if env else "",
+        "",
         f"Batch {batch}, float64, one CPU thread. W2: 2-Wasserstein distance between the Gaussian "
         "fit of the samples and the exact data distribution (the Monte-Carlo error of the fit "
-        f"is of order d/√n ≈ {dim / batch**0.5:.2f}). Time ratio: genmath / diffusers for the matching sampler at "
-        "the same NFE, oracle included. EDM uses 2 NFE per step (Heun).",
+        f"is of order d/√n ≈ {dim / batch**0.5:.2f}). Time ratio: genmath / diffusers for the "
+        "matching sampler at the same NFE, oracle included. EDM uses 2 NFE per step (Heun).",
         "",
-        "| sampler | NFE | W2 | seconds | time ratio |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| sampler | NFE | W2 | time ratio [IQR] |",
+        "| --- | ---: | ---: | ---: |",
     ]
-    for name, nfe, w2, seconds in rows:
-        partner = samplers[name][1]
-        ratio = f"{seconds / timings[partner, nfe]:.2f}" if partner else ""
-        lines.append(f"| {name} | {nfe} | {w2:.3f} | {seconds:.3f} | {ratio} |")
-    text = "\n".join(lines) + "\n"
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    return text
+    for name, nfe, w2 in rows:
+        ratio = str(ratios[name, nfe]) if (name, nfe) in ratios else ""
+        lines.append(f"| {name} | {nfe} | {w2:.3f} | {ratio} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    print(main(parser.parse_args().quick))
+    args = _harness.parser(__doc__.splitlines()[0]).parse_args()
+    environment = _harness.setup(torch.float64)
+    _harness.write("diffusion_samplers", main(args.quick, environment), args.update)

@@ -1,34 +1,37 @@
-"""genmath `elbo` / `iwae` against pyro's `Trace_ELBO` / `RenyiELBO(alpha=0)` on PPCA.
+"""genmath `elbo` / `iwae` against pyro's matching estimators on PPCA.
 
-Same model, same variational family, same inputs, one process. Reported: time ratios
-(genmath / pyro, fastest call over interleaved repeats; < 1 means genmath is faster) for the
-loss alone and for loss + backward, and the accuracy of each estimate against the exact
-answer: with a Gaussian q, ELBO = log p(x) - KL(q || p(z|x)) in closed form; IWAE lies
+Like for like: genmath's analytic-KL ELBO (`kl="analytic"`) against pyro's
+`TraceMeanField_ELBO` (which also uses the closed-form KL of mean-field Gaussians);
+genmath's Monte-Carlo-KL ELBO (`kl="mc"`) against pyro's `Trace_ELBO`; `iwae` against
+`RenyiELBO(alpha=0)`. Same model, same variational family, same inputs, one process. Times
+come from the harness (`_harness.py`: thread CPU time, interleaved rounds, median ratio with
+its interquartile range), for the value alone and for value + backward; accuracy against the
+exact answer: with a Gaussian q, ELBO = log p(x) - KL(q || p(z|x)) in closed form; IWAE lies
 between that and log p(x).
 
-Run: ``python benchmarks/bench_elbo.py [--quick]``; writes ``benchmarks/results/elbo.md``.
+Run: ``python benchmarks/bench_elbo.py [--quick] [--update]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import pathlib
 import platform
-import time
+import sys
 
 import numpy as np
 import pyro
 import pyro.distributions as pdist
 import torch
-from pyro.infer import RenyiELBO, Trace_ELBO
+from pyro.infer import RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
 from torch import distributions as D
 
-import genmath
-from genmath.analytic import PPCA
-from genmath.core.elbo import elbo, iwae
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import _harness  # noqa: E402
 
-RESULTS = pathlib.Path(__file__).parent / "results" / "elbo.md"
+import genmath  # noqa: E402
+from genmath.analytic import PPCA  # noqa: E402
+from genmath.core.elbo import elbo, iwae  # noqa: E402
 
 
 def _setup(batch: int, dim: int, latent: int):
@@ -95,22 +98,11 @@ def _genmath_programs(ppca, post_mean, shift, log_scale):
     return encoder, ppca.likelihood, prior
 
 
-def _interleaved(fns: dict, repeats: int, rounds: int = 7) -> dict:
-    """Fastest call of each contender over interleaved rounds: on a shared machine the
-    minimum estimates the uncontended cost, and alternating the contenders each round makes a
-    load spike hit both."""
-    best = {name: math.inf for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                fn()
-                best[name] = min(best[name], time.perf_counter() - t0)
-    return best
+def _interleaved(fns: dict, rounds: int) -> _harness.Timings:
+    return _harness.compare(fns, rounds=rounds)
 
 
-def main(quick: bool = False) -> str:
-    torch.set_num_threads(1)
+def main(quick: bool = False, env: dict | None = None) -> str:
     batch, dim, latent = 256, 16, 4
     ppca, x, post_mean, post_cov, shift, log_scale = _setup(batch, dim, latent)
     exact = _exact_elbo(ppca, x, post_mean, post_cov, shift, log_scale)
@@ -120,17 +112,19 @@ def main(quick: bool = False) -> str:
     pyro.clear_param_store()
     pyro.set_rng_seed(0)
     g = torch.Generator().manual_seed(1)
-    repeats = 3 if quick else 10
+    rounds = 5 if quick else 21
     value_reps = 20 if quick else 200
 
     rows, accuracy = [], []
-    cases = [("ELBO", 1), ("ELBO", 16), ("IWAE", 16), ("IWAE", 64)]
+    cases = [("ELBO", 1), ("ELBO", 16), ("ELBO-MC", 1), ("ELBO-MC", 16), ("IWAE", 16), ("IWAE", 64)]
     for kind, n in cases:
-        if kind == "ELBO":
-            pyro_obj = Trace_ELBO(num_particles=n, vectorize_particles=True, max_plate_nesting=1)
+        if kind.startswith("ELBO"):
+            analytic = kind == "ELBO"
+            matching = TraceMeanField_ELBO if analytic else Trace_ELBO
+            pyro_obj = matching(num_particles=n, vectorize_particles=True, max_plate_nesting=1)
 
-            def gm_value(n=n):
-                return elbo(x, encoder, decoder, prior, n, g).sum()
+            def gm_value(n=n, kl="analytic" if analytic else "mc"):
+                return elbo(x, encoder, decoder, prior, n, g, kl=kl).sum()
 
             def pyro_value(obj=pyro_obj):
                 return -obj.differentiable_loss(model, guide, x)
@@ -149,7 +143,7 @@ def main(quick: bool = False) -> str:
             shift.grad = log_scale.grad = None
             (-fn()).backward()
 
-        if kind == "ELBO":
+        if kind.startswith("ELBO"):
 
             def pyro_grad(obj=pyro_obj):
                 shift.grad = log_scale.grad = None
@@ -161,19 +155,22 @@ def main(quick: bool = False) -> str:
                 obj.loss_and_grads(model, guide, x)
 
         with torch.no_grad():
-            forward = _interleaved({"genmath": gm_value, "pyro": pyro_value}, repeats)
-        backward = _interleaved({"genmath": gm_grad, "pyro": pyro_grad}, repeats)
+            forward = _interleaved({"genmath": gm_value, "pyro": pyro_value}, rounds)
+        backward = _interleaved({"genmath": gm_grad, "pyro": pyro_grad}, rounds)
+        label = {
+            "ELBO": "ELBO, closed-form KL vs TraceMeanField_ELBO",
+            "ELBO-MC": "ELBO, Monte-Carlo KL vs Trace_ELBO",
+            "IWAE": "IWAE vs RenyiELBO(alpha=0)",
+        }[kind]
         rows.append(
             (
-                f"{kind} (S = k = {n})"
-                if kind == "IWAE"
-                else f"{kind} ({n} sample{'s' if n > 1 else ''})",
-                forward["genmath"] * 1e3,
-                forward["pyro"] * 1e3,
-                forward["genmath"] / forward["pyro"],
-                backward["genmath"] * 1e3,
-                backward["pyro"] * 1e3,
-                backward["genmath"] / backward["pyro"],
+                f"{label} (S = {n})",
+                forward.median("genmath") * 1e3,
+                forward.median("pyro") * 1e3,
+                forward.ratio("genmath", "pyro"),
+                backward.median("genmath") * 1e3,
+                backward.median("pyro") * 1e3,
+                backward.ratio("genmath", "pyro"),
             )
         )
         with torch.no_grad():
@@ -186,22 +183,20 @@ def main(quick: bool = False) -> str:
     lines = [
         "# ELBO / IWAE: genmath vs pyro",
         "",
+        _harness.describe(env or {}) if env else "",
+        "",
         f"PPCA model, d = {dim}, latent k = {latent}, batch B = {batch}, float64, CPU, 1 thread "
         f"(torch {torch.__version__}, pyro {pyro.__version__}, genmath {genmath.__version__}, "
         f"{platform.processor() or platform.machine()}). Same model, same Gaussian q (posterior "
-        "mean shifted by half a posterior std, diagonal scales 1.5 times the posterior stds), same data. genmath: `genmath.elbo` "
-        "(closed-form KL, chosen automatically) and `genmath.iwae`; pyro: "
-        "`Trace_ELBO(vectorize_particles=True)` (Monte-Carlo KL) and "
-        "`RenyiELBO(alpha=0, vectorize_particles=True)`. Times are the fastest call over interleaved "
-        f"rounds ({'quick run' if quick else 'full run'}) on a shared machine: read the ratios, "
-        "not the absolute times. Ratio < 1: genmath is faster.",
+        "mean shifted by half a posterior std, diagonal scales 1.5 times the posterior stds), same data; "
+        "pyro's estimators vectorised over particles. Ratio < 1: genmath is faster.",
         "",
         "| estimator | genmath value (ms) | pyro value (ms) | ratio | genmath value+grad (ms) | pyro value+grad (ms) | ratio |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
-            f"| {r[0]} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f} | {r[6]:.2f} |"
+            f"| {r[0]} | {r[1]:.2f} | {r[2]:.2f} | {r[3]} | {r[4]:.2f} | {r[5]:.2f} | {r[6]} |"
         )
     lines += [
         "",
@@ -216,13 +211,10 @@ def main(quick: bool = False) -> str:
         lines.append(
             f"| {name} | {gm:.3f} ± {gse:.3f} | {py:.3f} ± {pse:.3f} | {z:+.2f} | {gm - exact:+.3f} |"
         )
-    text = "\n".join(lines) + "\n"
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    return text
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    print(main(parser.parse_args().quick))
+    args = _harness.parser(__doc__.splitlines()[0]).parse_args()
+    environment = _harness.setup(torch.float64)
+    _harness.write("elbo", main(args.quick, environment), args.update)

@@ -45,14 +45,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    bench_flows._harness.setup(torch.float32)
     torch.manual_seed(0)
     depth, hidden = 4, (64, 64)
     dims = (2,) if args.quick else (2, 16, 64)
     batch = 256 if args.quick else 1024
-    repeats = 2 if args.quick else 7
+    repeats = 3 if args.quick else 11
     print(f"depth {depth}, hidden {list(hidden)}, batch {batch}, float32, one thread")
-    print("family wrapper / bare core Flow (1.00 = no overhead):")
+    print("family wrapper / bare core Flow (1.00 = no overhead; median [IQR] of interleaved rounds):")
     for d in dims:
         for name, family, core in (
             ("MAF", MAF(d, depth, hidden), bench_flows.genmath_maf(d, depth, hidden)),
@@ -72,7 +72,8 @@ def main():
                     repeats,
                 )
             print(
-                f"  {name:8s} d={d:3d}  log_prob {lp[0] / lp[1]:.2f}  sample {sp[0] / sp[1]:.2f}"
+                f"  {name:8s} d={d:3d}  log_prob {lp.ratio('genmath', 'zuko')}  "
+                f"sample {sp.ratio('genmath', 'zuko')}"
                 "  (same stack as bench_flows: checked)"
             )
     print("families without a zuko counterpart (absolute, indicative):")
@@ -81,7 +82,9 @@ def main():
         residual = ResidualFlow(d, 4, hidden, logdet="roulette")
         cnf = CNF(d, hidden=64)
         with torch.no_grad():
-            t_res = bench_flows._per_call(lambda m=residual, x=x: m.log_prob(x), 3)
+            t_res = bench_flows._harness.compare(
+                {"residual": lambda m=residual, x=x: m.log_prob(x)}, rounds=3, number=1
+            ).median("residual")
             t_cnf = bench_flows._per_call(
                 lambda m=cnf, x=x: m.log_prob(x, method="rk4", options={"step_size": 0.125}), 3
             )

@@ -12,44 +12,30 @@
    (same methods, same NFE); the error is the mean distance to the exact flow map's image
    $\\Phi_{1\\to 0}(x_1)$. torchcfm has no sampler of its own (its examples use torchdyn).
 
-Times are best-of-repeats CPU time of this thread (torch single-threaded), the libraries
-interleaved; ratio = genmath / anchor (below 1: genmath faster).
-`python benchmarks/bench_flow_matching.py [--quick]` writes benchmarks/results/flow_matching.md.
+Times come from the harness (`_harness.py`: thread CPU time, warm allocator, contenders
+alternated in interleaved rounds, median ratio with its interquartile range).
+`python benchmarks/bench_flow_matching.py [--quick] [--update]`.
 """
 
 from __future__ import annotations
 
-import argparse
 import pathlib
-import platform
-import time
+import sys
 
 import torch
 
-from genmath.analytic import Gaussian, GaussianMixture
-from genmath.core.dynamics import sample_ode
-from genmath.core.path import GaussianPath
-from genmath.families import flow_matching as fm
-from genmath.nn import VelocityMLP
-from genmath.schedules import CondOT
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import _harness  # noqa: E402
 
-RESULTS = pathlib.Path(__file__).parent / "results" / "flow_matching.md"
-
-
-def _best_times(fns: dict, repeats: int, number: int) -> dict:
-    for fn in fns.values():
-        fn()  # warm-up
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.thread_time()
-            for _ in range(number):
-                fn()
-            best[name] = min(best[name], (time.thread_time() - start) / number)
-    return best
+from genmath.analytic import Gaussian, GaussianMixture  # noqa: E402
+from genmath.core.dynamics import sample_ode  # noqa: E402
+from genmath.core.path import GaussianPath  # noqa: E402
+from genmath.families import flow_matching as fm  # noqa: E402
+from genmath.nn import VelocityMLP  # noqa: E402
+from genmath.schedules import CondOT  # noqa: E402
 
 
-def _training_rows(quick: bool):
+def _training_rows(quick: bool, batch: int = 256, with_cfm: bool = True):
     from flow_matching.path import AffineProbPath
     from flow_matching.path.scheduler import CondOTScheduler
     from torchcfm.conditional_flow_matching import (
@@ -63,7 +49,6 @@ def _training_rows(quick: bool):
         torch.tensor([[-2.0, 0.0], [2.0, 1.0]]),
         torch.tensor([[[0.3, 0.1], [0.1, 0.2]], [[0.2, 0.0], [0.0, 0.4]]]),
     )
-    batch = 256
     x0 = mixture.sample(batch, generator)
     noise = torch.randn(batch, 2, generator=generator)
     t = torch.rand(batch, generator=generator)
@@ -85,6 +70,10 @@ def _training_rows(quick: bool):
     def ours_ot():
         step(fm.cfm_loss(model, x0, path, t=t, noise=noise, coupling="ot"))
 
+    def ours_ot_scipy():
+        paired = noise.index_select(0, fm.ot_coupling(x0, noise, backend="scipy"))
+        step(fm.cfm_loss(model, x0, path, t=t, noise=paired))
+
     def torchcfm_step(matcher):
         # torchcfm: x0 = source (noise), x1 = data, t = 1 is data
         _, xt, ut = matcher.sample_location_and_conditional_flow(noise, x0, 1 - t)
@@ -99,22 +88,39 @@ def _training_rows(quick: bool):
         a = fm.cfm_loss(model, x0, path, t=t, noise=noise)
         sample = meta_path.sample(x_0=noise, x_1=x0, t=1 - t)
         b = (model(sample.x_t, t) + sample.dx_t).pow(2).sum(1).mean()
-    repeats, number = (3, 5) if quick else (7, 20)
-    times = _best_times(
+    rounds = 5 if quick else 21
+    rows = []
+    if with_cfm:
+        timings = _harness.compare(
+            {"genmath": ours, "torchcfm": lambda: torchcfm_step(cfm), "flow_matching": meta},
+            rounds=rounds,
+        )
+        rows += [
+            (f"CFM step vs torchcfm, batch {batch}", timings, "genmath", "torchcfm"),
+            (f"CFM step vs flow_matching, batch {batch}", timings, "genmath", "flow_matching"),
+        ]
+    timings = _harness.compare(
         {
-            "genmath": ours,
-            "torchcfm": lambda: torchcfm_step(cfm),
-            "flow_matching": meta,
             "genmath (OT)": ours_ot,
+            "genmath (OT, scipy)": ours_ot_scipy,
             "torchcfm (OT)": lambda: torchcfm_step(ot_cfm),
         },
-        repeats,
-        number,
+        rounds=max(5, rounds // 2),
     )
-    rows = [
-        ("CFM step vs torchcfm", times["genmath"], times["torchcfm"]),
-        ("CFM step vs flow_matching", times["genmath"], times["flow_matching"]),
-        ("OT-CFM step vs torchcfm (exact OT)", times["genmath (OT)"], times["torchcfm (OT)"]),
+    backend = "POT" if batch >= fm._POT_FROM else "scipy"
+    rows += [
+        (
+            f"OT-CFM step vs torchcfm, batch {batch} (genmath default: {backend})",
+            timings,
+            "genmath (OT)",
+            "torchcfm (OT)",
+        ),
+        (
+            f"OT-CFM step vs torchcfm, batch {batch} (genmath forced to scipy)",
+            timings,
+            "genmath (OT, scipy)",
+            "torchcfm (OT)",
+        ),
     ]
     return rows, float((a - b).abs())
 
@@ -146,7 +152,7 @@ def _sampling_rows(quick: bool):
             return -marginal.velocity(x, 1 - t)
 
     rows = []
-    repeats = 2 if quick else 5
+    rounds = 3 if quick else 9
     for method, meta_method in (("euler", "euler"), ("midpoint", "midpoint")):
         for steps in (1, 2, 4, 8, 16, 32) if not quick else (2, 8, 32):
             flipped = Flipped()
@@ -162,60 +168,85 @@ def _sampling_rows(quick: bool):
             result = ours()
             flipped.nfe = 0
             x_meta = theirs()
-            times = _best_times({"ours": ours, "theirs": theirs}, repeats, 1)
+            timings = _harness.compare({"ours": ours, "theirs": theirs}, rounds=rounds)
             rows.append(
                 (
                     method,
                     result.nfe,
                     float((result.x - exact).norm(dim=1).mean()),
                     float((x_meta - exact).norm(dim=1).mean()),
-                    times["ours"],
-                    times["theirs"],
+                    timings,
                 )
             )
     return rows
 
 
-def main(quick: bool = False) -> str:
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)
-    training, agreement = _training_rows(quick)
-    sampling = _sampling_rows(quick)
+def main() -> None:
+    args = _harness.parser(__doc__.splitlines()[0]).parse_args()
+    env = _harness.setup(torch.float64)
+    training, agreement = _training_rows(args.quick)
+    ot_rows, _ = _training_rows(args.quick, batch=512, with_cfm=False)
+    training += ot_rows
+    sampling = _sampling_rows(args.quick)
     lines = [
         "# Flow matching: genmath vs torchcfm and flow_matching",
         "",
-        f"Generated by `benchmarks/bench_flow_matching.py{' --quick' if quick else ''}` "
-        f"({platform.machine()}, torch {torch.__version__}, float64, one thread). "
-        "Times: best-of-repeats CPU time; ratio = genmath / anchor (below 1: genmath faster).",
+        _harness.describe(env),
         "",
-        "## Training step (loss + backward + Adam), batch 256, VelocityMLP(2, 128, depth 2)",
+        "## Training step (loss + backward + Adam), VelocityMLP(2, 128, depth 2), float64",
         "",
-        "| comparison | genmath (ms) | anchor (ms) | ratio |",
-        "| --- | ---: | ---: | ---: |",
+        "OT-CFM: genmath's `coupling=\"ot\"` (exact assignment: scipy below batch 192, POT's "
+        "network simplex from there on, the same plan) against torchcfm's "
+        "`ExactOptimalTransportConditionalFlowMatcher` (POT's `emd`, then pairs drawn from the "
+        "plan).",
+        "",
     ]
-    for name, ours, theirs in training:
-        lines.append(f"| {name} | {1e3 * ours:.3f} | {1e3 * theirs:.3f} | {ours / theirs:.2f} |")
+    body = [
+        [
+            name,
+            f"{timings.median(ours) * 1e3:.3f}",
+            f"{timings.median(theirs) * 1e3:.3f}",
+            str(timings.ratio(ours, theirs)),
+        ]
+        for name, timings, ours, theirs in training
+    ]
+    lines += ["<!-- --8<-- [start:training] -->"]
+    lines += _harness.table(["comparison", "genmath (ms)", "anchor (ms)", "ratio [IQR]"], body, "lrrr")
+    lines += ["<!-- --8<-- [end:training] -->"]
     lines += [
         "",
         f"Loss agreement genmath vs flow_matching on the same batch: |difference| = {agreement:.1e}.",
         "",
         "## Sampling with the exact velocity of 8-D Gaussian data, error vs the exact flow map",
         "",
-        "| method | NFE | genmath error | flow_matching error | genmath (ms) | flow_matching (ms) | ratio |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for method, nfe, err_ours, err_meta, t_ours, t_meta in sampling:
-        lines.append(
-            f"| {method} | {nfe} | {err_ours:.2e} | {err_meta:.2e} | {1e3 * t_ours:.2f} | "
-            f"{1e3 * t_meta:.2f} | {t_ours / t_meta:.2f} |"
-        )
-    text = "\n".join(lines) + "\n"
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    return text
+    body = [
+        [
+            method,
+            str(nfe),
+            f"{err_ours:.2e}",
+            f"{err_meta:.2e}",
+            f"{timings.median('ours') * 1e3:.2f}",
+            f"{timings.median('theirs') * 1e3:.2f}",
+            str(timings.ratio("ours", "theirs")),
+        ]
+        for method, nfe, err_ours, err_meta, timings in sampling
+    ]
+    lines += _harness.table(
+        [
+            "method",
+            "NFE",
+            "genmath error",
+            "flow_matching error",
+            "genmath (ms)",
+            "flow_matching (ms)",
+            "ratio [IQR]",
+        ],
+        body,
+        "lrrrrrr",
+    )
+    _harness.write("flow_matching", "\n".join(lines), args.update)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    print(main(parser.parse_args().quick))
+    main()

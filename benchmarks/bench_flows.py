@@ -9,27 +9,32 @@ dimension, with a standard normal base, and are timed on the same batch:
   `zuko.flows.RealNVP` (same masks).
 
 `log_prob` is the one-pass density direction; `sample` is sequential (d passes per layer) for
-a MAF and one pass for RealNVP, in both libraries. Times are minima over interleaved
-repeats of timed loops of at least 50 ms, with one CPU thread; ratios are genmath / zuko
-(below 1: genmath faster).
+a MAF and one pass for RealNVP, in both libraries. On CPU times come from the harness
+(`_harness.py`: thread CPU time, warm allocator, interleaved rounds, median ratio with its
+interquartile range); on a GPU, synchronised wall time of the same interleaved rounds.
 
-    python benchmarks/bench_flows.py            # writes benchmarks/results/flows.md
-    python benchmarks/bench_flows.py --quick    # a smoke run
+    python benchmarks/bench_flows.py [--quick] [--update] [--device cuda]
 """
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import platform
+import sys
 import time
 
 import torch
 from torch.distributions import Independent, Normal
 
-from genmath.core.change_of_variables import AffineCoupling, Compose, Flow, MaskedAutoregressive
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import _harness  # noqa: E402
 
-RESULTS = pathlib.Path(__file__).parent / "results" / "flows.md"
+from genmath.core.change_of_variables import (  # noqa: E402
+    AffineCoupling,
+    Compose,
+    Flow,
+    MaskedAutoregressive,
+)
 
 
 def genmath_maf(d, depth, hidden):
@@ -71,24 +76,26 @@ def _per_call(fn, number):
     return (time.perf_counter() - t0) / number
 
 
-def _time_pair(fn_a, fn_b, repeats, budget=0.05):
-    """Per-call seconds of ``fn_a`` and ``fn_b``: each repeat times a loop of at least
-    ``budget`` seconds; repeats alternate between the two, and the minimum is kept (on a
-    shared machine, other processes only ever add time)."""
-    fn_a(), fn_b()  # warm-up
-    number = max(1, int(budget / max(_per_call(fn_a, 1), _per_call(fn_b, 1), 1e-6)))
-    a, b = [], []
-    for _ in range(repeats):
-        a.append(_per_call(fn_a, number))
-        b.append(_per_call(fn_b, number))
-    return min(a), min(b)
+def _time_pair(fn_a, fn_b, rounds):
+    """Interleaved rounds of the two (the harness on CPU; synchronised wall time on a GPU)."""
+    if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+        return _harness.compare({"genmath": fn_a, "zuko": fn_b}, rounds=rounds)
+    fn_a(), fn_b()
+    number = max(1, int(0.05 / max(_per_call(fn_a, 1), _per_call(fn_b, 1), 1e-6)))
+    seconds = {"genmath": [], "zuko": []}
+    for r in range(rounds):
+        order = [("genmath", fn_a), ("zuko", fn_b)][:: 1 if r % 2 == 0 else -1]
+        for name, fn in order:
+            seconds[name].append(_per_call(fn, number))
+    return _harness.Timings(seconds, number)
 
 
-def run(dims, depth, hidden, batch, repeats, device="cpu"):
+def run(cases, depth, hidden, rounds, device="cpu"):
+    """``cases``: (d, batch) pairs."""
     import zuko
 
     rows = []
-    for d in dims:
+    for d, batch in cases:
         for family, ours, theirs in (
             ("MAF", genmath_maf, zuko.flows.MAF),
             ("RealNVP", genmath_realnvp, zuko.flows.RealNVP),
@@ -101,25 +108,28 @@ def run(dims, depth, hidden, batch, repeats, device="cpu"):
                 sum(p.numel() for p in transform.parameters()),
                 sum(p.numel() for p in zuko_flow.parameters()),
             )
+            sequential = family == "MAF" and d > 16
             with torch.no_grad():
                 lp = _time_pair(
                     lambda transform=transform, d=d, x=x: Flow(
                         transform, _base(d, x.device)
                     ).log_prob(x),
                     lambda zuko_flow=zuko_flow, x=x: zuko_flow().log_prob(x),
-                    repeats,
+                    rounds,
                 )
                 sp = _time_pair(
-                    lambda transform=transform, d=d, x=x: Flow(
-                        transform, _base(d, x.device)
+                    lambda transform=transform, d=d, batch=batch: Flow(
+                        transform, _base(d, device)
                     ).sample((batch,)),
-                    lambda zuko_flow=zuko_flow: zuko_flow().sample((batch,)),
-                    repeats,
+                    lambda zuko_flow=zuko_flow, batch=batch: zuko_flow().sample((batch,)),
+                    max(3, rounds // 3) if sequential else rounds,
                 )
-            rows.append((family, d, "log_prob", *lp, n_params))
-            rows.append((family, d, "sample", *sp, n_params))
+            rows.append((family, d, batch, "log_prob", lp, n_params))
+            rows.append((family, d, batch, "sample", sp, n_params))
             print(
-                f"{family:8s} d={d:3d} log_prob ratio {lp[0] / lp[1]:.2f}  sample ratio {sp[0] / sp[1]:.2f}"
+                f"{family:8s} d={d:3d} batch={batch:6d} log_prob {lp.ratio('genmath', 'zuko')}"
+                f"  sample {sp.ratio('genmath', 'zuko')}",
+                file=sys.stderr,
             )
     return rows
 
@@ -149,81 +159,85 @@ def check_on(device):
     return worst
 
 
-def write(rows, depth, hidden, batch, repeats, device="cpu", accuracy=None):
+def write(rows, depth, hidden, env, device="cpu", accuracy=None, update=False):
     import zuko
 
+    where = (
+        "one CPU thread" if device == "cpu" else f"device {device} ({torch.cuda.get_device_name()})"
+    )
     lines = [
         "# Flows: genmath vs zuko",
         "",
-        "Generated by `python benchmarks/bench_flows.py`. Same depth "
-        f"({depth} layers), hidden widths {list(hidden)}, ReLU, standard normal base, batch "
-        f"{batch}, float32, "
-        + (
-            "one CPU thread"
-            if device == "cpu"
-            else f"device {device} ({torch.cuda.get_device_name()})"
-        )
-        + f"; per-call time = minimum over {repeats} interleaved "
-        "repeats of a timed loop of at least 50 ms (other processes on a shared machine only add "
-        "time, so the minimum is the least noisy estimate). "
-        "Ratio = genmath time / zuko time (below 1: genmath faster). Throughput in samples/s.",
+        _harness.describe(env) if device == "cpu" else "Synchronised wall time, interleaved rounds.",
         "",
-        f"torch {torch.__version__}, zuko {zuko.__version__}, {platform.processor() or platform.machine()}. "
-        "Absolute times on a shared machine are noise; ratios are the result.",
+        f"Generated by `python benchmarks/bench_flows.py`. Same depth ({depth} layers), hidden "
+        f"widths {list(hidden)}, ReLU, standard normal base, float32, {where}; torch "
+        f"{torch.__version__}, zuko {zuko.__version__}, {platform.processor() or platform.machine()}. "
+        "Ratio = genmath time / zuko time (below 1: genmath faster).",
         "",
-        "| flow | d | operation | genmath (ms) | zuko (ms) | ratio | genmath samples/s | zuko samples/s | parameters (genmath / zuko) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for family, d, op, ours, theirs, (pa, pb) in rows:
-        lines.append(
-            f"| {family} | {d} | {op} | {ours * 1e3:.2f} | {theirs * 1e3:.2f} | {ours / theirs:.2f} | "
-            f"{batch / ours:,.0f} | {batch / theirs:,.0f} | {pa:,} / {pb:,} |"
-        )
+    body = [
+        [
+            family,
+            str(d),
+            str(batch),
+            op,
+            f"{timings.median('genmath') * 1e3:.2f}",
+            f"{timings.median('zuko') * 1e3:.2f}",
+            str(timings.ratio("genmath", "zuko")),
+            f"{pa:,} / {pb:,}",
+        ]
+        for family, d, batch, op, timings, (pa, pb) in rows
+    ]
+    lines += _harness.table(
+        [
+            "flow",
+            "d",
+            "batch",
+            "operation",
+            "genmath (ms)",
+            "zuko (ms)",
+            "ratio [IQR]",
+            "parameters (genmath / zuko)",
+        ],
+        body,
+        "lrrlrrrr",
+    )
     lines += [
         "",
         "Notes: both libraries parameterize each affine layer by a shift and a log-scale from the "
-        "same network shapes; zuko's affine layer (`MonotonicAffineTransform`) enforces a documented minimum slope, genmath's has no bound unless "
-        "`scale_clamp` is given. MAF sampling is sequential in both (d network passes per layer).",
+        "same network shapes; zuko's affine layer (`MonotonicAffineTransform`) enforces a "
+        "documented minimum slope, genmath's has no bound unless `scale_clamp` is given. MAF "
+        "sampling is sequential in both (d network passes per layer).",
         "",
     ]
-    if device == "cpu":
-        lines += [
-            "On a loaded shared CPU, single ratios move by up to about 0.3 from run to run even with "
-            "the minimum estimator; compare across several runs (or the GPU table, "
-            "`flows_cuda.md`, measured on a dedicated machine) before reading a single ratio.",
-            "",
-        ]
     if accuracy is not None:
         lines += [
             f"Accuracy on {device} in float64 (round trip, log|det J| vs slogdet of the autograd "
             f"Jacobian): max error {accuracy:.1e}.",
             "",
         ]
-    out = RESULTS if device == "cpu" else RESULTS.with_name(f"flows_{torch.device(device).type}.md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
-    print(f"wrote {out}")
+    name = "flows" if device == "cpu" else f"flows_{torch.device(device).type}"
+    _harness.write(name, "\n".join(lines), update)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run, no results file")
-    parser.add_argument("--depth", type=int, default=4)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
-    parser.add_argument("--batch", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    args = parser.parse_args()
-    if args.device == "cpu":
-        torch.set_num_threads(1)
+    p = _harness.parser(__doc__.splitlines()[0])
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    args = p.parse_args()
+    env = _harness.setup(torch.float32) if args.device == "cpu" else {}
     torch.set_default_dtype(torch.float32)
     hidden = tuple(args.hidden)
     accuracy = check_on(args.device)
     if args.quick:
-        run((2, 16), 2, (16, 16), 64, 3, args.device)
-        return
-    rows = run((2, 16, 64), args.depth, hidden, args.batch, args.repeats, args.device)
-    write(rows, args.depth, hidden, args.batch, args.repeats, args.device, accuracy)
+        cases = [(2, 256), (16, 1024)]
+        rows = run(cases, 2, (16, 16), 5, args.device)
+    else:
+        cases = [(2, 1024), (64, 1024), (16, 256), (16, 1024), (16, 4096), (16, 16384)]
+        rows = run(cases, args.depth, hidden, 15, args.device)
+    write(rows, args.depth, hidden, env, args.device, accuracy, args.update)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Exact-divergence ODE likelihood: genmath vs Meta's flow_matching vs a torch.func baseline.
 
-Run: ``python benchmarks/bench_likelihood.py [--quick]``; writes ``benchmarks/results/likelihood.md``.
+Run: ``python benchmarks/bench_likelihood.py [--quick] [--update] [--memory]``.
 
-Everything runs in one process on the same inputs: float32, batch 256, d in {2, 8, 32, 128},
+Everything runs in one process on the same inputs: float32, batch 256 (32 at d = 512),
+d in {2, 8, 32, 128, 512},
 torchdiffeq ``dopri5`` with rtol = atol = 1e-5 for every contender, one CPU thread (the
 machine is shared; ratios are what matter). Contenders:
 
@@ -18,23 +19,26 @@ Velocities: the exact marginal velocity of Gaussian data ``N(mu, diag(s^2))`` al
 conditional-OT path (coordinate-wise DESIGN.md closed form; the exact log-density is known),
 and a `VelocityMLP` (two hidden layers of width 256, softplus). Peak memory is measured with
 the torch profiler (``profile_memory=True``): the largest running sum of tensor allocations
-minus frees during one call, i.e. tensor memory only, not Python objects. Timing runs are
-separate from the profiled run: best of 7 round-robin repeats (2 at d = 128).
+minus frees during one call, i.e. tensor memory only, not Python objects (with
+``--memory``). Times come from the harness (`_harness.py`): thread CPU time, contenders
+alternated in interleaved rounds, median of per-round ratios with the interquartile range.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import pathlib
-import time
+import sys
 
 import torch
 from torch.func import jacrev, vmap
 from torchdiffeq import odeint
 
-from genmath.core.likelihood import ode_log_likelihood
-from genmath.nn import VelocityMLP
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import _harness  # noqa: E402
+
+from genmath.core.likelihood import ode_log_likelihood  # noqa: E402
+from genmath.nn import VelocityMLP  # noqa: E402
 
 RTOL = ATOL = 1e-5
 METHOD = "dopri5"
@@ -102,7 +106,7 @@ class _CountedStructured(_Counted):
         return self.velocity.velocity_and_divergence(x, t)
 
 
-def _contenders(velocity, structured_model=None):
+def _contenders(velocity, structured_model=None, with_torch_func=True):
     from flow_matching.solver import ODESolver
 
     counted = _Counted(velocity)
@@ -148,20 +152,12 @@ def _contenders(velocity, structured_model=None):
                 )
 
         out["genmath-structured"] = genmath_structured
-    out["torch.func"] = lambda x: _torch_func_log_likelihood(velocity, x)
+    if with_torch_func:
+        out["torch.func"] = lambda x: _torch_func_log_likelihood(velocity, x)
     counters = {name: counted for name in out}
     if structured_model is not None:
         counters["genmath-structured"] = structured
     return out, counters
-
-
-def _time(fn, x, repeats: int) -> float:
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(x)
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _peak_tensor_memory(fn, x) -> float:
@@ -186,48 +182,49 @@ def _peak_tensor_memory(fn, x) -> float:
     return float(peak)
 
 
-def run(dims, repeats_small: int, repeats_large: int, memory: bool) -> list[dict]:
-    torch.set_num_threads(1)
-    torch.set_default_dtype(torch.float32)
+def run(dims, rounds_for, memory: bool) -> list[dict]:
     rows = []
     for dim in dims:
         gen = torch.Generator().manual_seed(dim)
-        repeats = repeats_small if dim < 64 else repeats_large
+        batch = BATCH if dim <= 128 else 32
         gaussian = _GaussianCondOT(dim, gen)
         torch.manual_seed(dim)
         mlp = VelocityMLP(dim, hidden=256, depth=2).float()
+        small = dim <= 32
         cases = [
-            ("Gaussian (exact velocity)", *_contenders(gaussian.velocity), gaussian),
-            ("MLP 2x256", *_contenders(mlp, structured_model=mlp), None),
+            ("Gaussian (exact velocity)", *_contenders(gaussian.velocity, None, small), gaussian),
+            ("MLP 2x256", *_contenders(mlp, mlp, small), None),
         ]
         for field, contenders, counters, oracle in cases:
-            x = oracle.sample(BATCH, gen) if oracle else torch.randn(BATCH, dim, generator=gen)
+            x = oracle.sample(batch, gen) if oracle else torch.randn(batch, dim, generator=gen)
             exact = oracle.log_prob(x) if oracle else None
             results = {}
             for name, fn in contenders.items():
                 counters[name].calls = 0
                 log_p = fn(x).detach()  # also a warm-up call
-                # velocity evaluations of one call (torch.func also calls it inside vmap)
-                nfe = counters[name].calls
+                nfe = counters[name].calls  # velocity evaluations of one call
                 peak = _peak_tensor_memory(fn, x) if memory else float("nan")
-                results[name] = [log_p, math.inf, peak, nfe]
-            # Round-robin repeats, best of each: load drift on a shared machine hits all alike.
-            for _ in range(repeats):
-                for name, fn in contenders.items():
-                    results[name][1] = min(results[name][1], _time(fn, x, 1))
-            for name, (_, seconds, _, _) in results.items():
-                print(f"d={dim:4d} {field:26s} {name:20s} {seconds * 1e3:9.1f} ms", flush=True)
+                results[name] = [log_p, peak, nfe]
+            timings = _harness.compare(
+                {name: (lambda fn=fn, x=x: fn(x)) for name, fn in contenders.items()},
+                rounds=rounds_for(dim),
+                warmup=1,
+                number=1,
+            )
             reference = results["flow_matching"]
-            for name, (log_p, seconds, peak, nfe) in results.items():
+            for name, (log_p, peak, nfe) in results.items():
+                ratio = timings.ratio(name, "flow_matching")
+                print(f"d={dim:4d} {field:26s} {name:20s} ratio {ratio}", file=sys.stderr)
                 rows.append(
                     {
                         "d": dim,
+                        "batch": batch,
                         "field": field,
                         "contender": name,
-                        "ms": seconds * 1e3,
+                        "ms": timings.median(name) * 1e3,
                         "nfe": nfe,
-                        "time_vs_fm": reference[1] / seconds,
-                        "mem_vs_fm": peak / reference[2] if reference[2] else float("nan"),
+                        "ratio": ratio,
+                        "mem_vs_fm": peak / reference[1] if reference[1] == reference[1] else float("nan"),
                         "peak_mib": peak / 2**20,
                         "err_exact": float((log_p - exact).abs().max()) if oracle else None,
                         "diff_fm": float((log_p - reference[0]).abs().max()),
@@ -236,48 +233,69 @@ def run(dims, repeats_small: int, repeats_large: int, memory: bool) -> list[dict
     return rows
 
 
-def _markdown(rows: list[dict]) -> str:
+def _markdown(rows: list[dict], env: dict) -> str:
     lines = [
         "# Exact-divergence ODE likelihood: genmath vs flow_matching vs torch.func",
         "",
-        f"float32, batch {BATCH}, torchdiffeq `{METHOD}` rtol = atol = {RTOL:g} for every "
-        "contender, one CPU thread, all in one process on the same inputs; time = best of 7 "
-        "round-robin repeats (2 at d = 128) on a shared, heavily loaded 2-core machine, so "
-        "ratios at the ~50 ms scale carry noise of tens of percent. "
-        "`speed-up` = flow_matching time / contender time (> 1: faster than flow_matching); "
-        "`memory` = contender peak / flow_matching peak (torch-profiler tensor memory). "
-        "`max |err|` is against the exact log-density (Gaussian data); `max |Δ fm|` is the "
-        "largest difference from flow_matching's answer. Generated by "
+        _harness.describe(env),
+        "",
+        f"float32, torchdiffeq `{METHOD}` rtol = atol = {RTOL:g} for every contender, batch "
+        f"{BATCH} (32 at d = 512). `ratio` = contender time / flow_matching time (< 1: faster "
+        "than flow_matching). `genmath` is the generic exact divergence (autograd) of a plain "
+        "function; `genmath-structured` is `VelocityMLP`'s own divergence. `max |err|` is "
+        "against the exact log-density (Gaussian data); `max |Δ fm|` is the largest difference "
+        "from flow_matching's answer; memory columns only with `--memory`. Generated by "
         "`benchmarks/bench_likelihood.py`.",
         "",
-        "| d | velocity | contender | velocity calls | time (ms) | speed-up vs flow_matching "
-        "| memory vs flow_matching | peak (MiB) | max \\|err\\| vs exact | max \\|Δ fm\\| |",
-        "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    body = []
     for r in rows:
         err = "—" if r["err_exact"] is None else f"{r['err_exact']:.1e}"
-        lines.append(
-            f"| {r['d']} | {r['field']} | {r['contender']} | {r['nfe']} | {r['ms']:.1f} | "
-            f"{r['time_vs_fm']:.2f}× | {r['mem_vs_fm']:.2f} | {r['peak_mib']:.2f} | {err} | "
-            f"{r['diff_fm']:.1e} |"
+        body.append(
+            [
+                str(r["d"]),
+                r["field"],
+                r["contender"],
+                str(r["nfe"]),
+                f"{r['ms']:.1f}",
+                str(r["ratio"]),
+                f"{r['mem_vs_fm']:.2f}",
+                err,
+                f"{r['diff_fm']:.1e}",
+            ]
         )
+    lines += _harness.table(
+        [
+            "d",
+            "velocity",
+            "contender",
+            "velocity calls",
+            "time (ms)",
+            "ratio vs flow_matching [IQR]",
+            "memory vs flow_matching",
+            "max \\|err\\| vs exact",
+            "max \\|Δ fm\\|",
+        ],
+        body,
+        "rlllrrrrr",
+    )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="d in {2, 8}, one repeat")
-    parser.add_argument("--no-memory", action="store_true", help="skip the profiled run")
-    parser.add_argument(
-        "--out", default=str(pathlib.Path(__file__).parent / "results" / "likelihood.md")
-    )
-    args = parser.parse_args()
-    dims = (2, 8) if args.quick else (2, 8, 32, 128)
-    rows = run(dims, 1 if args.quick else 7, 2, memory=not args.no_memory)
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(_markdown(rows))
-    print(f"wrote {out}")
+    p = _harness.parser(__doc__.splitlines()[0])
+    p.add_argument("--memory", action="store_true", help="also profile peak tensor memory")
+    args = p.parse_args()
+    env = _harness.setup(torch.float32)
+    dims = (2, 8) if args.quick else (2, 8, 32, 128, 512)
+
+    def rounds_for(dim: int) -> int:
+        if args.quick:
+            return 3
+        return 15 if dim <= 8 else 9 if dim <= 32 else 5 if dim <= 128 else 3
+
+    rows = run(dims, rounds_for, memory=args.memory)
+    _harness.write("likelihood", _markdown(rows, env), args.update)
 
 
 if __name__ == "__main__":

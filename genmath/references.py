@@ -320,6 +320,14 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "eprint": "2211.01095",
         "archiveprefix": "arXiv",
     }),
+    "zhao2023unipc": ("inproceedings", {
+        "author": "Zhao, Wenliang and Bai, Lujia and Rao, Yongming and Zhou, Jie and Lu, Jiwen",
+        "title": "{UniPC}: A Unified Predictor-Corrector Framework for Fast Sampling of Diffusion Models",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2023",
+        "eprint": "2302.04867",
+        "archivePrefix": "arXiv",
+    }),
     "ho2022classifier": ("inproceedings", {
         "author": "Ho, Jonathan and Salimans, Tim",
         "title": "Classifier-Free Diffusion Guidance",

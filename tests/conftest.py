@@ -32,6 +32,24 @@ def _float64_and_seed():
     torch.set_default_dtype(previous)
 
 
+@pytest.fixture(scope="session")
+def verified():
+    """``verified(item_id)``: the registered derivation or check of that id, verified once per
+    session. The tests that only read a registered item's result share one verification
+    (`test_topics` and the seed tests both read every seed); a test that plants a bug or
+    builds a changed copy calls ``.verify()`` itself, as before."""
+    from genmath import derivations as registry
+
+    results: dict = {}
+
+    def result_of(item_id: str):
+        if item_id not in results:
+            results[item_id] = registry.get(item_id).verify()
+        return results[item_id]
+
+    return result_of
+
+
 @pytest.fixture
 def generator():
     """A seeded torch.Generator for stochastic functions under test."""

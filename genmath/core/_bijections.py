@@ -212,7 +212,7 @@ def _softplus(x: torch.Tensor) -> torch.Tensor:
 
 def _affine_forward(x, shift, log_scale):
     """$y = x e^{s} + t$ with $\\log|\\det| = \\sum s$ (the diagonal Jacobian $e^{s}$)."""
-    return x * torch.exp(log_scale) + shift, log_scale
+    return torch.addcmul(shift, x, torch.exp(log_scale)), log_scale
 
 
 def _affine_inverse(y, shift, log_scale):

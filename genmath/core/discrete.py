@@ -22,17 +22,21 @@ states. ``t`` is a float, a 0-d tensor, or a ``(B,)`` tensor when tokens have sh
 
 from __future__ import annotations
 
-import sympy as sp
 import torch
 
 from .._implements import implements
+from .._lazy import lazy_import
 from ._shapes import as_time
 from .schedules import _compile
 
 __all__ = ["DiscretePath", "MaskPath", "UniformPath"]
 
-_T = sp.Symbol("t", nonnegative=True)
+sp = lazy_import("sympy")  # imported when the first path is built, not with genmath
 _GRID_POINTS = 257
+
+
+def _time_symbol():
+    return sp.Symbol("t", nonnegative=True)
 
 
 class DiscretePath:
@@ -56,8 +60,8 @@ class DiscretePath:
             raise ValueError(f"num_categories must be at least 2, got {num_categories}")
         self.num_categories = num_categories
         if alpha_bar is None:
-            t = _T
-            alpha_bar = 1 - _T
+            t = _time_symbol()
+            alpha_bar = 1 - t
         alpha_bar = sp.sympify(alpha_bar)
         if t is None:
             free = alpha_bar.free_symbols
@@ -65,7 +69,7 @@ class DiscretePath:
                 raise ValueError(
                     f"alpha_bar must depend on one symbol t, got {sorted(map(str, free))}"
                 )
-            t = next(iter(free)) if free else _T
+            t = next(iter(free)) if free else _time_symbol()
         extra = alpha_bar.free_symbols - {t}
         if extra:
             raise ValueError(f"alpha_bar may depend only on {t}, got {sorted(map(str, extra))}")

@@ -5,24 +5,21 @@ instantaneous change of variables integrates (see `genmath.core.likelihood`). Fo
 on an event of shape `(*event)` the Jacobian is taken over the flattened event, so images
 and vectors are handled alike.
 
-**Exact divergence, chosen by measurement.** Three ways to get the $D$ diagonal entries of
-the Jacobian were timed on CPU (float32, batch 256, a two-hidden-layer MLP of width 256 and
-a cheap non-linear field, $D \in \{2, 8, 32, 128\}$): a loop of $D$ vector–Jacobian
-products on one retained forward graph, one `autograd.grad(..., is_grads_batched=True)`
-call on the $D$ one-hot cotangents, and `torch.func` (`vmap(jacrev)` and `vmap(jvp)`).
-For these compute-bound fields the loop was the fastest or within noise of the fastest at
-every size on CPU (for the MLP at $D=128$: loop 102 ms, `is_grads_batched` 163 ms,
-`vmap(jacrev)` 158 ms, `vmap(jvp)` 185 ms), because each batched variant does the same
-arithmetic on a $D$-times larger intermediate. For a graph of many small operations on a
-small batch (the exact velocity of a Gaussian mixture, batch 3, $D = 16$) the batched
-vector–Jacobian product was about 3× faster than the loop, since it walks the graph once
-instead of $D$ times. Hence: a single call of `divergence` on CPU uses the loop; on
-accelerators, where one large kernel beats $D$ small launches, it uses the batched product
-in chunks that bound its memory (not measured here: no accelerator was available); and
-`ode_log_likelihood`, which evaluates the same field hundreds of times, times both on its
-first evaluations and keeps the faster. Either way only the forward graph is retained
-between products; no graph per dimension is kept alive unless the caller asks for a
-differentiable result (`create_graph`).
+**Exact divergence, chosen by measurement.** The $D$ diagonal entries of the Jacobian come
+either from a loop of $D$ vector–Jacobian products on one retained forward graph, or from
+one `autograd.grad(..., is_grads_batched=True)` call on the $D$ one-hot cotangents (the
+batched product, in chunks that bound its memory). Which is faster depends on the field:
+for a graph of many small operations on a small batch (the exact velocity of a Gaussian
+mixture) the batched product is several times faster, since it walks the graph once instead
+of $D$ times; for a compute-bound network the two are within tens of percent, the loop ahead
+at $D = 2$ and the batched product from $D \approx 8$ on (measured on CPU, float32, batch
+256, a two-hidden-layer MLP of width 256: 4.1 vs 4.9 ms at $D = 2$, 19 vs 16 ms at $D = 8$,
+430 vs 317 ms at $D = 128$, per evaluation). So a single call of `divergence` on CPU uses the
+loop and on accelerators the batched product, while `ode_log_likelihood`, which evaluates
+the same field hundreds of times, times both on its first evaluations (thread CPU time on
+CPU), keeps the faster and remembers the choice for that kind of field and input. Either
+way only the forward graph is retained between products; no graph per dimension is kept
+alive unless the caller asks for a differentiable result (`create_graph`).
 
 **Structured divergence (the hook).** A field that knows its Jacobian's structure can
 supply its exact divergence itself: an object with a method
@@ -179,35 +176,64 @@ def _exact_from_graph(y: torch.Tensor, x: torch.Tensor, create_graph: bool) -> t
     return _exact_batched(y, x, create_graph, chunk=_ACCELERATOR_CHUNK)
 
 
+# strategy chosen per kind of field and input: (field key, shape, dtype, device, graph) -> name
+_TUNED_CHOICES: dict[tuple, str] = {}
+# evaluations each strategy is timed on before the faster one is kept
+_TUNING_SAMPLES = 2
+
+
+def _field_key(field) -> object:
+    """What identifies a kind of field across calls: a function's code (closures over other
+    networks of the same shape share it, and differ at most in speed), else its type."""
+    function = getattr(field, "__func__", field)
+    return getattr(function, "__code__", None) or type(field)
+
+
 class _TunedExact:
     """Exact divergence for repeated calls on same-shaped inputs (an ODE solve): time the
-    loop and the batched vector-Jacobian product on the first calls, then keep the faster.
+    loop and the batched vector-Jacobian product on the first evaluations, keep the faster,
+    and remember the choice for this kind of field and input, so later solves start with it.
 
-    Which one wins depends on the field more than on the size: a compute-bound network (an
-    MLP on a batch of 256) favours the loop on CPU, while a graph of many small operations
-    on a small batch (an analytic mixture velocity) runs several times faster batched, since
-    the batched backward walks the graph once instead of D times. The two give the same
-    values up to round-off; a field whose backward cannot be batched keeps the loop.
+    Which one wins depends on the field more than on the size: a graph of many small
+    operations on a small batch (an analytic mixture velocity) runs several times faster
+    batched, since the batched backward walks the graph once instead of D times, while for a
+    compute-bound network it is a matter of tens of percent either way. Each strategy is timed
+    on `_TUNING_SAMPLES` evaluations, alternated, by the CPU time of this thread on CPU (other
+    processes on a shared machine do not move it) and by synchronised wall time on an
+    accelerator; the smaller of each one's samples decides. The two give the same values up to
+    round-off; a field whose backward cannot be batched keeps the loop.
     """
 
-    def __init__(self) -> None:
-        self._seconds: dict[str, float] = {}
-        self.choice: str | None = None
+    def __init__(self, key: object = None) -> None:
+        self._key = key
+        self._seconds: dict[str, list[float]] = {"loop": [], "batched": []}
+        self.choice: str | None = _TUNED_CHOICES.get(key) if key is not None else None
 
     def __call__(self, y: torch.Tensor, x: torch.Tensor, create_graph: bool) -> torch.Tensor:
         if self.choice is not None:
             return self._run(self.choice, y, x, create_graph)
-        candidate = "loop" if "loop" not in self._seconds else "batched"
-        start = time.perf_counter()
+        if x[0].numel() == 1:  # one cotangent: the two strategies are the same product
+            self._settle("loop")
+            return self._run("loop", y, x, create_graph)
+        done = len(self._seconds["loop"]) + len(self._seconds["batched"])
+        # loop, batched, batched, loop, ...: neither strategy always pays the first call
+        candidate = ("loop", "batched", "batched", "loop")[done % 4]
+        clock = _clock(x.device)
+        start = clock()
         try:
             div = self._run(candidate, y, x, create_graph)
         except RuntimeError:  # no batching rule for some backward op: keep the loop
-            self.choice = "loop"
+            self._settle("loop")
             return self._run("loop", y, x, create_graph)
-        self._seconds[candidate] = time.perf_counter() - start
-        if len(self._seconds) == 2 or x[0].numel() == 1:
-            self.choice = min(self._seconds, key=self._seconds.get)
+        self._seconds[candidate].append(clock() - start)
+        if done + 1 >= 2 * _TUNING_SAMPLES:
+            self._settle(min(self._seconds, key=lambda name: min(self._seconds[name])))
         return div
+
+    def _settle(self, choice: str) -> None:
+        self.choice = choice
+        if self._key is not None:
+            _TUNED_CHOICES[self._key] = choice
 
     @staticmethod
     def _run(strategy: str, y: torch.Tensor, x: torch.Tensor, create_graph: bool) -> torch.Tensor:
@@ -216,13 +242,40 @@ class _TunedExact:
         return _exact_batched(y, x, create_graph, chunk=_ACCELERATOR_CHUNK)
 
 
+def _clock(device: torch.device):
+    if device.type == "cpu":
+        return time.thread_time
+    if device.type == "cuda":
+
+        def synchronised() -> float:
+            torch.cuda.synchronize(device)
+            return time.perf_counter()
+
+        return synchronised
+    return time.perf_counter
+
+
+def _identity(dims: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The cotangents $e_i$ as the rows of one identity, kept between calls: it is never
+    written to, so a differentiable backward may safely hold on to its rows."""
+    key = (dims, dtype, device)
+    eye = _IDENTITIES.get(key)
+    if eye is None:
+        if len(_IDENTITIES) > 64:
+            _IDENTITIES.clear()
+        eye = _IDENTITIES[key] = torch.eye(dims, dtype=dtype, device=device)
+    return eye
+
+
+_IDENTITIES: dict[tuple, torch.Tensor] = {}
+
+
 def _exact_loop(y: torch.Tensor, x: torch.Tensor, create_graph: bool) -> torch.Tensor:
     """`D` vector-Jacobian products with the one-hot cotangents $e_i$ (one per event entry)."""
     batch, dims = x.shape[0], x[0].numel()
     div = None
-    # Rows of one identity, broadcast over the batch: no per-dimension allocation, and never
-    # written to, so a differentiable backward may safely keep them.
-    eye = torch.eye(dims, dtype=y.dtype, device=y.device)
+    # Rows of one identity, broadcast over the batch: no per-dimension allocation.
+    eye = _identity(dims, y.dtype, y.device)
     for i in range(dims):
         cotangent = eye[i].expand(batch, dims).reshape(y.shape)
         (row,) = torch.autograd.grad(
@@ -244,7 +297,7 @@ def _exact_batched(
     """The same products, `chunk` at a time through `is_grads_batched` (vmap over backward)."""
     batch, dims = x.shape[0], x[0].numel()
     div = torch.zeros(batch, dtype=x.dtype, device=x.device)
-    eye = torch.eye(dims, dtype=x.dtype, device=x.device)
+    eye = _identity(dims, x.dtype, x.device)
     for start in range(0, dims, chunk):
         stop = min(start + chunk, dims)
         cotangents = eye[start:stop, None, :].expand(stop - start, batch, dims)

@@ -31,6 +31,7 @@ model evaluations.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 from collections.abc import Callable
 
@@ -39,7 +40,7 @@ import torch
 from .._implements import implements
 from . import _solvers
 from ._shapes import check_batch, positive_int
-from .grids import check_grid, karras_grid, log_snr_grid, uniform_grid
+from .grids import check_grid, karras_grid, log_snr_grid, snr_focused_grid, uniform_grid
 
 __all__ = [
     "SampleResult",
@@ -56,7 +57,13 @@ __all__ = [
     "SDE_METHODS",
 ]
 
-_TORCHDIFFEQ_SOLVERS = tuple(importlib.import_module("torchdiffeq._impl.odeint").SOLVERS)
+
+@functools.cache
+def _torchdiffeq_solvers() -> tuple[str, ...]:
+    # imported on first use: torchdiffeq (and the scipy it imports) is not needed by
+    # genmath's own methods
+    return tuple(importlib.import_module("torchdiffeq._impl.odeint").SOLVERS)
+
 _ADAPTIVE_RK = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun")
 ODE_METHODS = (*_solvers.FIXED_STEP_METHODS, *_solvers.EXPONENTIAL_METHODS)
 """genmath's own ODE methods; any other torchdiffeq method name (`"dopri5"`, ...) also works."""
@@ -125,9 +132,14 @@ def _resolve_grid(grid, steps, schedule, like: torch.Tensor, *, adaptive: bool) 
             if schedule is None:
                 raise ValueError("grid='log_snr' needs a path (its log-SNR defines the grid)")
             out = log_snr_grid(steps, schedule)
+        elif kind == "snr_focused":
+            if schedule is None:
+                raise ValueError("grid='snr_focused' needs a path (its log-SNR defines the grid)")
+            out = snr_focused_grid(steps, schedule)
         else:
             raise ValueError(
-                f"grid must be 'uniform', 'karras', 'log_snr' or a tensor of times, got {grid!r}"
+                "grid must be 'uniform', 'karras', 'log_snr', 'snr_focused' or a tensor of "
+                f"times, got {grid!r}"
             )
     else:
         out = check_grid(grid, schedule)
@@ -158,18 +170,27 @@ def sample_ode(
     Arguments:
         velocity: the model, `velocity(x, t) -> tensor shaped like x`, `t` a 0-d tensor.
             With a `path`, it may predict any `parameterization`; it is then converted by
-            `path.convert` (to the velocity, or to $\\hat x_0$ for `ddim` / `dpm++2m`).
+            `path.convert` (to the velocity, or to $\\hat x_0$ for the exponential
+            integrators `ddim`, `dpm++2m`, `dpm++3m`, `unipc`).
         x1: the initial state `(B, *event)` (noise, for sampling).
         steps: number of steps of a fixed-step method (or of output intervals of an
             adaptive one).
         method: `"euler"`, `"midpoint"`, `"heun"` (order 2, EDM's second-order step),
             `"rk4"`; `"ddim"` (first-order exponential integrator, D-ddim-exponential-integrator)
             and `"dpm++2m"` (second-order multistep in log-SNR, Lu et al. 2022,
-            D-dpm-solver-pp-2m), both needing a `path`; or any torchdiffeq method name
-            (`"dopri5"`, ...), adaptive ones controlled by `rtol`, `atol`.
+            D-dpm-solver-pp-2m); `"dpm++3m"` (third-order exponential Adams–Bashforth:
+            the exact integral of the quadratic through the last three denoiser outputs,
+            D-exponential-adams-3) and `"unipc"` (a UniPC-style predictor–corrector, Zhao
+            et al. 2023: a two-output predictor corrected by the quadratic through the
+            output at the predicted point, which the next step reuses, so one evaluation per
+            step; third order, D-exponential-adams-2 and -3), all needing a `path` and best
+            on `grid="log_snr"`; or any torchdiffeq method name (`"dopri5"`, ...), adaptive
+            ones controlled by `rtol`, `atol`.
         grid: `None` / `"uniform"` (uniform in $t$), `"karras"` (EDM's $\\rho = 7$ grid in
             noise level, needs a path), `"log_snr"` (uniform in log-SNR, DPM-Solver's choice,
-            needs a path) or an explicit strictly monotone tensor of times.
+            needs a path), `"snr_focused"` (densest at log-SNR 0, `snr_focused_grid`; pass
+            `snr_focused_grid(n, schedule, center=...)` as the grid for data of another
+            scale) or an explicit strictly monotone tensor of times.
             With a path, a grid must stay inside `path.schedule.safe_interval`.
         keep_trajectory: also return the state at every grid time.
 
@@ -182,8 +203,8 @@ def sample_ode(
     (naming the step and its times).
     """
     x1 = check_batch(x1, "x1")
-    known = (*ODE_METHODS, *_TORCHDIFFEQ_SOLVERS)
-    if method not in known:
+    if method not in ODE_METHODS and method not in _torchdiffeq_solvers():
+        known = (*ODE_METHODS, *_torchdiffeq_solvers())
         raise ValueError(f"method must be one of {known}, got {method!r}")
     if path is None and parameterization != "velocity":
         raise ValueError(
@@ -423,7 +444,7 @@ class ReverseSDE(SDE):
 
 class ProbabilityFlowODE(ODE):
     """The probability-flow ODE $\\dot x = v_t(x)$ of a Gaussian path for a model in any
-    parameterization; `.sample` accepts every `sample_ode` method, `ddim` and `dpm++2m`
+    parameterization; `.sample` accepts every `sample_ode` method, the exponential integrators
     included (the model is converted to $\\hat x_0$ for those)."""
 
     def __init__(self, path, model: Model, parameterization: str = "eps"):

@@ -95,6 +95,16 @@ def _per_example(log_density: torch.Tensor, leading: tuple[int, ...], what: str)
 
 
 def _draw(q: D.Distribution, n: int, generator, reparameterize: bool) -> torch.Tensor:
+    normal = q.base_dist if type(q) is D.Independent else q
+    if reparameterize and type(normal) is D.Normal:
+        # A diagonal Gaussian, the VAE's encoder: its reparameterized draw loc + scale * eps
+        # (what `Normal.rsample` computes) with eps from the caller's generator directly,
+        # rather than seeding, drawing from and restoring the global stream.
+        loc, scale = normal.loc, normal.scale
+        eps = torch.randn(
+            (n, *normal.batch_shape), generator=generator, dtype=loc.dtype, device=loc.device
+        )
+        return torch.addcmul(loc, scale, eps)
     with global_stream_from(generator):
         if reparameterize and q.has_rsample:
             return q.rsample((n,))
@@ -123,8 +133,9 @@ def _analytic_kl(q: D.Distribution, prior: D.Distribution, batch: int) -> torch.
     return _per_example(kl, (batch,), "kl_divergence(q, prior)")
 
 
-def _latent_terms(x, encoder, prior, n, generator, reparameterize):
-    """Encode, draw ``n`` latents per input, and evaluate ``log q`` and ``log p(z)``."""
+def _latent_terms(x, encoder, prior, n, generator, reparameterize, densities=True):
+    """Encode, draw ``n`` latents per input, and evaluate ``log q`` and ``log p(z)`` (unless
+    ``densities`` is false: an ELBO with a closed-form KL needs neither)."""
     x = _check_input(x)
     batch = x.shape[0]
     q = _check_distribution(encoder(x), "encoder(x)")
@@ -135,9 +146,25 @@ def _latent_terms(x, encoder, prior, n, generator, reparameterize):
             f"encoder(x) must have batch_shape starting with B = {batch}; "
             f"its samples have shape {tuple(z.shape[1:])}"
         )
-    log_q = _per_example(q.log_prob(z), (n, batch), "encoder(x).log_prob(z)")
+    if not densities:
+        return q, z, None, None
+    log_q = _per_example(_log_prob_of_own_samples(q, z), (n, batch), "encoder(x).log_prob(z)")
     log_prior = _per_example(prior.log_prob(z), (n, batch), "prior.log_prob(z)")
     return q, z, log_q, log_prior
+
+
+def _log_prob_of_own_samples(q: D.Distribution, z: torch.Tensor) -> torch.Tensor:
+    """``q.log_prob(z)`` for draws ``z`` of ``q`` itself, without torch's check that ``z`` lies
+    in ``q``'s support (it does by construction; the check is a sizeable share of a small
+    ELBO). The distribution was just built by the encoder; its setting is restored."""
+    validating = q.__dict__.get("_validate_args")
+    if not validating:
+        return q.log_prob(z)
+    q._validate_args = False
+    try:
+        return q.log_prob(z)
+    finally:
+        q._validate_args = validating
 
 
 def _kl_method(kl: str) -> str:
@@ -198,10 +225,14 @@ def elbo(
     """
     n = _check_count(n_samples, "n_samples")
     kl = _kl_method(kl)
-    q, z, log_q, log_prior = _latent_terms(x, encoder, prior, n, generator, True)
+    q, z, _, _ = _latent_terms(x, encoder, prior, n, generator, True, densities=False)
     log_px = _log_likelihood(x, z, decoder)
     kl_term = _resolve_kl(q, prior, x.shape[0], kl)
     if kl_term is None:
+        # Monte-Carlo KL on the same draws: only now are log q and log p(z) needed
+        batch = x.shape[0]
+        log_q = _per_example(_log_prob_of_own_samples(q, z), (n, batch), "encoder(x).log_prob(z)")
+        log_prior = _per_example(prior.log_prob(z), (n, batch), "prior.log_prob(z)")
         return (log_px + log_prior - log_q).mean(0)
     return log_px.mean(0) - kl_term
 

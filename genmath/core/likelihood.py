@@ -24,7 +24,6 @@ import math
 from collections.abc import Callable
 
 import torch
-from torchdiffeq import odeint
 
 from .._implements import implements
 from ._shapes import as_time, check_batch
@@ -32,6 +31,7 @@ from .divergence import (
     VelocityWithDivergence,
     _check_field,
     _check_method,
+    _field_key,
     _hutchinson_from_graph,
     _TunedExact,
     draw_probes,
@@ -133,7 +133,13 @@ def ode_log_likelihood(
     use_hook = divergence == "exact" and structured and isinstance(velocity, VelocityWithDivergence)
     z = None if divergence == "exact" else draw_probes(x, probes, noise, generator)
     nfe = 0
-    exact_divergence = _TunedExact()
+    exact_divergence = _TunedExact(
+        (_field_key(velocity), tuple(x.shape), x.dtype, x.device, bool(create_graph))
+    )
+    # Finiteness of each evaluation, kept as tensors and read once after the solve: a check
+    # that converted to a Python bool every evaluation would wait for the device each time.
+    # (sum of the state, sum of velocity and divergence, t) per evaluation.
+    health: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def augmented_dynamics(t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         nonlocal nfe
@@ -154,20 +160,11 @@ def ode_log_likelihood(
                     div = exact_divergence(v, x_in, create_graph)
                 else:
                     div = _hutchinson_from_graph(v, x_in, z, create_graph)
-        # One cheap check per evaluation: a NaN or inf anywhere makes the sum non-finite (a
-        # finite overflow of the sum is a false alarm, settled by the exact test below).
-        if not math.isfinite(float((v.sum() + div.sum() + x_t.sum()).detach())) and not bool(
-            torch.isfinite(v).all() & torch.isfinite(div).all() & torch.isfinite(x_t).all()
-        ):
-            when = f"t = {float(t.detach()):.6g} (evaluation {nfe})"
-            if not torch.isfinite(x_t).all():
-                raise ValueError(
-                    f"non-finite state x_t at {when}: the flow blew up; check the model, or "
-                    "use tighter tolerances or a smaller step"
-                )
-            raise ValueError(
-                f"velocity or its divergence is non-finite at {when}; expected finite values"
-            )
+        with torch.no_grad():
+            # kept as tensors: no wait for the device here (a sum would be cheaper, but a
+            # finite velocity of 1e308 sums to inf and would be blamed for a state's overflow)
+            finite_field = torch.isfinite(v).all() & torch.isfinite(div).all()
+            health.append((torch.isfinite(x_t).all(), finite_field, t.detach()))
         if not create_graph:
             v, div = v.detach(), div.detach()
         return v, div
@@ -179,17 +176,25 @@ def ode_log_likelihood(
         # would evaluate the velocity outside [t0, t1] (e.g. at t > 1, where a path's
         # velocity may be undefined); a forced step at t1 keeps every evaluation inside.
         solver_options["step_t"] = end.reshape(1)
+    from torchdiffeq import odeint  # imported on first use (it imports scipy)
+
     initial = (x, torch.zeros(x.shape[0], dtype=x.dtype, device=x.device))
     with torch.set_grad_enabled(create_graph):
-        xs, integrals = odeint(
-            augmented_dynamics,
-            initial,
-            times,
-            method=method,
-            rtol=rtol,
-            atol=atol,
-            options=solver_options,
-        )
+        try:
+            xs, integrals = odeint(
+                augmented_dynamics,
+                initial,
+                times,
+                method=method,
+                rtol=rtol,
+                atol=atol,
+                options=solver_options,
+            )
+        except (AssertionError, RuntimeError, ValueError):
+            # a non-finite evaluation makes an adaptive solver fail on its step size: say why
+            _raise_if_non_finite(health)
+            raise
+        _raise_if_non_finite(health)
         x_end, integrated = xs[-1], integrals[-1]
         prior = prior_log_prob(x_end)
     if not isinstance(prior, torch.Tensor) or prior.shape != x.shape[:1]:
@@ -199,6 +204,25 @@ def ode_log_likelihood(
     if not return_result:
         return log_prob
     return ODELikelihood(log_prob, prior, integrated, x_end, nfe)
+
+
+def _raise_if_non_finite(health: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
+    """One read of every evaluation's finiteness flags; a ValueError naming the first
+    evaluation (its time and index) whose state, velocity or divergence was not finite."""
+    if not health:
+        return
+    flags = torch.stack([torch.stack((state, field)) for state, field, _ in health])
+    if bool(flags.all()):
+        return
+    first = int((~flags.all(dim=1)).nonzero()[0])
+    t = health[first][2]
+    when = f"t = {float(t):.6g} (evaluation {first + 1})"
+    if not bool(flags[first, 0]):
+        raise ValueError(
+            f"non-finite state x_t at {when}: the flow blew up; check the model, or "
+            "use tighter tolerances or a smaller step"
+        )
+    raise ValueError(f"velocity or its divergence is non-finite at {when}; expected finite values")
 
 
 @implements("D-bits-per-dim")

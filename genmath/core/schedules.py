@@ -26,12 +26,13 @@ import functools
 import math
 from collections.abc import Callable
 
-import sympy as sp
 import torch
-from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
 
 from .._implements import implements
+from .._lazy import lazy_import
 from ._shapes import as_time
+
+sp = lazy_import("sympy")  # imported when the first schedule is built, not with genmath
 
 __all__ = ["Schedule", "CondOT", "VP", "CosineVP", "VE"]
 
@@ -78,8 +79,12 @@ _TORCH_FUNCTIONS = {
 }
 
 
-# only the rewrites that matter for accuracy (C99's exp2/log2 ones cost twice as much again)
-_ACCURACY_REWRITES = (expm1_opt, log1p_opt)
+def _accuracy_rewrites() -> tuple:
+    """Only the rewrites that matter for accuracy (C99's exp2/log2 ones cost twice as much
+    again); from sympy, imported with the first compiled expression."""
+    from sympy.codegen.rewriting import expm1_opt, log1p_opt
+
+    return (expm1_opt, log1p_opt)
 
 
 @functools.lru_cache(maxsize=256)
@@ -94,7 +99,9 @@ def _compile(expr, symbol: sp.Symbol) -> Callable[[torch.Tensor], torch.Tensor]:
         # compiled on first use: sympy's rewrite costs ~0.1 s per expression, and most of a
         # schedule's eight expressions are never evaluated by a given program
         if not compiled:
-            optimized = optimize(sp.sympify(expr), _ACCURACY_REWRITES)
+            from sympy.codegen.rewriting import optimize
+
+            optimized = optimize(sp.sympify(expr), _accuracy_rewrites())
             compiled.append(sp.lambdify(symbol, optimized, modules=[_TORCH_FUNCTIONS]))
         out = compiled[0](x)
         if isinstance(out, torch.Tensor) and out.shape == x.shape:
@@ -371,8 +378,10 @@ class Schedule:
         return f"{self.name}(alpha={self.alpha_expr}, sigma={self.sigma_expr})"
 
 
-_T = sp.Symbol("t", nonnegative=True)
-_LAM = sp.Symbol("lambda", real=True)
+@functools.cache
+def _symbols():
+    """The time and log-SNR symbols of the built-in schedules (made on first use)."""
+    return sp.Symbol("t", nonnegative=True), sp.Symbol("lambda", real=True)
 
 
 class CondOT(Schedule):
@@ -384,6 +393,7 @@ class CondOT(Schedule):
     """
 
     def __init__(self, *, min_scale: float = DEFAULT_MIN_SCALE) -> None:
+        _T, _LAM = _symbols()
         alpha, sigma, inverse = self.definition(_T, _LAM)
         super().__init__(
             alpha, sigma, _T, inverse_log_snr=inverse, lam=_LAM, name="CondOT", min_scale=min_scale
@@ -416,6 +426,7 @@ class VP(Schedule):
     def __init__(
         self, beta_min: float = 0.1, beta_max: float = 20.0, *, min_scale: float = DEFAULT_MIN_SCALE
     ) -> None:
+        _T, _LAM = _symbols()
         self.beta_min = _positive_parameter(beta_min, "beta_min")
         self.beta_max = _positive_parameter(beta_max, "beta_max")
         alpha, sigma, inverse = self.definition(_T, _LAM, self.beta_min, self.beta_max)
@@ -448,6 +459,7 @@ class CosineVP(Schedule):
     """
 
     def __init__(self, s: float = 0.008, *, min_scale: float = DEFAULT_MIN_SCALE) -> None:
+        _T, _LAM = _symbols()
         s = float(s)
         if not (math.isfinite(s) and 0 <= s < 1):
             raise ValueError(f"CosineVP offset s must lie in [0, 1), got {s}")
@@ -495,6 +507,7 @@ class VE(Schedule):
         *,
         min_scale: float = DEFAULT_MIN_SCALE,
     ):
+        _T, _LAM = _symbols()
         self.sigma_min = _positive_parameter(sigma_min, "sigma_min")
         self.sigma_max = _positive_parameter(sigma_max, "sigma_max")
         if not self.sigma_min < self.sigma_max:

@@ -23,7 +23,7 @@ in JiT, Li & He 2025; ``"eps"``; ``"v"``); its prediction is converted to a velo
 path and the loss is always taken on the velocity.
 
 Also here: logit-normal and uniform time sampling, the minibatch optimal-transport coupling
-(Tong et al. 2024; exact assignment by `scipy.optimize.linear_sum_assignment`), reflow
+(Tong et al. 2024; exact, by scipy's assignment solver or POT's network simplex), reflow
 (Liu et al. 2023) with the straightness measure (D-rectified-flow-straightness), the
 stochastic-interpolant noise term $\gamma_t z$ (Albergo et al. 2023), sampling and exact
 likelihood through the core ODE functions, and classifier-free guidance.
@@ -34,14 +34,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from .._implements import implements
 from ..core._shapes import as_time, check_batch, check_reduction, expand_time, reduce_batch
 from ..core.dynamics import SampleResult, reparameterize, sample_ode
 from ..core.likelihood import ode_log_likelihood
-from ..core.path import GaussianPath, check_gaussian_path, check_parameterization
+from ..core.path import GaussianPath, _fast_time, check_gaussian_path, check_parameterization
 
 __all__ = [
     "TIME_DISTRIBUTIONS",
@@ -49,6 +48,7 @@ __all__ = [
     "interpolate",
     "cfm_loss",
     "ot_coupling",
+    "OT_BACKENDS",
     "reflow_pairs",
     "straightness",
     "guided",
@@ -132,20 +132,24 @@ def interpolate(
     if not noise_scale >= 0:
         raise ValueError(f"noise_scale must be >= 0, got {noise_scale!r}")
     t = as_time(t, like=x0)
+    _check_interior(t, noise_scale)
+    return _interpolate(x0, x1, t, path, noise_scale, generator)
+
+
+def _check_interior(t: torch.Tensor, noise_scale: float) -> None:
     if noise_scale > 0 and bool(((t <= 0) | (t >= 1)).any()):
         raise ValueError(
             "a stochastic interpolant (noise_scale > 0) needs t strictly inside (0, 1), where "
             f"d/dt sqrt(a t (1 - t)) is finite; got t in [{float(t.min())}, {float(t.max())}]"
         )
-    return _interpolate(x0, x1, t, path, noise_scale, generator)
 
 
 def _interpolate(x0, x1, t, path, noise_scale, generator):
-    """`interpolate` on validated input (the training loop validates once)."""
-    xt, _ = path.sample(x0, t, eps=x1)
-    target = path.conditional_velocity(x0, x1, t)
+    """`interpolate` on validated input: the training loss validates ``t`` once, and the path's
+    two terms share one broadcast of it."""
+    tt = expand_time(t, x0)
+    xt, target = path._sample_and_velocity(x0, x1, tt)
     if noise_scale > 0:
-        tt = expand_time(t, x0)
         z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         gamma, d_gamma = _interpolant_noise_scale(tt, noise_scale)
         xt = xt + gamma * z
@@ -217,7 +221,7 @@ def cfm_loss(
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
     if coupling == "ot":
-        noise = noise[ot_coupling(x0, noise)]
+        noise = noise.index_select(0, ot_coupling(x0, noise))
     if t is None:
         interval = _default_interval(path, parameterization, noise_scale)
         if noise_scale > 0:
@@ -235,7 +239,7 @@ def cfm_loss(
             dtype=x0.dtype,
             device=x0.device,
         )
-    t = as_time(t, like=x0)
+    t, _ = _fast_time(t, x0)  # validated once here (one reduction when t is a valid tensor)
     if t.ndim == 0:
         t = t.expand(batch)
     elif t.shape != (batch,):
@@ -244,10 +248,8 @@ def cfm_loss(
         raise ValueError(
             f"x1 must have the shape of x0, {tuple(x0.shape)}; got {tuple(noise.shape)}"
         )
-    if noise_scale > 0:
-        xt, target = interpolate(x0, noise, t, path, noise_scale=noise_scale, generator=generator)
-    else:
-        xt, target = _interpolate(x0, noise, t, path, 0.0, generator)
+    _check_interior(t, noise_scale)
+    xt, target = _interpolate(x0, noise, t, path, noise_scale, generator)
     prediction = model(xt, t)
     if not isinstance(prediction, torch.Tensor) or prediction.shape != x0.shape:
         got = tuple(prediction.shape) if isinstance(prediction, torch.Tensor) else type(prediction)
@@ -263,20 +265,63 @@ def cfm_loss(
     return reduce_batch(values, reduction)
 
 
+OT_BACKENDS = ("auto", "scipy", "pot")
+# Batch size from which POT's network simplex beats scipy's assignment solver on the costs of
+# minibatch OT (data against Gaussian noise; benchmarks/bench_flow_matching.py measures both:
+# scipy faster up to 128, POT from 256 on, by about 2x at 512).
+_POT_FROM = 192
+
+
 @implements("D-ot-coupling")
-def ot_coupling(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+def ot_coupling(x0: torch.Tensor, x1: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
     r"""The minibatch optimal-transport plan between two equal batches: the permutation
     $\pi$ minimising $\sum_i \|x_0^{(i)} - x_1^{(\pi_i)}\|^2$ (Tong et al. 2024; Pooladian
-    et al. 2023), by the exact assignment solver of scipy. Returns ``pi`` (``LongTensor``,
-    shape ``(B,)``): pair ``x0[i]`` with ``x1[pi[i]]``."""
+    et al. 2023). Returns ``pi`` (``LongTensor``, shape ``(B,)``): pair ``x0[i]`` with
+    ``x1[pi[i]]``.
+
+    Two exact solvers give the same plan (the optimum is unique for costs in general
+    position): ``backend="scipy"``, the assignment solver `scipy.optimize.linear_sum_assignment`,
+    and ``backend="pot"``, POT's network simplex `ot.emd` with uniform marginals (an optional
+    dependency: ``pip install pot``), whose optimal plan between two uniform measures on $B$
+    points is a permutation matrix (a vertex of the Birkhoff polytope). ``"auto"`` (default)
+    uses scipy below a batch of 192, where it is faster, and POT from there on when it is
+    installed."""
     check_batch(x0, "x0")
     if not isinstance(x1, torch.Tensor) or x1.shape != x0.shape:
         got = tuple(x1.shape) if isinstance(x1, torch.Tensor) else type(x1).__name__
         raise ValueError(f"x1 must have the shape of x0, {tuple(x0.shape)}; got {got}")
+    if backend not in OT_BACKENDS:
+        raise ValueError(f"backend must be one of {OT_BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        backend = "pot" if x0.shape[0] >= _POT_FROM and _pot() is not None else "scipy"
     with torch.no_grad():
         cost = torch.cdist(x0.flatten(1), x1.flatten(1)).pow(2)
-    _, columns = linear_sum_assignment(cost.cpu().numpy())
+    if not bool(torch.isfinite(cost).all()):
+        raise ValueError("ot_coupling needs finite x0 and x1: the squared distances are not finite")
+    cost = cost.to(device="cpu", dtype=torch.float64).numpy()
+    if backend == "pot":
+        ot = _pot()
+        if ot is None:
+            raise ValueError("backend='pot' needs POT (pip install pot); or use backend='scipy'")
+        plan = ot.emd([], [], cost)
+        columns = plan.argmax(1)
+        # a vertex of the Birkhoff polytope has one entry per row; anything else (a solver
+        # that stopped early) is handed to the assignment solver
+        if (plan > 0).sum() == len(columns):
+            return torch.as_tensor(columns, dtype=torch.long, device=x0.device)
+    from scipy.optimize import linear_sum_assignment
+
+    _, columns = linear_sum_assignment(cost)
     return torch.as_tensor(columns, dtype=torch.long, device=x0.device)
+
+
+def _pot():
+    """POT's module, or None when it is not installed."""
+    try:
+        import ot
+    except ImportError:
+        return None
+    return ot
 
 
 @implements("D-reflow-marginals")

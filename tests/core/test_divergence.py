@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from genmath.core.divergence import (
+    _TUNED_CHOICES,
+    _TUNING_SAMPLES,
     FieldWithDivergence,
     _exact_batched,
     _exact_loop,
@@ -62,9 +64,22 @@ def test_tuned_exact_divergence_settles_on_a_strategy_and_stays_exact():
     x = torch.randn(4, 6).requires_grad_(True)
     expected = _jacobian_traces(field, x.detach())
     tuned = _TunedExact()
-    for _ in range(3):
+    for _ in range(2 * _TUNING_SAMPLES + 1):  # the timed evaluations, then the chosen one
         assert_close(tuned(field(x), x, False), expected, atol=1e-12, name="tuned")
     assert tuned.choice in ("loop", "batched")
+
+
+def test_tuned_choice_is_remembered_for_the_same_kind_of_input():
+    field = _nonlinear_field(6)
+    x = torch.randn(4, 6).requires_grad_(True)
+    key = ("test-field", tuple(x.shape), x.dtype, x.device, False)
+    _TUNED_CHOICES.pop(key, None)
+    first = _TunedExact(key)
+    for _ in range(2 * _TUNING_SAMPLES):
+        first(field(x), x, False)
+    assert first.choice in ("loop", "batched")
+    assert _TunedExact(key).choice == first.choice  # a later solve starts with the choice
+    assert _TunedExact(("other", *key[1:])).choice is None
 
 
 def test_exact_divergence_is_differentiable_wrt_parameters():

@@ -4,6 +4,7 @@ brute-force assignment."""
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
 
@@ -219,14 +220,42 @@ def test_ot_coupling_is_the_brute_force_optimal_permutation(seed):
     gen = torch.Generator().manual_seed(seed)
     x0 = torch.randn(6, 2, 2, generator=gen)
     x1 = torch.randn(6, 2, 2, generator=gen) + 1.0
-    pi = fm.ot_coupling(x0, x1)
-    assert sorted(pi.tolist()) == list(range(6))
-
     def cost(perm):
         return sum(float((x0[i] - x1[j]).pow(2).sum()) for i, j in enumerate(perm))
 
     best = min(cost(p) for p in itertools.permutations(range(6)))
-    assert math.isclose(cost(pi.tolist()), best, rel_tol=1e-12)
+    backends = ("scipy", "pot") if importlib.util.find_spec("ot") else ("scipy",)
+    for backend in ("auto", *backends):
+        pi = fm.ot_coupling(x0, x1, backend=backend)
+        assert sorted(pi.tolist()) == list(range(6))
+        assert math.isclose(cost(pi.tolist()), best, rel_tol=1e-12), backend
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ot") is None, reason="POT is not installed")
+@pytest.mark.parametrize("batch", [64, 256])
+def test_ot_coupling_backends_give_the_same_plan(batch):
+    # clustered data against noise, the minibatch-OT case; costs in general position make the
+    # optimal permutation unique, so the two exact solvers must agree entry by entry
+    gen = torch.Generator().manual_seed(batch)
+    centres = torch.tensor([[-2.0, 0.0], [2.0, 1.0]])
+    x0 = centres[torch.randint(0, 2, (batch,), generator=gen)] + 0.4 * torch.randn(
+        batch, 2, generator=gen
+    )
+    x1 = torch.randn(batch, 2, generator=gen)
+    scipy_plan = fm.ot_coupling(x0, x1, backend="scipy")
+    pot_plan = fm.ot_coupling(x0, x1, backend="pot")
+    assert torch.equal(scipy_plan, pot_plan)
+    assert torch.equal(fm.ot_coupling(x0, x1), pot_plan if batch >= 192 else scipy_plan)
+
+
+def test_ot_coupling_rejects_an_unknown_backend_and_non_finite_points():
+    x = torch.randn(4, 2)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        fm.ot_coupling(x, x, backend="sinkhorn")
+    bad = x.clone()
+    bad[1, 0] = float("nan")
+    with pytest.raises(ValueError, match="finite x0 and x1"):
+        fm.ot_coupling(bad, x)
 
 
 def test_cfm_loss_with_ot_coupling_pairs_noise_optimally(generator):
