@@ -38,6 +38,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .._implements import implements, plumbing
 from ..core._shapes import as_time, check_batch, expand_time, reduce_batch
 from ..core.dynamics import SampleResult
 from ..core.grids import check_grid
@@ -112,6 +113,7 @@ class AverageVelocityMLP(nn.Module):
         self.dim = dim
         self.net = nn.Sequential(*layers)
 
+    @plumbing("network architecture: an MLP on the columns (z, t, t - r)")
     def forward(self, z: torch.Tensor, r, t) -> torch.Tensor:
         check_batch(z, "z")
         if z.ndim != 2 or z.shape[1] != self.dim:
@@ -120,6 +122,7 @@ class AverageVelocityMLP(nn.Module):
         return self.net(torch.cat([z, t[:, None], (t - r)[:, None]], dim=1))
 
 
+@implements("D-meanflow-identity")
 def average_velocity_from_flow_map(
     flow_map: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
     velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -144,6 +147,7 @@ def average_velocity_from_flow_map(
     return u
 
 
+@plumbing("sampling bookkeeping: sorts two draws of `sample_times` into r <= t and ties a fraction of the pairs; no formula")
 def sample_time_pairs(
     n: int,
     distribution: str = "logit_normal",
@@ -171,6 +175,7 @@ def sample_time_pairs(
     return torch.where(equal, t, r), t
 
 
+@implements("D-meanflow-target")
 def meanflow_target(
     model: AverageVelocity, z: torch.Tensor, r, t, v: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -206,6 +211,7 @@ def meanflow_target(
     return u, v - expand_time(t - r, z) * du_dt
 
 
+@implements("D-meanflow-losses")
 def adaptive_weight(
     squared_error: torch.Tensor, power: float = 1.0, c: float = ADAPTIVE_C
 ) -> torch.Tensor:
@@ -238,6 +244,7 @@ def _draw_pair(x, path, r, t, noise, generator, pair_options):
     return path, r, t, z, v
 
 
+@implements("D-meanflow-losses")
 def meanflow_loss(
     model: AverageVelocity,
     x: torch.Tensor,
@@ -283,6 +290,7 @@ def meanflow_loss(
     return reduce_batch(adaptive_weight(squared, adaptive_power, adaptive_c) * squared, reduction)
 
 
+@implements("D-meanflow-losses")
 def improved_meanflow_loss(
     model: AverageVelocity,
     x: torch.Tensor,
@@ -314,6 +322,7 @@ def improved_meanflow_loss(
     return reduce_batch(adaptive_weight(squared, adaptive_power, adaptive_c) * squared, reduction)
 
 
+@implements("D-meanflow-sampler")
 def sample(
     model: AverageVelocity,
     noise: torch.Tensor,
