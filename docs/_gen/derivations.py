@@ -8,9 +8,13 @@ the verified expressions.
 import mkdocs_gen_files
 
 from genmath import derivations as registry
+from genmath.cli import _available_cores
 
-results = {r.id: r for r in registry.run(registry.derivations())}
-check_results = {r.id: r for r in registry.run(registry.checks())}
+# as `genmath verify` does: one process per available core (sympy is single-threaded)
+_jobs = _available_cores()
+_all = {r.id: r for r in registry.run([*registry.derivations(), *registry.checks()], jobs=_jobs)}
+results = {d.id: _all[d.id] for d in registry.derivations()}
+check_results = {c.id: _all[c.id] for c in registry.checks()}
 
 index = [
     "# Derivations",

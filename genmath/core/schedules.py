@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import sympy as sp
 import torch
-from sympy.codegen.rewriting import optimize, optims_c99
+from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
 
 from .._implements import implements
 from ._shapes import as_time
@@ -78,17 +78,25 @@ _TORCH_FUNCTIONS = {
 }
 
 
+# only the rewrites that matter for accuracy (C99's exp2/log2 ones cost twice as much again)
+_ACCURACY_REWRITES = (expm1_opt, log1p_opt)
+
+
 @functools.lru_cache(maxsize=256)
 def _compile(expr, symbol: sp.Symbol) -> Callable[[torch.Tensor], torch.Tensor]:
     """A torch function of ``symbol`` computing ``expr``, in the dtype/device of its input.
 
     ``exp(x) - 1`` and ``log(1 + x)`` are rewritten to ``expm1``/``log1p`` first, so that a
     schedule stays accurate where $\\sigma_t$ is tiny (near t = 0)."""
-    expr = optimize(sp.sympify(expr), optims_c99)
-    raw = sp.lambdify(symbol, expr, modules=[_TORCH_FUNCTIONS])
+    compiled = []
 
     def fn(x: torch.Tensor) -> torch.Tensor:
-        out = raw(x)
+        # compiled on first use: sympy's rewrite costs ~0.1 s per expression, and most of a
+        # schedule's eight expressions are never evaluated by a given program
+        if not compiled:
+            optimized = optimize(sp.sympify(expr), _ACCURACY_REWRITES)
+            compiled.append(sp.lambdify(symbol, optimized, modules=[_TORCH_FUNCTIONS]))
+        out = compiled[0](x)
         if isinstance(out, torch.Tensor) and out.shape == x.shape:
             return out
         # a constant expression (VE's alpha = 1) returns a number: give it x's shape, and

@@ -31,6 +31,7 @@ sees is what was verified.
 
 from __future__ import annotations
 
+import cProfile
 import dataclasses
 import functools
 import hashlib
@@ -171,7 +172,13 @@ class From:
         source = get(self.derivation)
         if not isinstance(source, Derivation):
             raise ValueError(f"From({self.derivation!r}): not a derivation")
-        expr = source.result if self.step is None else source.chain()[self.step - 1][1].rhs
+        if self.step is not None and not 1 <= self.step <= len(source.steps):
+            raise ValueError(
+                f"From({self.derivation!r}, step={self.step}): it has {len(source.steps)} steps"
+            )
+        # a step's rhs as written: no need to build that derivation's chain, which is what
+        # is being built when a derivation starts from an earlier step of its own
+        expr = source.result if self.step is None else source.steps[self.step - 1].rhs
         if self.substitutions:
             expr = expr.subs(dict(self.substitutions), simultaneous=True)
         return expr
@@ -451,7 +458,20 @@ class Derivation:
         results = []
         for i, (lhs, step) in enumerate(chain, 1):
             checked = _verify_step(self, i, lhs, step, domain)
-            if step.lhs is not None and not isinstance(step.lhs, From):
+            own = isinstance(step.lhs, From) and step.lhs.derivation == self.id
+            if own and (step.lhs.step is None or step.lhs.step >= i):
+                checked = dataclasses.replace(
+                    checked,
+                    ok=False,
+                    status=FAILED,
+                    method="circular chain start",
+                    residual=(
+                        f"step {i} starts from step {step.lhs.step or len(chain)} of its own "
+                        "derivation, which is not established yet: only an earlier step may start "
+                        "a chain"
+                    ),
+                )
+            elif step.lhs is not None and not isinstance(step.lhs, From):
                 free = not any(_same(lhs, s) for s in seen) and not any(
                     _same(lhs, e) for exprs in bound_sides for e in exprs
                 )
@@ -713,18 +733,17 @@ def _run_binding(binding: Binding) -> tuple[bool, float, str | None, list[str]]:
         except LookupError as exc:
             return False, math.inf, str(exc), []
 
-    called_codes: set = set()
-
-    def profile(frame, event, arg):
-        if event == "call":
-            called_codes.add(frame.f_code)
-
+    # cProfile's C hook records which functions ran: a Python-level sys.setprofile callback
+    # made bindings whose evaluate builds sympy objects 50x slower
     previous = sys.getprofile()
-    sys.setprofile(profile)
+    recorder = cProfile.Profile()
+    recorder.enable()
     try:
         actual = binding.evaluate(tensors)
     finally:
+        recorder.disable()
         sys.setprofile(previous)
+    called_codes = {entry.code for entry in recorder.getstats() if not isinstance(entry.code, str)}
 
     from genmath._implements import implementations
 

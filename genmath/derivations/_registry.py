@@ -20,7 +20,11 @@ _DERIVATIONS: dict[str, Derivation] = {}
 _CHECKS: dict[str, Check] = {}
 _BINDINGS: dict[str, list[Binding]] = {}  # derivation id -> its bindings
 _TOPIC_OF: dict[str, str] = {}  # id -> the module that registered it
+_BINDING_TOPICS: dict[str, set[str]] = {}  # derivation id -> the modules that bind it
 _LOADED = False
+# In a worker process of `run(jobs=...)`: id -> the modules that register it and its bindings,
+# so that a worker imports only the topics its items need (importing all costs ~12 s of CPU)
+_HINTS: dict[str, tuple[str, ...]] | None = None
 
 
 def register(item: Derivation | Check | Binding) -> Derivation | Check | Binding:
@@ -29,6 +33,8 @@ def register(item: Derivation | Check | Binding) -> Derivation | Check | Binding
         existing = _BINDINGS.setdefault(item.derivation, [])
         if item not in existing:
             existing.append(item)
+        module = sys._getframe(1).f_globals.get("__name__", "?")
+        _BINDING_TOPICS.setdefault(item.derivation, set()).add(module)
         return item
     if isinstance(item, Derivation):
         table = _DERIVATIONS
@@ -54,6 +60,24 @@ def _load_topics() -> None:
     _LOADED = True
 
 
+def _load_for(item_id: str) -> None:
+    """Import what registers ``item_id`` and its bindings: everything, except in a worker."""
+    if _HINTS is not None and item_id in _HINTS:
+        for module in _HINTS[item_id]:
+            importlib.import_module(module)
+        return
+    _load_topics()
+
+
+def _hints() -> dict[str, tuple[str, ...]]:
+    _load_topics()
+    return {
+        item_id: tuple(sorted({topic, *_BINDING_TOPICS.get(item_id, ())}))
+        for item_id, topic in _TOPIC_OF.items()
+        if topic.startswith("genmath.derivations.")
+    }
+
+
 def derivations() -> list[Derivation]:
     """All registered derivations, in id order."""
     _load_topics()
@@ -68,7 +92,7 @@ def checks() -> list[Check]:
 
 def bindings_of(derivation_id: str) -> list[Binding]:
     """The bindings registered for a derivation (empty: unbound)."""
-    _load_topics()
+    _load_for(derivation_id)
     return list(_BINDINGS.get(derivation_id, ()))
 
 
@@ -89,7 +113,7 @@ def by_topic() -> dict[str, list[Derivation | Check]]:
 
 def get(item_id: str) -> Derivation | Check:
     """Look a derivation (``D-...``) or a check (``C-...``) up by id."""
-    _load_topics()
+    _load_for(item_id)
     if item_id in _DERIVATIONS:
         return _DERIVATIONS[item_id]
     if item_id in _CHECKS:
@@ -112,15 +136,16 @@ def select(only: str | None = None) -> list[Derivation | Check]:
     ]
 
 
-def _verify_by_id(item_id: str) -> Result:
-    return get(item_id).verify()
+def _verify_topic(item_ids: list[str]) -> list[Result]:
+    return [get(item_id).verify() for item_id in item_ids]
 
 
-def _init_worker() -> None:
+def _init_worker(hints: dict[str, tuple[str, ...]]) -> None:
+    global _HINTS
     import torch
 
     torch.set_num_threads(1)  # the workers share the machine's cores between them
-    _load_topics()
+    _HINTS = hints
 
 
 def run(
@@ -131,41 +156,54 @@ def run(
 ) -> list[Result]:
     """Verify ``items`` (default: everything registered) and return one result each, in order.
 
-    ``jobs > 1`` verifies registered topic items in that many worker processes (sympy is
-    single-threaded, so this is what uses a machine's cores); items registered by the caller
-    at run time, which a fresh worker would not know, are verified in this process."""
+    ``jobs > 1`` verifies registered topic items in this process and ``jobs - 1`` worker
+    processes (sympy is single-threaded, so this is what uses a machine's cores). Work is
+    split by topic: this process takes topics from the front while the workers start up and
+    take them from the back, each worker importing only the topics its items need. Items
+    registered by the caller at run time, which a fresh worker would not know, are verified
+    in this process."""
     todo = list(select() if items is None else items)
+    done = 0
+
+    def finish(k: int, result: Result) -> None:
+        nonlocal done
+        results[k] = result
+        done += 1
+        if progress is not None:
+            progress(done, len(todo), todo[k])
+
+    results: list[Result | None] = [None] * len(todo)
     if jobs <= 1 or len(todo) < 2:
-        results = []
-        for i, item in enumerate(todo, 1):
-            if progress is not None:
-                progress(i, len(todo), item)
-            results.append(item.verify())
-        return results
+        for k, item in enumerate(todo):
+            finish(k, item.verify())
+        return results  # type: ignore[return-value]
     import concurrent.futures
     import multiprocessing
 
     _load_topics()
-    remote = [
-        k
-        for k, item in enumerate(todo)
-        if _TOPIC_OF.get(item.id, "").startswith("genmath.derivations.")
-        and (_DERIVATIONS.get(item.id) is item or _CHECKS.get(item.id) is item)
-    ]
-    results: list[Result | None] = [None] * len(todo)
+    groups: dict[str, list[int]] = {}
+    for k, item in enumerate(todo):
+        topic = _TOPIC_OF.get(item.id, "")
+        registered = _DERIVATIONS.get(item.id) is item or _CHECKS.get(item.id) is item
+        if topic.startswith("genmath.derivations.") and registered:
+            groups.setdefault(topic, []).append(k)
+        else:
+            finish(k, item.verify())
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has run
-    done = 0
     with concurrent.futures.ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=_init_worker
+        max_workers=jobs - 1, mp_context=context, initializer=_init_worker, initargs=(_hints(),)
     ) as pool:
-        futures = {pool.submit(_verify_by_id, todo[k].id): k for k in remote}
-        for k, item in enumerate(todo):
-            if k not in set(remote):
-                results[k] = item.verify()
-        for future in concurrent.futures.as_completed(futures):
-            k = futures[future]
-            results[k] = future.result()
-            done += 1
-            if progress is not None:
-                progress(done, len(remote), todo[k])
+        order = list(groups)
+        futures = {}
+        for topic in reversed(order):  # the workers start from the back
+            futures[topic] = pool.submit(_verify_topic, [todo[k].id for k in groups[topic]])
+        for topic in order:  # this process from the front: every topic no worker has taken
+            if not futures[topic].cancel():
+                continue
+            del futures[topic]
+            for k in groups[topic]:
+                finish(k, todo[k].verify())
+        for topic, future in futures.items():
+            for k, result in zip(groups[topic], future.result(), strict=True):
+                finish(k, result)
     return results  # type: ignore[return-value]

@@ -158,6 +158,32 @@ def test_a_chain_start_from_another_derivation_is_accepted():
         registry._registry._DERIVATIONS.pop("D-test-base")
 
 
+def test_a_chain_may_start_from_an_earlier_step_of_its_own_derivation_only():
+    def derivation(step):
+        return Derivation(
+            id="D-test-own",
+            title="own",
+            statement="test",
+            start=(a - b) * (a + b),
+            steps=[
+                Step(rhs=a**2 - b**2, reason="expand"),
+                Step(lhs=From("D-test-own", {b: 2 * b}, step=step), rhs=a**2 - 4 * b**2, reason="b -> 2b"),
+            ],
+        )
+
+    registry.register(earlier := derivation(1))
+    try:
+        assert earlier.verify(bindings=False).ok
+    finally:
+        registry._registry._DERIVATIONS.pop("D-test-own")
+    registry.register(circular := derivation(2))  # the step would start from itself
+    try:
+        second = circular.verify(bindings=False).steps[1]
+        assert second.status == "failed" and second.method == "circular chain start"
+    finally:
+        registry._registry._DERIVATIONS.pop("D-test-own")
+
+
 def test_inequalities_are_between_real_numbers():
     z = sp.Symbol("z", real=True)
     # sqrt(z) <= 10 "holds" on the real parts when z < 0; it must not pass as an inequality
@@ -260,3 +286,29 @@ def test_the_audit_finds_formulas_without_a_binding(tmp_path):
     assert found["bound"].declared == "implements"
     assert found["bound"].derivations == ("D-gaussian-path-posterior",)
     assert found["shapes"].declared == "plumbing"
+
+
+def test_parallel_verification_gives_the_serial_results():
+    """`run(jobs=2)` splits topics between this process and a worker that imports only what
+    its topics need (its bindings registered elsewhere included): every item must come back,
+    in order, with the serial result's status and binding count."""
+    items = [
+        *registry.select("D-gaussian-path-posterior"),
+        *registry.select("D-ddpm-posterior"),
+        *registry.select("D-kl-gaussian"),
+        *registry.select("D-score-sde-weighting"),
+    ]
+    assert len({_topic(i) for i in items}) >= 3  # at least one topic for each side
+    serial = registry.run(items)
+    parallel = registry.run(items, jobs=2)
+    assert [r.id for r in parallel] == [i.id for i in items]
+    assert [(r.status, len(r.bindings)) for r in parallel] == [
+        (r.status, len(r.bindings)) for r in serial
+    ]
+    assert all(r.bindings for r in parallel)
+
+
+def _topic(item):
+    from genmath.derivations._registry import _TOPIC_OF
+
+    return _TOPIC_OF[item.id]

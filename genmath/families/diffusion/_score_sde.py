@@ -29,7 +29,9 @@ def sub_vp(beta_min: float = 0.1, beta_max: float = 20.0) -> Schedule:
     if not beta_min < beta_max:
         raise ValueError(f"need beta_min < beta_max, got {beta_min}, {beta_max}")
     t = sp.Symbol("t", nonnegative=True)
-    integral = sp.nsimplify(beta_min) * t + sp.nsimplify(beta_max - beta_min) / 2 * t**2
+    # float coefficients: with nsimplify's rationals the compiler's expm1 rewrite factors
+    # polynomials with huge integer coefficients (a minute per schedule)
+    integral = sp.Float(beta_min) * t + sp.Float(beta_max - beta_min) / 2 * t**2
     # the compiler rewrites 1 - exp(-B) to -expm1(-B), accurate where sigma_t is tiny
     return Schedule.from_sympy(sp.exp(-integral / 2), 1 - sp.exp(-integral), t, name="subVP")
 
