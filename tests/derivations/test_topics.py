@@ -37,6 +37,7 @@ TOPICS = [
     "families_guidance",
     "families_latent",
     "families_sedd",
+    "flow_maps",
     "flows",
     "forward_sde",
     "gaussian_flow_map",
