@@ -49,6 +49,12 @@ from .core.elbo import (  # noqa: E402
     reinforce_elbo,
     score_function_surrogate,
 )
+from .core.flow_map import (  # noqa: E402
+    average_velocity_from_map,
+    consistency_function_from_map,
+    flow_map,
+    map_from_average_velocity,
+)
 from .core.grids import karras_grid, log_snr_grid, uniform_grid  # noqa: E402
 from .core.likelihood import ODELikelihood, bits_per_dim, ode_log_likelihood  # noqa: E402
 from .core.path import PARAMETERIZATIONS, GaussianPath  # noqa: E402
@@ -83,6 +89,11 @@ __all__ = [
     "uniform_grid",
     "karras_grid",
     "log_snr_grid",
+    # flow maps
+    "flow_map",
+    "average_velocity_from_map",
+    "map_from_average_velocity",
+    "consistency_function_from_map",
     # change of variables and likelihood
     "Bijection",
     "Compose",
