@@ -204,9 +204,9 @@ register(
 
 
 def _semigroup_by_code(points):
-    from ..core.flow_map import flow_map
-
     import torch
+
+    from ..core.flow_map import flow_map
 
     oracle = _oracle(0.7, 1.3)
     start = points[x].reshape(-1, 1)
