@@ -41,6 +41,7 @@ from torch import nn
 from .._implements import implements, plumbing
 from ..core._shapes import as_time, check_batch, expand_time, reduce_batch
 from ..core.dynamics import SampleResult
+from ..core.flow_map import average_velocity_from_map
 from ..core.grids import check_grid
 from ..core.path import GaussianPath
 from ..core.schedules import CondOT
@@ -136,13 +137,13 @@ def average_velocity_from_flow_map(
         velocity: ``velocity(z, t)``, the instantaneous velocity (the limit $r \to t$).
     """
 
+    # the core conversion (D-flow-map) with the jump from t back to r:
+    # (X(z, t, r) - z) / (r - t) = (z - X(z, t, r)) / (t - r)
+    average = average_velocity_from_map(flow_map, velocity)
+
     def u(z: torch.Tensor, r, t) -> torch.Tensor:
         r, t = _time_pair(r, t, z)
-        gap = expand_time(t - r, z)
-        equal = gap == 0
-        safe_gap = torch.where(equal, torch.ones_like(gap), gap)
-        chord = (z - flow_map(z, t, r)) / safe_gap
-        return torch.where(equal, velocity(z, t), chord)
+        return average(z, t, r)
 
     return u
 
