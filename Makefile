@@ -11,6 +11,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
+# k-diffusion's requirements pull torchvision (which cannot import against this torch build)
+# and its training stack; genmath.testing loads only its samplers, which need none of that.
+K_DIFFUSION_SPEC ?= k-diffusion==0.1.1.post1
 SITE_DIR ?= site
 
 .PHONY: verify test lint docs dev bench mutation clean
@@ -24,8 +27,13 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
+# The conformance extra (diffusers, zuko, flow_matching, k-diffusion's sampler deps) is part of
+# the dev set-up: genmath.testing's adapters are tested against the real packages. The torch
+# constraint keeps pip from replacing the CPU build.
 $(VENV)/.dev: pyproject.toml $(VENV)/.core
-	$(BIN)/pip install -q -e ".[test,docs,examples]"
+	echo "$(TORCH_SPEC)" > $(VENV)/torch-constraint.txt
+	$(BIN)/pip install -q -e ".[test,docs,examples,conformance]" -c $(VENV)/torch-constraint.txt
+	$(BIN)/pip install -q --no-deps "$(K_DIFFUSION_SPEC)"
 	touch $@
 
 node_modules/.package-lock.json: package.json package-lock.json

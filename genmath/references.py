@@ -565,6 +565,22 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "booktitle": "International Conference on Machine Learning (ICML)",
         "year": "2023",
     }),
+    "vehtari2024pareto": ("article", {
+        "author": "Vehtari, Aki and Simpson, Daniel and Gelman, Andrew and Yao, Yuling and Gabry, Jonah",
+        "title": "Pareto Smoothed Importance Sampling",
+        "journal": "Journal of Machine Learning Research",
+        "volume": "25", "number": "72", "pages": "1--58",
+        "year": "2024",
+        "eprint": "1507.02646", "archiveprefix": "arXiv",
+    }),
+    "zhang2009new": ("article", {
+        "author": "Zhang, Jin and Stephens, Michael A.",
+        "title": "A New and Efficient Estimation Method for the Generalized {Pareto} Distribution",
+        "journal": "Technometrics",
+        "volume": "51", "number": "3", "pages": "316--325",
+        "year": "2009",
+        "doi": "10.1198/tech.2009.08017",
+    }),
     "hairer1993solving": ("book", {
         "author": "Hairer, Ernst and N{\\o}rsett, Syvert P. and Wanner, Gerhard",
         "title": "Solving Ordinary Differential Equations {I}: Nonstiff Problems",

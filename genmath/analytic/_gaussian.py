@@ -232,7 +232,10 @@ class MixtureMarginal:
         s = comps._per_batch(times["sigma"])
         return self._posterior_sum(joint, comps, s * y / variances)
 
-    @implements("D-gaussian-marginal-velocity", "D-gaussian-posterior-mean", "D-mixture-denoiser")
+    @implements(
+        "D-gaussian-marginal-velocity", "D-gaussian-posterior-mean", "D-mixture-denoiser",
+        "D-continuity-gaussian-path",
+    )
     def velocity(self, x: torch.Tensor, t) -> torch.Tensor:
         """The marginal (probability-flow) velocity
         $u_t(x) = \\dot\\alpha_t \\hat x_0 + \\dot\\sigma_t \\hat\\varepsilon

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .._implements import plumbing
+
 
 def as_time(t, *, like: torch.Tensor | None = None, name: str = "t") -> torch.Tensor:
     """``t`` as a floating tensor in the dtype/device of ``like`` (or the default dtype),
@@ -31,6 +33,7 @@ def as_time(t, *, like: torch.Tensor | None = None, name: str = "t") -> torch.Te
     return t
 
 
+@plumbing("shape bookkeeping: a (B,) time becomes (B, 1, ..., 1) so it broadcasts over (B, *event)")
 def expand_time(t: torch.Tensor, x: torch.Tensor, name: str = "t") -> torch.Tensor:
     """Reshape a scalar or ``(B,)`` time tensor so it broadcasts against ``x`` of shape
     ``(B, *event)``: ``(B,)`` becomes ``(B, 1, ..., 1)``."""
@@ -73,6 +76,7 @@ def check_reduction(reduction: str) -> str:
     return reduction
 
 
+@plumbing("the reduction switch: the batch mean of per-sample values, or the values unchanged")
 def reduce_batch(values: torch.Tensor, reduction: str) -> torch.Tensor:
     """Per-sample ``values`` reduced as ``reduction`` says (validated)."""
     return values.mean() if check_reduction(reduction) == "mean" else values

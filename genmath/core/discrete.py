@@ -25,6 +25,7 @@ from __future__ import annotations
 import sympy as sp
 import torch
 
+from .._implements import implements
 from ._shapes import as_time
 from .schedules import _compile
 
@@ -100,6 +101,7 @@ class DiscretePath:
     def _time(self, t, like: torch.Tensor | None = None, name: str = "t") -> torch.Tensor:
         return as_time(t, like=like, name=name)
 
+    @implements("D-discrete-kernels")
     def alpha_bar(self, t) -> torch.Tensor:
         r"""$\bar\alpha_t$, the probability that a token is still uncorrupted at t."""
         return self._alpha_bar(self._time(t)).clamp(0.0, 1.0)
@@ -157,11 +159,13 @@ class DiscretePath:
     def _kernel(self, keep: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @implements("D-discrete-kernels")
     def cumulative_kernel(self, t) -> torch.Tensor:
         r"""$\bar Q_t$, shape ``(*t.shape, S, S)`` with ``S = num_states``; rows are
         $q(x_t \mid x_0 = i)$."""
         return self._kernel(self.alpha_bar(t))
 
+    @implements("D-discrete-kernels")
     def step_kernel(self, s, t) -> torch.Tensor:
         r"""$Q_{s \to t}$ for $s < t$: rows $q(x_t \mid x_s = i)$, the kernel of
         `cumulative_kernel` with keep-probability $\bar\alpha_t / \bar\alpha_s$
@@ -178,6 +182,7 @@ class DiscretePath:
     def _state(self, tokens: torch.Tensor) -> torch.Tensor:
         return tokens
 
+    @implements("D-discrete-kernels")
     def forward_probs(self, x0: torch.Tensor, t) -> torch.Tensor:
         r"""$q(x_t \mid x_0)$: shape ``(*x0.shape, S)``, the row $x_0$ of $\bar Q_t$."""
         self._check_tokens(x0, "x0", allow_mask=False)
@@ -194,6 +199,7 @@ class DiscretePath:
     def _token(self, states: torch.Tensor) -> torch.Tensor:
         return states
 
+    @implements("D-discrete-posterior")
     def posterior_probs(self, xt: torch.Tensor, x0: torch.Tensor, s, t) -> torch.Tensor:
         r"""$q(x_s \mid x_t, x_0)$ for $s < t$: shape ``(*x0.shape, S)``, by Bayes' rule
         $\bar Q_s[x_0, \cdot] \odot Q_{s\to t}[\cdot, x_t] / \bar Q_t[x_0, x_t]$

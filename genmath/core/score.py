@@ -88,6 +88,7 @@ def _coefficient(value, x: torch.Tensor, name: str) -> torch.Tensor:
     return expand_time(value, x, name)
 
 
+@implements("D-tweedie")
 def tweedie(xt: torch.Tensor, score: torch.Tensor, alpha, sigma) -> torch.Tensor:
     r"""Tweedie's formula: the posterior mean of $x_0$ given $x_t = \alpha x_0 + \sigma\varepsilon$,
 

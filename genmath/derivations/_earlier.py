@@ -1,10 +1,6 @@
-"""`Earlier`: a chain start taken from an earlier step of the same derivation.
-
-`From(<own id>, substitutions, step=k)` is the engine's way to start a new chain from an
-earlier step of the derivation being built, but `From.resolve` asks the registry for that
-derivation's resolved chain, which is still being resolved (infinite recursion). A step's
-right-hand side never needs resolving, so `Earlier` reads it from the step list directly;
-otherwise it is a `From` (the engine treats it as a chain start that is not free).
+"""Chain starts built on `_chain.Earlier` (an earlier step of the same derivation): the same
+side integrated (`Integrated`) or in a limit (`Limited`); both also accept ``step=0``, the
+derivation's start.
 """
 
 from __future__ import annotations
@@ -12,33 +8,32 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ._engine import Derivation, From
+from ._chain import Earlier
 
-__all__ = ["Earlier"]
+__all__ = ["Earlier", "Integrated", "Limited"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Earlier(From):
-    """The right-hand side of step ``step`` (1-based) of ``derivation``, with substitutions."""
-
-    def __hash__(self) -> int:
-        return hash((self.derivation, self.step))
+class _Side(Earlier):
+    """`Earlier`, where ``step=0`` names the derivation's start."""
 
     def resolve(self) -> Any:
+        if self.step != 0:
+            return super().resolve()
+        from ._engine import _resolve
         from ._registry import _DERIVATIONS
 
         source = _DERIVATIONS.get(self.derivation)
-        if not isinstance(source, Derivation) or self.step is None:
-            return super().resolve()
-        expr = source.steps[self.step - 1].rhs
+        if source is None:
+            raise ValueError(f"{type(self).__name__}({self.derivation!r}): the derivation is not registered")
+        expr = _resolve(source.start)
         if self.substitutions:
             expr = expr.subs(dict(self.substitutions), simultaneous=True)
         return expr
 
 
 @dataclasses.dataclass(frozen=True)
-class Integrated(Earlier):
-    """An earlier step's right-hand side, with substitutions, integrated over ``limits``: a
+class Integrated(_Side):
+    """An earlier side of the chain, with substitutions, integrated over ``limits``: a
     pointwise identity established in the chain holds after integrating both sides (the
     integral is left unevaluated; `kind` is the integral class, e.g. one that stays symbolic).
     """
@@ -54,3 +49,19 @@ class Integrated(Earlier):
 
         kind = self.kind or sp.Integral
         return kind(super().resolve(), *self.limits)
+
+
+@dataclasses.dataclass(frozen=True)
+class Limited(_Side):
+    """An earlier side of the chain, with substitutions, in the limit ``variable -> oo``: a
+    sequence of identities established for every value of ``variable`` has a limit."""
+
+    variable: Any = None
+
+    def __hash__(self) -> int:
+        return hash((self.derivation, self.step, str(self.variable)))
+
+    def resolve(self) -> Any:
+        import sympy as sp
+
+        return sp.Limit(super().resolve(), self.variable, sp.oo)

@@ -10,7 +10,7 @@ or cancels it by running the sampler from two states with the same seed.
 
 import sympy as sp
 
-from ._earlier import Earlier
+from ._chain import Earlier
 from ._engine import NUMERIC, Binding, Derivation, Integers, LogUniform, Step, Uniform
 from ._gaussian import log_normal
 from ._registry import register

@@ -1,202 +1,24 @@
-"""Derivations of the flow families: the i-ResNet log-determinant series, the unbiasedness of
-the Russian-roulette estimator of residual flows, and the log-determinant of Glow's 1×1
-convolution; with checks tying `genmath.families.residual` and `genmath.families.flows` to them."""
+"""Derivations of the normalizing-flow families, bound to `genmath.families.flows`: the
+log-determinant of Glow's 1×1 convolution and the rational-quadratic spline of neural spline
+flows (forward, derivative and inverse, with the code's knot parameterisation). The flow
+stacks (RealNVP, MAF, planar) are in `families_flow_models`; residual flows in
+`families_residual`."""
 
 import sympy as sp
 
-from ._engine import CITED, NUMERIC, Check, Derivation, Step
+from ._engine import NUMERIC, Binding, Check, Derivation, LogUniform, Step, Uniform, sound_rewrite
 from ._registry import register
 
-_RESIDUAL = "genmath.families.residual"
 _FLOWS = "genmath.families.flows"
 
-# ---------------------------------------------------------------- i-ResNet log-det series
 
-lam1, lam2 = sp.symbols("lambda_1 lambda_2", real=True)
-s = sp.Symbol("s", real=True)
-k = sp.Symbol("k", integer=True, positive=True)
-# a non-symmetric J with eigenvalues lambda_1, lambda_2: J = S diag(lambda) S^{-1}
-_S = sp.Matrix([[1, s], [0, 1]])
-_J = _S * sp.diag(lam1, lam2) * _S.inv()
+@sound_rewrite("sympy's cancel: each rational entry in lowest terms")
+def _cancel(expr):
+    """`sp.cancel` alone: the engine's first strategy, `expand`, does not close the spline's
+    rational entries and costs as much as `cancel` does."""
+    return sp.cancel(expr)
 
-
-# Mercator's series is checked through its partial sum of _TERMS terms: sympy cannot sum the
-# infinite series at floating-point arguments, and for |lambda| <= 1/2 the tail is below
-# 2 (1/2)^(_TERMS + 1) / (_TERMS + 1) < 1e-25, far under the tolerance of the numeric steps.
-_TERMS = 80
-
-
-def _series(lam):
-    return sp.Sum((-1) ** (k + 1) * lam**k / k, (k, 1, _TERMS))
-
-
-register(
-    Derivation(
-        id="D-iresnet-logdet-series",
-        title="Log-determinant of an invertible residual block as a power series of traces",
-        statement=(
-            r"For $F(x) = x + g(x)$ with $J = \partial g/\partial x$ and spectral radius "
-            r"$\rho(J) \le \|J\|_2 \le \operatorname{Lip}(g) < 1$, "
-            r"$\log|\det(I + J)| = \sum_{k \ge 1} (-1)^{k+1} \operatorname{tr}(J^k)/k$ "
-            r"(Behrmann et al. 2019). Shown for a non-symmetric $2\times2$ "
-            r"$J = S\,\operatorname{diag}(\lambda_1,\lambda_2)\,S^{-1}$; the argument (eigenvalues "
-            r"$\lambda_i$ of $J$, $\operatorname{tr}J^k = \sum_i \lambda_i^k$, Mercator's series "
-            r"for each $\log(1 + \lambda_i)$) holds in any dimension, for diagonalisable $J$ "
-            r"directly and for the rest by density and continuity. Truncating after $n$ "
-            r"terms errs by at most $d\,c^{n+1}/((n+1)(1-c))$ when $\|J\|_2 \le c$."
-        ),
-        start=sp.log(sp.Determinant(sp.eye(2) + _J)),
-        steps=[
-            Step(
-                rhs=sp.log((1 + lam1) * (1 + lam2)),
-                reason=(
-                    r"$\det(I + S D S^{-1}) = \det(S (I + D) S^{-1}) = \det(I + D)$; "
-                    r"$1 + \lambda_i > 0$ for $|\lambda_i| < 1$, so no absolute value is needed."
-                ),
-            ),
-            Step(
-                rhs=sp.log(1 + lam1) + sp.log(1 + lam2),
-                reason=r"Both factors are positive when $|\lambda_i| < 1$.",
-                tag=NUMERIC,
-            ),
-            Step(
-                rhs=_series(lam1) + _series(lam2),
-                reason=(
-                    r"Mercator's series $\log(1 + \lambda) = \sum_{k\ge1}(-1)^{k+1}\lambda^k/k$, "
-                    r"absolutely convergent for $|\lambda| < 1$; checked at sampled "
-                    r"$|\lambda_i| \le 1/2$ through the partial sum shown, whose tail is below "
-                    r"$10^{-25}$ there."
-                ),
-                tag=NUMERIC,
-                samples=6,
-            ),
-            Step(
-                rhs=sp.Sum((-1) ** (k + 1) * (lam1**k + lam2**k) / k, (k, 1, _TERMS)),
-                reason="Two absolutely convergent series add term by term.",
-            ),
-            Step(
-                lhs=(_J**3).trace(),
-                rhs=lam1**3 + lam2**3,
-                reason=(
-                    r"$\operatorname{tr}J^k = \operatorname{tr}(S D^k S^{-1}) = "
-                    r"\lambda_1^k + \lambda_2^k$; checked here for $k = 3$ (and $k = 2$ below), "
-                    r"so the series is $\sum_k (-1)^{k+1}\operatorname{tr}(J^k)/k$."
-                ),
-            ),
-            Step(
-                lhs=(_J**2).trace(),
-                rhs=lam1**2 + lam2**2,
-                reason=r"The same identity for $k = 2$.",
-            ),
-        ],
-        symbols=(lam1, lam2, s),
-        references=("behrmann2019invertible",),
-        code=(f"{_RESIDUAL}.InvertibleResidualBlock", f"{_RESIDUAL}.power_series_logdet_bound"),
-        tests=("tests/families/test_residual.py",),
-        domain={lam1: (-0.5, 0.5), lam2: (-0.5, 0.5), s: (-2.0, 2.0)},
-    )
-)
-
-# ---------------------------------------------------------------- Russian roulette
-
-q = sp.Symbol("q", positive=True)
-a = sp.Symbol("a", real=True)
-n = sp.Symbol("n", integer=True, positive=True)
-
-
-def _term(index):
-    # the terms c_k of log(1 + a): the i-ResNet series of a 1x1 Jacobian
-    return (-1) ** (index + 1) * a**index / index
-
-
-_p_stop = (1 - q) * q ** (n - 1)  # P(N = n), N = 1 + geometric
-
-
-def _truncated_expectation(largest: int):
-    """E[S_hat 1{N <= largest}] written out term by term (sympy's summation of the nested
-    symbolic-limit sum fails at floating-point arguments)."""
-    total = sp.Integer(0)
-    partial = sp.Integer(0)
-    for count in range(1, largest + 1):
-        partial += _term(count) / q ** (count - 1)
-        total += (1 - q) * q ** (count - 1) * partial
-    return total
-
-
-_p_survive = q ** (k - 1)  # P(N >= k)
-
-register(
-    Derivation(
-        id="D-russian-roulette-unbiased",
-        title="The Russian-roulette estimator of an infinite series is unbiased",
-        statement=(
-            r"Let $N \ge 1$ be random with $P(N \ge k) > 0$ for all $k$ and "
-            r"$\sum_k |c_k| < \infty$. Then $\hat S = \sum_{k=1}^{N} c_k / P(N \ge k)$ has "
-            r"$\mathbb E[\hat S] = \sum_{k\ge1} c_k$ (Chen et al. 2019, residual flows). Shown "
-            r"for $N - 1$ geometric, $P(N = n) = (1-q) q^{n-1}$, $P(N \ge k) = q^{k-1}$, and the "
-            r"terms $c_k = (-1)^{k+1} a^k/k$ of $\log(1 + a)$, $|a| < 1$. The estimator's "
-            r"variance $\sum_k c_k^2/P(N\ge k) - (\sum c_k)^2$ is finite when $a^2 < q$. "
-            r"`InvertibleResidualBlock` always computes the first $n_0$ terms "
-            r"($P(N \ge k) = 1$ for $k \le n_0$), which changes nothing in the argument."
-        ),
-        start=sp.Sum(_p_stop * sp.Sum(_term(k) / _p_survive, (k, 1, n)), (n, 1, sp.oo)),
-        steps=[
-            Step(
-                rhs=sp.Sum(_term(k) / _p_survive * sp.Sum(_p_stop, (n, k, sp.oo)), (k, 1, sp.oo)),
-                reason=(
-                    r"Exchange the order of summation over $\{(n, k): 1 \le k \le n\}$; "
-                    r"the double series converges absolutely because $\sum_k |c_k| < \infty$."
-                ),
-                tag=CITED,
-                theorem="Fubini–Tonelli for absolutely convergent double series",
-                reference="rudin1976principles",
-            ),
-            Step(
-                lhs=sp.Sum(_p_stop, (n, k, sp.oo)),
-                rhs=_p_survive,
-                reason=r"A geometric tail: $\sum_{n \ge k} (1 - q) q^{n-1} = q^{k-1} = P(N \ge k)$.",
-                tag=NUMERIC,
-                samples=6,
-            ),
-            Step(
-                lhs=_term(k) / _p_survive * _p_survive,
-                rhs=_term(k),
-                reason=(
-                    r"In each term the weight $1/P(N \ge k)$ cancels the probability that term "
-                    r"$k$ is reached, so the expectation is $\sum_k c_k$."
-                ),
-            ),
-            Step(
-                lhs=sp.Sum(_term(k), (k, 1, _TERMS)),
-                rhs=sp.log(1 + a),
-                reason=(
-                    r"Mercator's series, $|a| < 1$: the estimator is unbiased for $\log(1+a)$ "
-                    r"(checked through the partial sum; the tail is below $10^{-25}$ for "
-                    r"$|a| \le 1/2$)."
-                ),
-                tag=NUMERIC,
-                samples=6,
-            ),
-            Step(
-                lhs=_truncated_expectation(60),
-                rhs=sp.log(1 + a),
-                reason=(
-                    r"Numeric confirmation of the whole chain: the expectation computed over "
-                    r"$N \le 60$, written out (what is left out is of order "
-                    r"$\max(|a|, q)^{60} < 10^{-9}$ at the sampled $|a| \le 1/2$, $q \le 0.7$)."
-                ),
-                tag=NUMERIC,
-                tolerance=1e-8,
-                samples=4,
-            ),
-        ],
-        symbols=(a, q),
-        references=("chen2019residual",),
-        code=(f"{_RESIDUAL}.InvertibleResidualBlock",),
-        tests=("tests/families/test_residual.py",),
-        domain={a: (-0.5, 0.5), q: (0.6, 0.7)},
-    )
-)
+_TESTS = ("tests/families/test_flows.py",)
 
 # ---------------------------------------------------------------- Glow 1x1 convolution
 
@@ -237,113 +59,43 @@ register(
         symbols=(w11, w12, w21, w22),
         references=("kingma2018glow",),
         code=(f"{_FLOWS}.InvertibleConv1x1",),
-        tests=("tests/families/test_flows.py",),
+        tests=_TESTS,
     )
 )
 
 
-# ---------------------------------------------------------------- rational-quadratic spline
-
-xi = sp.Symbol("xi", positive=True)
-w_k, h_k, d_0, d_1 = sp.symbols("w_k h_k delta_k delta_k+1", positive=True)
-x_k, y_k, dy = sp.symbols("x_k y_k Delta", real=True)
-_slope = h_k / w_k
-_bend = d_1 + d_0 - 2 * _slope
-_rq = y_k + h_k * (_slope * xi**2 + d_0 * xi * (1 - xi)) / (_slope + _bend * xi * (1 - xi))
-_rq_derivative = (
-    _slope**2
-    * (d_1 * xi**2 + 2 * _slope * xi * (1 - xi) + d_0 * (1 - xi) ** 2)
-    / (_slope + _bend * xi * (1 - xi)) ** 2
-)
-xs = sp.Symbol("x", real=True)
-
-register(
-    Derivation(
-        id="D-rq-spline-derivative",
-        title="Rational-quadratic spline: derivative, knot values and inverse",
-        statement=(
-            r"In bin $k$ of a monotone rational-quadratic spline (Gregory & Delbourgo 1982; "
-            r"Durkan et al. 2019), with $\xi = (x - x_k)/w_k$, $s_k = h_k/w_k$ and knot "
-            r"derivatives $\delta_k, \delta_{k+1} > 0$, "
-            r"$g = y_k + h_k\,[s_k\xi^2 + \delta_k\xi(1-\xi)]/[s_k + (\delta_{k+1}+\delta_k-2s_k)\xi(1-\xi)]$. "
-            r"Its derivative is the closed form below (positive, so $g$ is increasing), it "
-            r"takes the values $y_k, y_k + h_k$ and slopes $\delta_k, \delta_{k+1}$ at the "
-            r"bin's ends, and $g(\xi) = y_k + \Delta$ is the quadratic "
-            r"$a\xi^2 + b\xi + c = 0$ used by the inverse."
-        ),
-        start=sp.diff(_rq.subs(xi, (xs - x_k) / w_k), xs).subs(xs, x_k + xi * w_k),
-        steps=[
-            Step(
-                rhs=_rq_derivative,
-                reason=r"Quotient rule in $\xi$ and $d\xi/dx = 1/w_k$.",
-                method=sp.factor,
-            ),
-            Step(
-                lhs=sp.Matrix([_rq_derivative.subs(xi, 0), _rq_derivative.subs(xi, 1)]),
-                rhs=sp.Matrix([d_0, d_1]),
-                reason=(
-                    r"At the bin's ends the slope is the knot derivative, so the spline is "
-                    r"$C^1$ across knots (and, with $\delta = 1$ at $\pm B$, into the identity tails)."
-                ),
-            ),
-            Step(
-                lhs=sp.Matrix([_rq.subs(xi, 0), _rq.subs(xi, 1)]),
-                rhs=sp.Matrix([y_k, y_k + h_k]),
-                reason="The spline interpolates the knots, so bins join continuously.",
-            ),
-            Step(
-                lhs=h_k * (_slope * xi**2 + d_0 * xi * (1 - xi))
-                - dy * (_slope + _bend * xi * (1 - xi)),
-                rhs=(h_k * (_slope - d_0) + dy * _bend) * xi**2
-                + (h_k * d_0 - dy * _bend) * xi
-                - _slope * dy,
-                reason=(
-                    r"Multiply $g - y_k = \Delta$ by the denominator: a quadratic in $\xi$ with "
-                    r"$a = h_k(s_k - \delta_k) + \Delta(\delta_{k+1}+\delta_k-2s_k)$, "
-                    r"$b = h_k\delta_k - \Delta(\delta_{k+1}+\delta_k-2s_k)$, $c = -s_k\Delta$; "
-                    r"the root in $[0, 1]$ is $\xi = 2c/(-b - \sqrt{b^2 - 4ac})$ (the form without "
-                    r"cancellation)."
-                ),
-            ),
-        ],
-        symbols=(xi, w_k, h_k, d_0, d_1, x_k, y_k, dy),
-        references=("durkan2019neural",),
-        code=(f"{_FLOWS}.RationalQuadraticCoupling", f"{_FLOWS}.NSF"),
-        tests=("tests/families/test_flows.py",),
-    )
-)
-
-
-def _iresnet_series_convergence() -> float:
-    """Error of the torch series with exact traces and 60 terms against `slogdet(I + J)`
-    for a linear residual whose J is non-symmetric with spectral norm 0.7."""
+def _glow_by_code(points):
+    """The log-det of InvertibleConv1x1 on images with h w = 3 (1x3 and 3x1), forward and
+    minus the inverse's."""
     import torch
 
-    from ..families.residual import InvertibleResidualBlock
+    from ..families.flows import InvertibleConv1x1
 
-    generator = torch.Generator().manual_seed(3)
-    block = InvertibleResidualBlock(
-        3, (), lipschitz=0.7, logdet="series", trace="exact", terms=60
-    ).double()
-    with torch.no_grad():
-        block.layers[0].weight.copy_(torch.randn(3, 3, generator=generator, dtype=torch.float64))
-        matrix = block.layers[0].normalized_weight()
-    x = torch.randn(4, 3, generator=generator, dtype=torch.float64)
-    with torch.no_grad():
-        _, logdet = block(x)
-    exact = torch.linalg.slogdet(torch.eye(3, dtype=torch.float64) + matrix).logabsdet
-    return float((logdet - exact).abs().max())
+    generator = torch.Generator().manual_seed(11)
+    rows = []
+    for i in range(len(points[w11])):
+        kernel = torch.stack([points[w][i] for w in (w11, w12, w21, w22)]).reshape(2, 2)
+        conv = InvertibleConv1x1.from_matrix(kernel)
+        row = []
+        for shape in ((2, 2, 1, 3), (1, 2, 3, 1)):
+            image = torch.randn(shape, generator=generator, dtype=torch.float64)
+            with torch.no_grad():
+                y, logdet = conv(image)
+                _, inverse_logdet = conv.inverse(y)
+            row += [logdet[0], -inverse_logdet[-1]]
+        rows.append(torch.stack(row))
+    return tuple(torch.stack(rows).T)
 
 
 register(
-    Check(
-        id="C-iresnet-series-convergence",
-        title="i-ResNet power-series log-det (60 terms, exact traces) equals slogdet(I + J)",
-        function=_iresnet_series_convergence,
-        tolerance=1e-9,
-        code=(f"{_RESIDUAL}.InvertibleResidualBlock",),
-        tests=("tests/families/test_residual.py",),
-        derivation="D-iresnet-logdet-series",
+    Binding(
+        derivation="D-glow-conv1x1-logdet",
+        code=(f"{_FLOWS}.InvertibleConv1x1",),
+        expression=(3 * sp.log(sp.Abs(_W.det())),) * 4,
+        evaluate=_glow_by_code,
+        domain={w: Uniform(-3, 3) for w in (w11, w12, w21, w22)},
+        samples=12,
+        description="InvertibleConv1x1's log-det on 1x3 and 3x1 images, both directions",
     )
 )
 
@@ -375,3 +127,201 @@ register(
         derivation="D-glow-conv1x1-logdet",
     )
 )
+
+
+# ---------------------------------------------------------------- rational-quadratic spline
+
+xi = sp.Symbol("xi", positive=True)
+w_k, h_k, d_0, d_1 = sp.symbols("w_k h_k delta_k delta_k+1", positive=True)
+x_k, y_k, dy = sp.symbols("x_k y_k Delta", real=True)
+xs = sp.Symbol("x", real=True)
+_slope = h_k / w_k
+_bend = d_1 + d_0 - 2 * _slope
+_rq = y_k + h_k * (_slope * xi**2 + d_0 * xi * (1 - xi)) / (_slope + _bend * xi * (1 - xi))
+_rq_derivative = (
+    _slope**2
+    * (d_1 * xi**2 + 2 * _slope * xi * (1 - xi) + d_0 * (1 - xi) ** 2)
+    / (_slope + _bend * xi * (1 - xi)) ** 2
+)
+_qa = h_k * (_slope - d_0) + dy * _bend
+_qb = h_k * d_0 - dy * _bend
+_qc = -_slope * dy
+_root = (2 * _qc / (-_qb - sp.sqrt(_qb**2 - 4 * _qa * _qc))).subs(dy, _rq - y_k)
+
+register(
+    Derivation(
+        id="D-rq-spline-derivative",
+        title="Rational-quadratic spline: derivative, knot values and inverse",
+        statement=(
+            r"In bin $k$ of a monotone rational-quadratic spline (Gregory & Delbourgo 1982; "
+            r"Durkan et al. 2019), with $\xi = (x - x_k)/w_k$, $s_k = h_k/w_k$ and knot "
+            r"derivatives $\delta_k, \delta_{k+1} > 0$, "
+            r"$g = y_k + h_k\,[s_k\xi^2 + \delta_k\xi(1-\xi)]/[s_k + (\delta_{k+1}+\delta_k-2s_k)\xi(1-\xi)]$. "
+            r"Its derivative is the closed form below (positive, so $g$ is increasing); it "
+            r"takes the values $y_k, y_k + h_k$ and slopes $\delta_k, \delta_{k+1}$ at the "
+            r"bin's ends (so bins join $C^1$, and with $\delta = 1$ at $\pm B$ so do the identity "
+            r"tails); and $g(\xi) = y_k + \Delta$ is the quadratic $a\xi^2 + b\xi + c = 0$ "
+            r"whose root in $[0, 1]$ the inverse takes in the cancellation-free form "
+            r"$\xi = 2c/(-b - \sqrt{b^2 - 4ac})$. The code's knots: bin widths "
+            r"$2B\,(m + (1 - Km)\operatorname{softmax}(\theta^w))$, heights likewise, interior "
+            r"derivatives $m + \operatorname{softplus}(\theta^\delta)$, $m = 10^{-3}$."
+        ),
+        start=sp.ImmutableMatrix(
+            [
+                _rq,
+                sp.diff(_rq.subs(xi, (xs - x_k) / w_k), xs).subs(xs, x_k + xi * w_k),
+                _rq.subs(xi, 0),
+                _rq.subs(xi, 1),
+                _rq_derivative.subs(xi, 0),
+                _rq_derivative.subs(xi, 1),
+                h_k * (_slope * xi**2 + d_0 * xi * (1 - xi)) - dy * (_slope + _bend * xi * (1 - xi)),
+                _root,
+            ]
+        ),
+        steps=[
+            Step(
+                rhs=sp.ImmutableMatrix(
+                    [
+                        _rq,
+                        _rq_derivative,
+                        y_k,
+                        y_k + h_k,
+                        d_0,
+                        d_1,
+                        _qa * xi**2 + _qb * xi + _qc,
+                        _root,
+                    ]
+                ),
+                reason=(
+                    r"The value $g(\xi)$ as defined (what the code's forward returns); the "
+                    r"quotient rule in $\xi$ with $d\xi/dx = 1/w_k$; the values and slopes at "
+                    r"$\xi = 0, 1$; and $g - y_k = \Delta$ multiplied by the denominator, a "
+                    r"quadratic in $\xi$."
+                ),
+                method=_cancel,
+            ),
+            Step(
+                rhs=sp.ImmutableMatrix(
+                    [_rq, _rq_derivative, y_k, y_k + h_k, d_0, d_1, _qa * xi**2 + _qb * xi + _qc, xi]
+                ),
+                reason=(
+                    r"At $\Delta = g(\xi) - y_k$ the stable root recovers $\xi$: the inverse "
+                    "undoes the forward map (checked at random bins and positions)."
+                ),
+                tag=NUMERIC,
+            ),
+        ],
+        symbols=(xi, w_k, h_k, d_0, d_1, x_k, y_k, dy),
+        references=("durkan2019neural", "gregory1982piecewise"),
+        code=(f"{_FLOWS}.RationalQuadraticCoupling", f"{_FLOWS}.NSF"),
+        tests=_TESTS,
+        domain={xi: (0.001, 0.999)},
+    )
+)
+
+# The bindings draw bin k of a K = 3 spline on [-B, B]: its position and size in units of B
+# (u_0: the bins to its left, u_1: its own width; v the same for heights) and its two knot
+# derivatives; the evaluation inverts the code's knot parameterisation (bin sizes
+# 2B (m + (1 - Km) softmax(theta)), derivatives m + softplus(theta), m = 1e-3) to find the
+# conditioner's raw outputs theta, and a conditioner returning its context hands them over.
+_BINS, _MIN = 3, 1e-3
+bound = sp.Symbol("B", positive=True)
+u0, u1, v0, v1 = sp.symbols("u_0 u_1 v_0 v_1", positive=True)
+_BIN_PLACES = {
+    0: {x_k: -bound, w_k: bound * u1, y_k: -bound, h_k: bound * v1, d_0: 1},
+    1: {x_k: -bound + bound * u0, w_k: bound * u1, y_k: -bound + bound * v0, h_k: bound * v1},
+    2: {x_k: bound - bound * u1, w_k: bound * u1, y_k: bound - bound * v1, h_k: bound * v1, d_1: 1},
+}
+
+
+def _raw_outputs(points, i, index):
+    """The conditioner outputs theta that make bin ``index`` the sampled one."""
+    import torch
+
+    def sizes(left, own):  # in units of B: the three bins' sizes, summing to 2
+        if index == 0:
+            parts = [own, (2 - own) / 2, (2 - own) / 2]
+        elif index == 1:
+            parts = [left, own, 2 - left - own]
+        else:
+            parts = [(2 - own) / 2, (2 - own) / 2, own]
+        shares = (torch.stack(parts) / 2 - _MIN) / (1 - _BINS * _MIN)  # the softmax
+        return shares.log()
+
+    # the bins left of bin 1 change no value of the spline in it (only where it sits): when
+    # the expressions do not sample u_0, any admissible value will do
+    left = points[u0][i] if u0 in points else 0.37 * (2 - points[u1][i])
+    widths = sizes(left if index == 1 else None, points[u1][i])
+    heights = sizes(points[v0][i] if index == 1 else None, points[v1][i])
+    slopes = [points[d][i] if d in points else torch.tensor(1.3, dtype=torch.float64) for d in (d_0, d_1)]
+    if index == 0:
+        slopes = [slopes[1], torch.tensor(0.8, dtype=torch.float64)]
+    elif index == 2:
+        slopes = [torch.tensor(0.8, dtype=torch.float64), slopes[0]]
+    derivatives = torch.stack(slopes) - _MIN
+    return torch.cat([widths, heights, derivatives.expm1().log()])
+
+
+def _spline_by_code(index):
+    def evaluate(points):
+        import torch
+
+        from ..families.flows import RationalQuadraticCoupling
+
+        rows = []
+        for i in range(len(points[bound])):
+            raw = _raw_outputs(points, i, index)
+            half = float(points[bound][i])
+            coupling = RationalQuadraticCoupling(
+                2, bins=_BINS, bound=half, hidden=(), context_features=len(raw)
+            ).double()
+            with torch.no_grad():  # the conditioner returns the context: its raw outputs
+                layer = coupling.conditioner[0]
+                layer.weight.zero_()
+                layer.weight[:, 1:] = torch.eye(len(raw), dtype=torch.float64)
+                layer.bias.zero_()
+            own = float(points[u1][i]) * half
+            if index == 0:
+                left = -half
+            elif index == 1:
+                left = -half + float(torch.softmax(raw[:_BINS], 0)[0] * (1 - _BINS * _MIN) + _MIN) * 2 * half
+            else:
+                left = half - own
+            width = own
+            x = torch.tensor([[0.3, left + float(points[xi][i]) * width]], dtype=torch.float64)
+            with torch.no_grad():
+                y, logdet = coupling(x, raw[None])
+                back, inverse_logdet = coupling.inverse(y, raw[None])
+            rows.append(
+                torch.stack(
+                    [y[0, 1], logdet.exp()[0], (back[0, 1] - left) / width, (-inverse_logdet).exp()[0]]
+                )
+            )
+        return tuple(torch.stack(rows).T)
+
+    return evaluate
+
+
+for _index, _place in _BIN_PLACES.items():
+    _domain = {bound: LogUniform(0.5, 8), xi: Uniform(1e-3, 1 - 1e-3), u1: LogUniform(0.01, 0.9)}
+    _domain[v1] = LogUniform(0.01, 0.9)
+    if _index == 1:
+        _domain.update({u0: LogUniform(0.01, 0.9), v0: LogUniform(0.01, 0.9)})
+    for _slope_symbol in (d_0, d_1):
+        if _slope_symbol not in _place:
+            _domain[_slope_symbol] = LogUniform(0.01, 20)
+    register(
+        Binding(
+            derivation="D-rq-spline-derivative",
+            code=(f"{_FLOWS}.RationalQuadraticCoupling",),
+            expression=(_rq, _rq_derivative, _root, _rq_derivative),
+            where=_place,
+            evaluate=_spline_by_code(_index),
+            domain=_domain,
+            samples=10,
+            description=(
+                f"RationalQuadraticCoupling in bin {_index} of 3: value, derivative (exp of the "
+                "log-det), inverse position and inverse derivative"
+            ),
+        )
+    )

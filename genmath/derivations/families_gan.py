@@ -6,7 +6,7 @@ of the least-squares, hinge and non-saturating losses (the minimax one is
 
 import sympy as sp
 
-from ._earlier import Earlier
+from ._chain import Earlier
 from ._engine import NUMERIC, Binding, Derivation, LogUniform, Step, Uniform
 from ._gan_common import DENSITY, GAN, OUTPUT, TESTS, D, optimal_outputs, p, pair, q, rows
 from ._registry import register

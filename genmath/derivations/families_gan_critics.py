@@ -6,7 +6,7 @@ derived, not assumed.
 
 import sympy as sp
 
-from ._earlier import Earlier
+from ._chain import Earlier
 from ._engine import NUMERIC, Binding, Derivation, LogUniform, Step, Uniform
 from ._gan_common import GAN, TESTS, pair, rows
 from ._registry import register

@@ -3,7 +3,8 @@ the minimax and non-saturating losses of `genmath.families.gan`."""
 
 import sympy as sp
 
-from ._earlier import Earlier, Integrated
+from ._chain import Earlier
+from ._earlier import Integrated
 from ._engine import CITED, NUMERIC, Binding, Derivation, LogUniform, Step, Uniform, sound_rewrite
 from ._registry import register
 from .elbo_gap import _Integral, _merge_integrals

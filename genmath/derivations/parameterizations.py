@@ -86,8 +86,7 @@ register(
         steps=[
             Step(
                 rhs=sp.ImmutableMatrix(
-                    [[*_direct[k], 0, 0] for k in range(len(NAMES))]
-                    + [[-eps / s, CONDITIONAL_VELOCITY, *[0] * 5]]
+                    [[*_direct[k], 0, 0] for k in range(len(NAMES))] + [_conditional]
                 ),
                 reason=(
                     "Rows 1–5, source = row, target = column: take the source's prediction of a "
@@ -95,7 +94,22 @@ register(
                     "the target computed directly from $x_0$ (so source→target→source is the "
                     "identity too). Columns 6–7: the second derivatives of each conversion to $x_0$ in "
                     "the prediction and in $x_t$ vanish, so it is affine and a network's output layer "
-                    "can absorb it. Last row: the conditional score and velocity."
+                    "can absorb it."
+                ),
+                method=_cancel_entries,
+            ),
+            Step(
+                rhs=sp.ImmutableMatrix(
+                    [[*_direct[k], 0, 0] for k in range(len(NAMES))]
+                    + [[-eps / s, CONDITIONAL_VELOCITY, *[0] * 5]]
+                ),
+                reason=(
+                    r"Last row: the conditional score $-(x_t - \alpha_t x_0)/\sigma_t^2$ of "
+                    r"$\mathcal N(x_t; \alpha_t x_0, \sigma_t^2)$ at $x_t = \alpha_t x_0 + "
+                    r"\sigma_t\varepsilon$ is $-\varepsilon/\sigma_t$, and the time derivative of "
+                    r"the path at fixed $(x_0, \varepsilon)$ is $\dot\alpha_t x_0 + "
+                    r"\dot\sigma_t\varepsilon$ (the rows 'score' and 'velocity' are their posterior "
+                    "means)."
                 ),
                 method=_cancel_entries,
             ),

@@ -34,6 +34,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .._implements import implements
 from ..core._shapes import check_batch
 from ..core.divergence import draw_probes
 from ..core.dynamics import sample_ode
@@ -79,6 +80,7 @@ class CNF(nn.Module):
             raise ValueError(f"{name} must have shape (B, {self.dim}), got {tuple(x.shape)}")
         return x
 
+    @implements("D-rnode-regularizers")
     def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         r"""$\log \mathcal N(z; 0, I)$, shape `(B,)`."""
         return -0.5 * (z**2).sum(-1) - 0.5 * self.dim * math.log(2 * math.pi)
@@ -173,6 +175,7 @@ class CNF(nn.Module):
         z = torch.randn(n, self.dim, generator=generator, dtype=ref.dtype, device=ref.device)
         return self.decode(z, steps=steps, method=method, rtol=rtol, atol=atol)
 
+    @implements("D-rnode-regularizers")
     def regularizers(
         self,
         x: torch.Tensor,
@@ -218,6 +221,7 @@ class CNF(nn.Module):
         )
 
 
+@implements("D-ffjord-loss")
 def ffjord_loss(
     cnf: CNF,
     x: torch.Tensor,
@@ -234,7 +238,8 @@ def ffjord_loss(
     $\lambda_J$ `jacobian` times the mean Jacobian Frobenius norm (RNODE) when non-zero.
 
     `solver` is passed to [`CNF.log_prob`][genmath.families.cnf.CNF.log_prob]
-    (`method`, `rtol`, `atol`, `options`, `probes`, `noise`). Returns a scalar.
+    (`method`, `rtol`, `atol`, `options`, `probes`, `noise`); `probes` and `noise`, when
+    given, also set the Frobenius-norm probes of the regulariser. Returns a scalar.
     """
     if kinetic < 0 or jacobian < 0:
         raise ValueError(
@@ -242,6 +247,9 @@ def ffjord_loss(
         )
     loss = -cnf.log_prob(x, divergence=divergence, generator=generator, **solver).mean()
     if kinetic or jacobian:
-        energy, frobenius = cnf.regularizers(x, steps=regularizer_steps, generator=generator)
+        probing = {key: solver[key] for key in ("probes", "noise") if key in solver}
+        energy, frobenius = cnf.regularizers(
+            x, steps=regularizer_steps, generator=generator, **probing
+        )
         loss = loss + kinetic * energy.mean() + jacobian * frobenius.mean()
     return loss

@@ -37,6 +37,7 @@ from torch import nn
 from torch.distributions import Independent, Normal
 from torch.nn import functional as F
 
+from .._implements import implements
 from ..core._shapes import positive_int
 from ..core.change_of_variables import (
     ActNorm,
@@ -66,6 +67,7 @@ __all__ = [
 ]
 
 
+@implements("D-realnvp-log-prob")
 def checkerboard_mask(features: int, parity: int = 0) -> torch.Tensor:
     """Boolean `(features,)` mask, `True` on the conditioning half: even indices for
     `parity=0`, odd for `parity=1` (RealNVP's alternating masks on vectors)."""
@@ -197,6 +199,7 @@ class RealNVP(FlowModel):
         super().__init__(Compose(*blocks), (features,))
 
 
+@implements("D-maf-log-prob")
 def _orderings(features: int, layers: int) -> list[torch.Tensor]:
     natural = torch.arange(features)
     return [natural if i % 2 == 0 else natural.flip(0) for i in range(layers)]
@@ -297,6 +300,7 @@ class PlanarFlow(FlowModel):
         self.explicit = explicit
 
 
+@implements("D-rq-spline-derivative")
 def _rq_spline(x, raw_widths, raw_heights, raw_derivatives, bound, inverse, min_bin=1e-3):
     r"""Monotone rational-quadratic spline on $[-B, B]$, identity outside (Durkan et al. 2019).
 

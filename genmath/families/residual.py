@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._implements import implements
 from ..core.change_of_variables import Bijection, Compose
 from ..core.divergence import NOISES, draw_probes
 from .flows import FlowModel
@@ -56,6 +57,7 @@ def _lipswish(x: torch.Tensor) -> torch.Tensor:
 _ACTIVATIONS = {"elu": F.elu, "tanh": torch.tanh, "lipswish": _lipswish}
 
 
+@implements("D-iresnet-truncation-bound")
 def power_series_logdet_bound(lipschitz: float, terms: int, features: int) -> float:
     r"""Bound on the truncation error of the $n$-term series:
     $\big|\sum_{k>n} (-1)^{k+1}\operatorname{tr}(J^k)/k\big| \le d\, c^{n+1} / ((n+1)(1-c))$,
@@ -77,6 +79,7 @@ class SpectralNormLinear(nn.Linear):
         super().__init__(in_features, out_features)
         self.coefficient = float(coefficient)
 
+    @implements("D-spectral-normalization")
     def normalized_weight(self) -> torch.Tensor:
         norm = torch.linalg.matrix_norm(self.weight, ord=2)
         return self.weight * (self.coefficient / torch.clamp_min(norm, self.coefficient))
@@ -178,6 +181,7 @@ class InvertibleResidualBlock(Bijection):
             for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
 
+    @implements("D-iresnet-inverse")
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """$g(x)$, shape of `x`."""
         phi = _ACTIVATIONS[self.activation]
@@ -188,6 +192,7 @@ class InvertibleResidualBlock(Bijection):
                 h = phi(h)
         return h
 
+    @implements("D-spectral-normalization")
     def lipschitz_bound(self) -> torch.Tensor:
         r"""$\prod_l \|\hat W_l\|_2 \ge \operatorname{Lip}(g)$, computed from the actual weights."""
         norms = [
@@ -213,6 +218,7 @@ class InvertibleResidualBlock(Bijection):
         _, logdet = self._value_and_logdet(x, self.generator)
         return x, -logdet
 
+    @implements("D-iresnet-inverse", "D-residual-flow-neumann-gradient")
     def _solve(self, y: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             x = y.detach().clone()
@@ -251,6 +257,7 @@ class InvertibleResidualBlock(Bijection):
         y = x + g if create_graph else (x + g).detach()
         return y, logdet if create_graph else logdet.detach()
 
+    @implements("D-russian-roulette-unbiased")
     def _series_weights(self, x: torch.Tensor, generator) -> torch.Tensor:
         r"""Weights $w_{b,k}$ of term $k$ for sample $b$, shape `(B, K)`: all ones for the
         truncated series; $\mathbb 1\{k \le N_b\} / P(N \ge k)$ for the roulette."""
@@ -269,10 +276,12 @@ class InvertibleResidualBlock(Bijection):
         return (k[None, :] <= count[:, None]).to(x.dtype) / survival
 
     @staticmethod
+    @implements("D-iresnet-logdet-series")
     def _signed_coefficients(n: int, like: torch.Tensor) -> torch.Tensor:
         k = torch.arange(1, n + 1, dtype=like.dtype, device=like.device)
         return (-1) ** (k + 1) / k
 
+    @implements("D-iresnet-logdet-series")
     def _logdet_hutchinson(self, g, x_in, create_graph, generator):
         batch = x_in.shape[0]
         weights = self._series_weights(x_in, generator)
@@ -288,6 +297,7 @@ class InvertibleResidualBlock(Bijection):
                 logdet = logdet + coefficients[:, k] * (w * v).reshape(batch, -1).sum(-1)
         return logdet / self.probes
 
+    @implements("D-iresnet-logdet-series", "D-residual-flow-neumann-gradient")
     def _logdet_from_jacobian(self, g, x_in, create_graph, generator):
         batch, d = x_in.shape[0], x_in[0].numel()
         rows = []

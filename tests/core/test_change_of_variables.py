@@ -477,7 +477,8 @@ def test_monte_carlo_kl_of_a_flow_matches_the_gaussian_closed_form():
     mean, cov = -np.linalg.solve(Wn, bn), np.linalg.inv(Wn.T @ Wn)
     exact = 0.5 * (np.trace(cov) + mean @ mean - 2 - np.log(np.linalg.det(cov)))
     assert exact > 0.5
-    assert_mean_matches(samples, torch.tensor(exact), name="Monte-Carlo KL")
+    # to 15 %: a log-det of the wrong sign moves the KL by 2 log|det W| = 0.51
+    assert_mean_matches(samples, torch.tensor(exact), rtol=0.15, name="Monte-Carlo KL")
 
 
 def test_sample_and_log_prob_agree_and_rsample_is_differentiable():

@@ -119,8 +119,11 @@ def test_hutchinson_unbiased_with_closed_form_variance(noise, variance, probes):
     estimates = divergence(
         lambda y: y @ jac.T + shift, x, "hutchinson", probes=probes, generator=gen, noise=noise
     )
-    assert_mean_matches(estimates, torch.trace(jac), name=f"{noise} Hutchinson mean")
-    assert_variance_matches(estimates, variance(sym) / probes, name=f"{noise} variance")
+    assert_mean_matches(estimates, torch.trace(jac), rtol=0.1, name=f"{noise} Hutchinson mean")
+    # to 15 %: Gaussian and Rademacher probes' variances differ by a factor of 4 here
+    assert_variance_matches(
+        estimates, variance(sym) / probes, rtol=0.15, name=f"{noise} variance"
+    )
 
 
 def test_hutchinson_is_reproducible_with_a_generator():

@@ -103,8 +103,12 @@ def test_reverse_sde_samples_match_the_data(noise, method):
     )
     t_end = float(result.grid[-1])
     assert t_end == pytest.approx(path.schedule.safe_interval[0])
+    # moments and E log p_0 to 0.3 (nats): the broken samplers below miss by far more
     assert_mean_matches(
-        _statistics(result.x, data), _exact_statistics(data, path, t_end), name=f"{method}"
+        _statistics(result.x, data),
+        _exact_statistics(data, path, t_end),
+        precision=0.3,
+        name=f"{method}",
     )
     assert result.nfe == N_STEPS * (2 if method == "pc" else 1)
 
@@ -134,7 +138,9 @@ def test_the_statistical_test_detects_a_broken_sampler(bug):
         )
     with pytest.raises(AssertionError, match="standard errors"):
         assert_mean_matches(
-            _statistics(result.x, data), _exact_statistics(data, path, float(result.grid[-1]))
+            _statistics(result.x, data),
+            _exact_statistics(data, path, float(result.grid[-1])),
+            precision=0.3,
         )
 
 
@@ -158,7 +164,10 @@ def test_forward_sde_reaches_the_path_marginal():
     statistics = torch.cat(
         [result.x, (centred[:, :, None] * centred[:, None, :])[:, rows, cols]], 1
     )
-    assert_mean_matches(statistics, torch.cat([mean, cov[rows, cols]]), name="forward SDE")
+    # to 0.2: a diffusion coefficient off by sqrt(2) moves the covariance by about 0.8
+    assert_mean_matches(
+        statistics, torch.cat([mean, cov[rows, cols]]), precision=0.2, name="forward SDE"
+    )
 
 
 @pytest.mark.parametrize("parameterization", ["x0", "eps", "score", "velocity", "v"])

@@ -125,7 +125,9 @@ def test_elbo_with_exact_posterior_and_analytic_kl_matches_log_evidence(ppca, da
         torch.Generator().manual_seed(1),
         kl="analytic",
     )
-    assert_mean_matches(value.reshape(n, -1), torch.as_tensor(log_px), name="ELBO analytic KL")
+    assert_mean_matches(
+        value.reshape(n, -1), torch.as_tensor(log_px), precision=0.2, name="ELBO analytic KL"
+    )
 
 
 @pytest.mark.parametrize("kl", ["analytic", "mc"])
@@ -139,7 +141,10 @@ def test_elbo_gap_is_kl_to_posterior(ppca, data, kl):
         x, encoder, ppca.likelihood, ppca.prior, 1, torch.Generator().manual_seed(2), kl=kl
     )
     gap = torch.as_tensor(log_px) - value.reshape(n, -1)
-    assert_mean_matches(gap, torch.as_tensor(expected_gap), name=f"log p - ELBO ({kl})")
+    # each gap to 15 %: a KL of the wrong direction or a missing entropy term is far larger
+    assert_mean_matches(
+        gap, torch.as_tensor(expected_gap), rtol=0.15, name=f"log p - ELBO ({kl})"
+    )
     assert (expected_gap > 0.5).all()  # the case is far from the exact posterior
 
 
@@ -169,7 +174,7 @@ def test_mc_and_analytic_kl_agree_with_closed_form(ppca, data):
     n = 4000
     q_rep = encoder(_replicate(data, n))
     mc = kl_divergence(q_rep, ppca.prior, method="mc", generator=torch.Generator().manual_seed(4))
-    assert_mean_matches(mc.reshape(n, -1), torch.as_tensor(expected), name="MC KL")
+    assert_mean_matches(mc.reshape(n, -1), torch.as_tensor(expected), rtol=0.1, name="MC KL")
 
 
 def test_diagonal_gaussian_kl_matches_closed_form():
@@ -297,7 +302,10 @@ def test_iwae_matches_exact_finite_sum_and_increases_in_k():
     x = torch.full((n,), x_value)
     for k, expected in exact.items():
         est = iwae(x, encoder, decoder, prior, k, torch.Generator().manual_seed(k))
-        assert_mean_matches(est[:, None], torch.tensor([expected]), name=f"IWAE k={k}")
+        # 0.1 nats: finer than the gap between consecutive k (checked to increase in k)
+        assert_mean_matches(
+            est[:, None], torch.tensor([expected]), precision=0.1, name=f"IWAE k={k}"
+        )
 
 
 def test_iwae_k1_is_elbo_and_increases_towards_log_evidence_on_ppca(ppca, data):
@@ -340,7 +348,9 @@ def test_score_function_gradient_is_unbiased(baseline):
     surrogate = score_function_surrogate(f, q.log_prob(z), b)
     assert_close(surrogate, f, atol=0.0)  # the value is f itself
     (grad,) = torch.autograd.grad(surrogate.mean(0).sum(), m)
-    assert_mean_matches(grad, torch.tensor(4 * 1.3), name=f"REINFORCE baseline={baseline}")
+    assert_mean_matches(
+        grad, torch.tensor(4 * 1.3), rtol=0.1, name=f"REINFORCE baseline={baseline}"
+    )
 
 
 def test_leave_one_out_baseline_reduces_variance():
@@ -362,7 +372,7 @@ def test_reinforce_elbo_gradient_matches_closed_form(ppca, data):
     """The ELBO gradient in q's mean is -P (m - mu_post), P the posterior precision."""
     _, post_mean, post_cov = _exact(ppca, data)
     x = data[:1]
-    n = 3000
+    n = 12000  # the score-function gradient is noisy: this many rows resolve it to 15 %
     loc = torch.as_tensor(post_mean[:1] + np.array([[0.8, -0.5]])).repeat(n, 1).requires_grad_(True)
     scale = torch.tensor([0.35, 0.9])
 
@@ -381,7 +391,9 @@ def test_reinforce_elbo_gradient_matches_closed_form(ppca, data):
         )
         (grad,) = torch.autograd.grad(value.sum(), loc)
         expected = -np.linalg.solve(post_cov, np.array([0.8, -0.5]))
-        assert_mean_matches(grad, torch.as_tensor(expected), name=f"REINFORCE ELBO grad ({kl})")
+        assert_mean_matches(
+            grad, torch.as_tensor(expected), rtol=0.15, name=f"REINFORCE ELBO grad ({kl})"
+        )
 
 
 # --------------------------------------------------------------------------- bad input
@@ -484,7 +496,8 @@ def test_gaussian_path_elbo_matches_quadrature(gaussian_path_case, parameterizat
     expected = [_closed_form_path_elbo(form, _np(xi), mu, Sigma, t0, t1) for xi in x]
     # Monte Carlo over t (one time per row); Gauss-Legendre in lambda with enough nodes that
     # its deterministic error is far below the standard error of the remaining eps average
-    for method, n, n_t in (("mc", 2000, 1), ("quadrature", 500, 64)):
+    # (20,000 rows for the Monte Carlo over t resolve the bound to 10 %, the default precision)
+    for method, n, n_t in (("mc", 20000, 1), ("quadrature", 500, 64)):
         value = gaussian_path_elbo(
             exact_model,
             x.repeat(n, 1),
@@ -516,6 +529,7 @@ def test_gaussian_path_elbo_t_sampling_and_terms(gaussian_path_case):
         generator=torch.Generator().manual_seed(4),
         terms=True,
     )
+    # (the default precision: 10 % of the largest bound)
     assert_mean_matches(value.reshape(n, -1), torch.tensor([e[0] for e in expected]))
     assert_mean_matches(terms["diffusion"].reshape(n, -1), torch.tensor([e[1] for e in expected]))
 

@@ -89,7 +89,10 @@ def test_hutchinson_likelihood_is_unbiased():
         create_graph=False,
     )
     assert (estimate - exact).std() > 0.1  # the estimator really is random
-    assert_mean_matches(estimate - exact, 0.0, name="Hutchinson log-likelihood error")
+    # resolves a 0.15-nat bias, far below the per-draw spread (> 0.1 nats, asserted above)
+    assert_mean_matches(
+        estimate - exact, 0.0, precision=0.15, name="Hutchinson log-likelihood error"
+    )
 
 
 def _parametric_velocity(theta):

@@ -147,16 +147,18 @@ def test_explicit_and_implicit_per_sample_values_are_exact():
 
 
 def test_objectives_match_their_closed_forms_in_expectation():
-    x = _sample(4000, 4)
+    x = _sample(40000, 4)  # the implicit objective is noisy: resolve it to 10 %
     model = LinearScore(A_NP, B_NP)
     exp_closed = _explicit_closed(A_NP, B_NP, M, S)
     imp_closed = _implicit_closed(A_NP, B_NP, M, S)
     assert abs(exp_closed - imp_closed - 0.5 * np.trace(P)) < 1e-12  # the theorem's constant
     with torch.no_grad():
         assert_mean_matches(
-            explicit(model, x, _true_score, reduction="none"), exp_closed, name="explicit"
+            explicit(model, x, _true_score, reduction="none"), exp_closed, rtol=0.1, name="explicit"
         )
-        assert_mean_matches(implicit(model, x, reduction="none"), imp_closed, name="implicit")
+        assert_mean_matches(
+            implicit(model, x, reduction="none"), imp_closed, rtol=0.1, name="implicit"
+        )
 
 
 @pytest.mark.parametrize("variance_reduction", [False, True])
@@ -164,7 +166,8 @@ def test_objectives_match_their_closed_forms_in_expectation():
 def test_sliced_equals_implicit_in_expectation(variance_reduction, projection):
     x = _sample(5, 5)
     model = LinearScore(A_NP, B_NP)
-    n = 4000
+    n = 12000  # one projection without variance reduction is noisy: resolve it to 10 % (of
+    # the largest objective, the default precision)
     values = sliced(
         model,
         x.repeat(n, 1),
@@ -178,7 +181,9 @@ def test_sliced_equals_implicit_in_expectation(variance_reduction, projection):
     s = -(xs - B_NP) @ A_NP.T
     expected = torch.as_tensor(0.5 * (s**2).sum(1) - np.trace(A_NP))
     assert_mean_matches(
-        values.detach().reshape(n, 5), expected, name=f"sliced vr={variance_reduction} {projection}"
+        values.detach().reshape(n, 5),
+        expected,
+        name=f"sliced vr={variance_reduction} {projection}",
     )
 
 
@@ -235,7 +240,7 @@ def test_denoising_minus_explicit_is_the_closed_form_constant(path):
                 generator=torch.Generator().manual_seed(10),
                 reduction="none",
             )
-        assert_mean_matches(values, f * dsm_score, name=f"denoising {p}")
+        assert_mean_matches(values, f * dsm_score, rtol=0.1, name=f"denoising {p}")
     # Song & Ermon's weighting sigma^2 on the score loss is the eps loss
     with torch.no_grad():
         weighted = denoising(

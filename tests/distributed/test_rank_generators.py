@@ -55,9 +55,10 @@ def test_rank_streams_are_uncorrelated(runs):
     (a rank paired with itself)."""
     draws = [r["first"] for r in runs[0]]
     products = torch.stack([draws[0] * draws[1], draws[0] * draws[2], draws[1] * draws[2]], 1)
-    assert_mean_matches(products, torch.zeros(3), name="cross-rank correlation")
+    # resolves a correlation of 0.05 between two ranks' streams (a rank with itself gives 1)
+    assert_mean_matches(products, torch.zeros(3), precision=0.05, name="cross-rank correlation")
     with pytest.raises(AssertionError):
-        assert_mean_matches((draws[0] * draws[0])[:, None], torch.zeros(1))
+        assert_mean_matches((draws[0] * draws[0])[:, None], torch.zeros(1), precision=0.05)
 
 
 def test_streams_are_not_a_shifted_seed():

@@ -122,7 +122,10 @@ def test_made_ancestral_samples_follow_the_model(generator):
         p = made.log_prob(every).exp()
     x = made.sample(20000, generator)
     index = (x * torch.tensor([9, 3, 1])).sum(-1)
-    assert_mean_matches(F.one_hot(index, 27).double(), p, name="sequence frequencies")
+    # each probability to 0.01 (the largest is 0.065)
+    assert_mean_matches(
+        F.one_hot(index, 27).double(), p, precision=0.01, name="sequence frequencies"
+    )
 
 
 def test_made_bad_input():

@@ -111,6 +111,25 @@ def test_regularizers_match_closed_forms(generator):
     assert_mean_matches(frobenius, (matrix**2).sum(), name="Jacobian Frobenius")
 
 
+def test_ffjord_loss_passes_its_probes_to_the_frobenius_term():
+    # v = A x with A = [[0, k], [0, 0]]: ||eps^T A||^2 = k^2 eps_1^2, exactly k^2 for every
+    # Rademacher probe, so the Jacobian term adds exactly k^2 when noise="rademacher" reaches
+    # it (Gaussian probes would add k^2 eps_1^2 instead)
+    kappa = 1.7
+    velocity = _LinearVelocity()
+    with torch.no_grad():
+        velocity.matrix.copy_(torch.tensor([[0.0, kappa], [0.0, 0.0]]))
+    cnf = CNF(2, velocity=velocity).double()
+    x = torch.tensor([[0.3, -0.4], [1.1, 0.2]], dtype=torch.float64)
+    options = {"divergence": "exact", "method": "rk4", "options": {"step_size": 0.25}}
+    with torch.no_grad():
+        plain = ffjord_loss(cnf, x, **options)
+        weighted = ffjord_loss(
+            cnf, x, jacobian=0.5, noise="rademacher", generator=torch.Generator().manual_seed(3), **options
+        )
+    assert abs(float(weighted - plain) - 0.5 * kappa**2) < 1e-12
+
+
 def test_bad_input_raises():
     cnf = CNF(2)
     with pytest.raises(ValueError, match=r"x must have shape \(B, 2\)"):

@@ -73,7 +73,8 @@ def _assert_samples_match(samples, data, path, t_end):
         [path.alpha(t) * data.mean, torch.tensor([_expected_log_density(log_prob)])]
     )
     features = torch.cat([samples, log_prob(samples)[:, None]], 1)
-    assert_mean_matches(features, expected, name="[mean, E log p]")
+    # mean and E log p to 0.2 (data units, nats): a 3-step sampler misses by far more
+    assert_mean_matches(features, expected, precision=0.2, name="[mean, E log p]")
 
 
 def _exact_start(data, path, t, n=N_SAMPLES, seed=0):
@@ -339,13 +340,17 @@ def test_ddpm_loss_at_the_oracle_is_its_closed_form_minimum(parameterization):
             for t in schedule.times[1:]
         ]
     ).mean()  # i ~ U{1..T}
-    offset = torch.tensor([0.3, -0.2])
+    # an offset whose added loss |offset|^2 = 0.52 the tests below resolve (to 0.15) on
+    # every parameterization's noise
+    offset = torch.tensor([0.6, -0.4])
     generator = torch.Generator().manual_seed(0)
     x0 = data.sample(20000, generator=generator)
     exact = dif.DDPM(oracle, schedule, parameterization).loss(
         x0, generator=generator, reduction="none"
     )
-    assert_mean_matches(exact[:, None], minimum.reshape(1), name=f"{parameterization}-loss")
+    assert_mean_matches(
+        exact[:, None], minimum.reshape(1), precision=0.15, name=f"{parameterization}-loss"
+    )
 
     def perturbed(x, t):
         return oracle(x, t) + offset
@@ -354,7 +359,7 @@ def test_ddpm_loss_at_the_oracle_is_its_closed_form_minimum(parameterization):
         x0, generator=generator, reduction="none"
     )
     assert_mean_matches(
-        worse[:, None], (minimum + offset.pow(2).sum()).reshape(1), name="perturbed"
+        worse[:, None], (minimum + offset.pow(2).sum()).reshape(1), precision=0.15, name="perturbed"
     )
 
 
@@ -380,13 +385,16 @@ def test_edm_loss_at_the_oracle_is_its_closed_form_minimum():
     exact = dif.EDM(ideal_network, edm_path, sigma_data).loss(
         x0, noise_level=s, generator=generator, reduction="none"
     )
-    assert_mean_matches(exact[:, None], minimum.reshape(1), name="EDM loss")
-    shift = torch.tensor([0.2, 0.1])
+    # to 0.3: the shifted network below adds |shift|^2 = 1.25
+    assert_mean_matches(exact[:, None], minimum.reshape(1), precision=0.3, name="EDM loss")
+    shift = torch.tensor([1.0, 0.5])
     worse = dif.EDM(lambda u, c: ideal_network(u, c, shift), edm_path, sigma_data).loss(
         x0, noise_level=s, generator=generator, reduction="none"
     )
     # the weight is 1 / c_out^2, so a network offset adds exactly |shift|^2 (D-edm-loss-weight)
-    assert_mean_matches(worse[:, None], (minimum + shift.pow(2).sum()).reshape(1), name="perturbed")
+    assert_mean_matches(
+        worse[:, None], (minimum + shift.pow(2).sum()).reshape(1), precision=0.3, name="perturbed"
+    )
 
 
 # --------------------------------------------------------------------------- the discrete bound
@@ -454,11 +462,16 @@ def test_discrete_bound_converges_to_the_continuous_time_elbo():
             marginal.eps, x0, path, "eps", n_t=4, generator=generator, terms=True
         )
         difference = (discrete["steps"].sum(1) - continuous["diffusion"])[:, None]
+        # to 3 nats: the 10-step bound is about 44 nats above the continuous one
         if should_pass:
-            assert_mean_matches(difference, torch.zeros(1), name="discrete - continuous")
+            assert_mean_matches(
+                difference, torch.zeros(1), precision=3.0, name="discrete - continuous"
+            )
         else:
             with pytest.raises(AssertionError):
-                assert_mean_matches(difference, torch.zeros(1), name="discrete - continuous")
+                assert_mean_matches(
+                    difference, torch.zeros(1), precision=3.0, name="discrete - continuous"
+                )
 
 
 def test_discretized_decoder_is_a_distribution_over_the_levels():

@@ -244,8 +244,10 @@ def test_d3pm_bound_is_exact_for_one_token_with_the_exact_denoiser(path, generat
     b = Brute(_table(3, 1, seed=2), path)
     nelbo = _exact_d3pm_nelbo(b, steps=4)
     assert_close(nelbo, -b.data.probs.log(), atol=1e-12, name="-ELBO = -log p (one token)")
-    estimates = D3PM(b.denoiser, path, steps=4).negative_elbo(b.clean.repeat(500, 1), generator)
-    assert_mean_matches(estimates.reshape(500, 3), -b.data.probs.log(), name="D3PM -ELBO, L = 1")
+    estimates = D3PM(b.denoiser, path, steps=4).negative_elbo(b.clean.repeat(1000, 1), generator)
+    assert_mean_matches(
+        estimates.reshape(1000, 3), -b.data.probs.log(), precision=0.2, name="D3PM -ELBO, L = 1"
+    )
 
 
 @pytest.mark.parametrize("path", [MASK, UNIFORM], ids=repr)
@@ -263,9 +265,9 @@ def test_d3pm_bound_is_valid_and_its_gap_shrinks_with_more_steps(path, generator
     assert averages[0] > averages[1] > averages[2], averages
     # the Monte-Carlo bound of the library: unbiased for the exact value, per sequence
     d3pm = D3PM(b.denoiser, path, steps=4)
-    x0 = b.clean.repeat(400, 1)
-    estimates = d3pm.negative_elbo(x0, generator).reshape(400, -1)
-    assert_mean_matches(estimates, _exact_d3pm_nelbo(b, 4), name="D3PM -ELBO")
+    x0 = b.clean.repeat(800, 1)
+    estimates = d3pm.negative_elbo(x0, generator).reshape(800, -1)
+    assert_mean_matches(estimates, _exact_d3pm_nelbo(b, 4), precision=0.6, name="D3PM -ELBO")
 
 
 def test_d3pm_loss_and_auxiliary_cross_entropy(generator):
@@ -274,7 +276,9 @@ def test_d3pm_loss_and_auxiliary_cross_entropy(generator):
     x0 = b.clean.repeat(20, 1)
     # loss = T * KL_i at a uniform step: its mean is the exact -ELBO averaged over x0
     losses = torch.stack([model.loss(x0, generator) for _ in range(150)])
-    assert_mean_matches(losses, _exact_d3pm_nelbo(b, 3).mean(), name="hybrid loss (lambda=0)")
+    assert_mean_matches(
+        losses, _exact_d3pm_nelbo(b, 3).mean(), rtol=0.1, name="hybrid loss (lambda=0)"
+    )
     kl, ce = model.step_kl(b.clean, 1, generator)
     assert_close(kl, ce, atol=1e-12, name="step 1 KL is the reconstruction -log p(x0 | x_t1)")
 
@@ -326,9 +330,10 @@ def _masked_conditional(data: Categorical, x0: torch.Tensor, visible: tuple[bool
     return float(joint / evidence)
 
 
-def _masked_nelbo_quadrature(path, data, x0, denoiser_table=None) -> float:
-    """∫ w(t) E[Σ_masked -log p̃] dt by scipy quadrature over t, exact expectation over the
-    2^L masking patterns; the denoiser is the exact conditional unless a table is given."""
+def _masked_fixed_time(path, data, x0, denoiser_table=None):
+    """t -> w(t) E[Σ_masked -log p̃ | t], the masked ELBO's integrand at a fixed time: the exact
+    expectation over the 2^L masking patterns; the denoiser is the exact conditional unless a
+    table is given."""
 
     patterns = list(itertools.product([True, False], repeat=data.length))
     cross_entropies = []  # the masked cross-entropy of each pattern does not depend on t
@@ -351,7 +356,36 @@ def _masked_nelbo_quadrature(path, data, x0, denoiser_table=None) -> float:
             for visible, ce in zip(patterns, cross_entropies, strict=True)
         )
 
+    return integrand
+
+
+def _masked_nelbo_quadrature(path, data, x0, denoiser_table=None) -> float:
+    """∫ w(t) E[Σ_masked -log p̃] dt by scipy quadrature over t (see `_masked_fixed_time`)."""
+    integrand = _masked_fixed_time(path, data, x0, denoiser_table)
     return integrate.quad(integrand, 0.0, 1.0, epsabs=1e-13, epsrel=1e-12, limit=200)[0]
+
+
+# Monte Carlo over t ~ U(0, 1) weights each draw by -alpha'/(1 - alpha) = 1/t (linear schedule),
+# whose tail has Pareto index 2: an infinite variance, so no standard error can be trusted (a
+# weight of -alpha'/alpha, a real bug, gave means of 109 and 512 against 7.1 and 9.6 and still
+# passed). The estimator is therefore tested where its variance is finite, at fixed times,
+# against the exact fixed-time expectation, whose integral over t is checked to be the bound by
+# quadrature. The times avoid t = 1/2, where -alpha'/alpha and -alpha'/(1 - alpha) coincide for
+# the linear schedule, and t -> 0, where a draw's variance grows like 1/t.
+_TIMES = torch.tensor([0.25, 0.6, 0.9])
+
+
+def _assert_masked_nelbo_at_nodes(denoiser, path, data, sequences, exact_integrand, generator, name):
+    """MC at each time of `_TIMES` (6000 draws per time and sequence) against the exact
+    fixed-time expectation."""
+    n = 6000
+    x0 = sequences.repeat(n * len(_TIMES), 1)
+    t = _TIMES.repeat_interleave(len(sequences)).repeat(n)
+    estimates = masked_diffusion_nelbo(denoiser, path, x0, t=t, generator=generator)
+    expected = torch.tensor([exact_integrand(x, float(s)) for s in _TIMES for x in sequences])
+    # to 30 % per time: a weight of -alpha'/alpha is off by the factor t/(1 - t) (for the linear
+    # schedule), at least 67 % away at these times
+    assert_mean_matches(estimates.reshape(n, -1), expected, rtol=0.3, name=f"{name} at fixed t")
 
 
 @pytest.mark.parametrize("path", [MASK, MASK_COS], ids=repr)
@@ -361,9 +395,17 @@ def test_masked_nelbo_with_exact_denoiser_is_minus_log_likelihood(path, generato
     for x0 in data.enumerate()[[0, 13, 26]]:
         exact = _masked_nelbo_quadrature(path, data, x0)
         assert abs(exact + float(data.log_prob(x0[None]))) < 1e-9
-    x0 = data.enumerate()[[5, 17]].repeat(4000, 1)
-    estimates = masked_diffusion_nelbo(b.denoiser, path, x0, generator=generator).reshape(4000, 2)
-    assert_mean_matches(estimates, -data.log_prob(data.enumerate()[[5, 17]]), name="masked -ELBO")
+    sequences = data.enumerate()[[5, 17]]
+    fixed_time = {int(data.index(x[None])): _masked_fixed_time(path, data, x) for x in sequences}
+    _assert_masked_nelbo_at_nodes(
+        b.denoiser,
+        path,
+        data,
+        sequences,
+        lambda x, t: fixed_time[int(data.index(x[None]))](t),
+        generator,
+        "masked -ELBO",
+    )
 
 
 def test_masked_nelbo_with_a_wrong_denoiser_is_an_upper_bound_on_average(generator):
@@ -381,11 +423,23 @@ def test_masked_nelbo_with_a_wrong_denoiser_is_an_upper_bound_on_average(generat
     assert gap > 0.05  # a context-free denoiser pays the total correlation
     # its masked -ELBO is the sum of marginal cross-entropies (no context is ever used)
     assert_close(nelbo, -marginals.log().gather(1, data.enumerate().T).sum(0), atol=1e-9)
-    x0 = data.enumerate()[[2, 20]].repeat(4000, 1)
-    # a different schedule for the estimate: the bound does not depend on it
-    estimates = masked_diffusion_nelbo(context_free, MASK_COS, x0, generator=generator)
-    assert_mean_matches(
-        estimates.reshape(4000, 2), nelbo[[2, 20]], name="masked -ELBO, wrong denoiser"
+    # a different schedule for the estimate: the bound does not depend on it (its integral);
+    # at fixed times the estimate matches that schedule's integrand
+    sequences = data.enumerate()[[2, 20]]
+    fixed_time = {
+        int(data.index(x[None])): _masked_fixed_time(MASK_COS, data, x, marginals) for x in sequences
+    }
+    for x in sequences:
+        quadrature = integrate.quad(fixed_time[int(data.index(x[None]))], 0, 1, limit=200)[0]
+        assert abs(quadrature - float(nelbo[int(data.index(x[None]))])) < 1e-8
+    _assert_masked_nelbo_at_nodes(
+        context_free,
+        MASK_COS,
+        data,
+        sequences,
+        lambda x, t: fixed_time[int(data.index(x[None]))](t),
+        generator,
+        "masked -ELBO, wrong denoiser",
     )
 
 
@@ -463,7 +517,7 @@ def test_dfm_loss_is_the_posterior_cross_entropy(generator):
         return float((b.likelihood(t) * ce).sum() / len(b.clean))
 
     exact = integrate.quad(entropy_at, 0, 1, limit=100)[0]
-    assert_mean_matches(losses, exact, name="DFM cross-entropy")
+    assert_mean_matches(losses, exact, rtol=0.1, name="DFM cross-entropy")
 
 
 # --------------------------------------------------------------------- score entropy
@@ -508,8 +562,10 @@ def test_score_entropy_with_the_exact_score_is_minus_log_likelihood(path, genera
     x0 = data.enumerate()[4]
     value = integrate.quad(lambda t: expected_loss(x0, t), 0, 1, limit=200, epsabs=1e-10)[0]
     assert abs(value + float(data.log_prob(x0[None]))) < 1e-6
-    estimates = score_entropy_loss(exact_log_score, path, x0.repeat(4000, 1), 0.3, generator)
-    assert_mean_matches(estimates, expected_loss(x0, 0.3), name="score entropy at t = 0.3")
+    estimates = score_entropy_loss(exact_log_score, path, x0.repeat(8000, 1), 0.3, generator)
+    assert_mean_matches(
+        estimates, expected_loss(x0, 0.3), rtol=0.1, name="score entropy at t = 0.3"
+    )
 
 
 def _score_entropy_given_xt(path, log_score_fn, x0, xt, t: float):

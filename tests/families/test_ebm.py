@@ -44,11 +44,14 @@ def test_ula_stationary_law_matches_the_discretised_chain(step, generator):
     assert result.nfe == 300
     x = result.x
     expected_cov = _ula_stationary_cov(COV, step)
+    bias = float((expected_cov - COV).abs().max())  # what the covariance test must resolve
     assert_mean_matches(x, MEAN, name="ULA mean")
-    assert_mean_matches(_second_moments(x, MEAN), expected_cov.flatten(), name="ULA covariance")
+    assert_mean_matches(
+        _second_moments(x, MEAN), expected_cov.flatten(), precision=bias, name="ULA covariance"
+    )
     # the bias is real and this test sees it: the exact covariance is rejected
     with pytest.raises(AssertionError):
-        assert_mean_matches(_second_moments(x, MEAN), COV.flatten())
+        assert_mean_matches(_second_moments(x, MEAN), COV.flatten(), precision=bias)
 
 
 def test_ula_one_dimensional_closed_form(generator):
@@ -71,11 +74,15 @@ def test_mala_removes_the_bias(generator):
     start = torch.zeros(20_000, 2)
     result = ebm.mala(law.log_prob, start, step_size=0.2, steps=300, generator=generator)
     assert 0.3 < float(result.acceptance_rate.mean()) < 1.0  # rejections actually happen
+    # resolved to the bias that ULA at the same step would have (rejected next)
+    bias = float((_ula_stationary_cov(COV, 0.2) - COV).abs().max())
     assert_mean_matches(result.x, MEAN, name="MALA mean")
-    assert_mean_matches(_second_moments(result.x, MEAN), COV.flatten(), name="MALA covariance")
+    assert_mean_matches(
+        _second_moments(result.x, MEAN), COV.flatten(), precision=bias, name="MALA covariance"
+    )
     with pytest.raises(AssertionError):
         assert_mean_matches(
-            _second_moments(result.x, MEAN), _ula_stationary_cov(COV, 0.2).flatten()
+            _second_moments(result.x, MEAN), _ula_stationary_cov(COV, 0.2).flatten(), precision=bias
         )
 
 
@@ -96,7 +103,7 @@ def test_annealed_langevin_last_level(generator):
         generator=generator,
     )
     last = s2 + sigmas[-1] ** 2
-    assert_mean_matches(x, torch.zeros(1))
+    assert_mean_matches(x, torch.zeros(1), precision=0.05)  # 4 % of the standard deviation
     assert_variance_matches(x, torch.tensor([2 * step / (1 - (1 - step / last) ** 2)]))
 
 

@@ -64,9 +64,12 @@ def test_cfm_minus_fm_is_the_same_constant_for_two_models(schedule, generator):
             gaps.append(cfm - fm_loss)
             losses.append(cfm)
     # CFM - FM = E||c||^2 - E||u||^2 for both models (D-cfm-equals-fm)
-    assert_mean_matches(gaps[0] - gaps[1], 0.0, name="CFM - FM difference between models")
+    # to 0.5: a wrong marginal velocity (below) moves the difference by several units
+    assert_mean_matches(
+        gaps[0] - gaps[1], 0.0, precision=0.5, name="CFM - FM difference between models"
+    )
     with pytest.raises(AssertionError):  # not vacuous: the models' losses do differ
-        assert_mean_matches(losses[0] - losses[1], 0.0)
+        assert_mean_matches(losses[0] - losses[1], 0.0, precision=0.5)
     # and using a wrong "marginal" velocity breaks the identity
     wrong = []
     with torch.no_grad():
@@ -74,7 +77,7 @@ def test_cfm_minus_fm_is_the_same_constant_for_two_models(schedule, generator):
             cfm = fm.cfm_loss(model, x0, path, t=t, noise=eps, reduction="none")
             wrong.append(cfm - (model(xt, t) - u - 0.5 * xt).pow(2).sum(1))
     with pytest.raises(AssertionError):
-        assert_mean_matches(wrong[0] - wrong[1], 0.0)
+        assert_mean_matches(wrong[0] - wrong[1], 0.0, precision=0.5)
 
 
 def _oracle(marginal, parameterization):
@@ -95,8 +98,10 @@ def test_cfm_loss_is_stationary_at_the_oracle_velocity(parameterization, generat
     n = 20000
     x0 = data.sample(n, generator)
     eps = torch.randn(n, 2, generator=generator)
-    lo, hi = path.schedule.safe_interval
-    t = lo + (hi - lo) * torch.rand(n, generator=generator)
+    # Stationarity holds at every fixed t, so test it at three fixed times: over random t the
+    # x0/eps losses' per-sample gradients carry 1/t and 1/(1 - t) weights whose tails are too
+    # heavy for a standard error (Pareto shape above 0.8 with t ~ U(t_lo, t_hi)).
+    t = torch.tensor([0.2, 0.5, 0.8]).repeat_interleave(n // 3 + 1)[:n]
 
     def directions(x, t):
         return torch.stack([torch.ones_like(x), x, torch.sin(3 * x.flip(1)) * t[:, None]], 0)
@@ -114,9 +119,14 @@ def test_cfm_loss_is_stationary_at_the_oracle_velocity(parameterization, generat
         (grad,) = torch.autograd.grad(loss.sum(), c)
         return grad  # per-sample derivatives, (B, 3)
 
-    assert_mean_matches(stationarity(0.0), torch.zeros(3), name="dCFM/dc at the oracle")
+    # resolved to about a quarter of what the 0.1 offset below produces (0.35 for the velocity
+    # loss, about 4 for the x0 and eps losses, whose weights are larger)
+    precision = 0.2 if parameterization == "velocity" else 1.0
+    assert_mean_matches(
+        stationarity(0.0), torch.zeros(3), precision=precision, name="dCFM/dc at the oracle"
+    )
     with pytest.raises(AssertionError):
-        assert_mean_matches(stationarity(0.1), torch.zeros(3))
+        assert_mean_matches(stationarity(0.1), torch.zeros(3), precision=precision)
 
 
 def _closed_form_velocity(m0, s0, m1, s1):
@@ -142,11 +152,12 @@ def test_gaussian_to_gaussian_velocity_is_the_regression_of_the_conditional_targ
         t = torch.full((n,), t_value)
         xt, target = fm.interpolate(x0, x1, t, path)
         residual = target - u(xt, t)
-        # E[(c - u(x_t)) f(x_t)] = 0 for f = 1, x: u is the conditional mean of the target
-        assert_mean_matches(torch.cat([residual, residual * xt], 1), torch.zeros(2))
+        # E[(c - u(x_t)) f(x_t)] = 0 for f = 1, x: u is the conditional mean of the target;
+        # resolved to 0.1, below what a slope off by 0.5 (next) produces
+        assert_mean_matches(torch.cat([residual, residual * xt], 1), torch.zeros(2), precision=0.1)
         with pytest.raises(AssertionError):  # a wrong slope is detected
             bad = target - u(xt, t) - 0.5 * (xt - xt.mean())
-            assert_mean_matches(torch.cat([bad, bad * xt], 1), torch.zeros(2))
+            assert_mean_matches(torch.cat([bad, bad * xt], 1), torch.zeros(2), precision=0.1)
 
 
 def test_gaussian_to_gaussian_velocity_matches_the_oracle_for_a_standard_source():
@@ -193,11 +204,14 @@ def test_stochastic_interpolant_regresses_to_the_velocity_of_the_widened_path(ge
     )
     residual = target - marginal.velocity(xt, t)
     features = torch.cat([residual, residual * xt[:, :1], residual * xt[:, 1:]], 1)
-    assert_mean_matches(features, torch.zeros(6))
+    # to 0.05: the plain path's velocity (next) leaves a residual of about 0.06
+    assert_mean_matches(features, torch.zeros(6), precision=0.05)
     plain = GaussianPath(CondOT())
     with pytest.raises(AssertionError):  # the velocity of the path without the noise term fails
         residual = target - data.marginal(plain).velocity(xt, t)
-        assert_mean_matches(torch.cat([residual, residual * xt[:, :1]], 1), torch.zeros(4))
+        assert_mean_matches(
+            torch.cat([residual, residual * xt[:, :1]], 1), torch.zeros(4), precision=0.05
+        )
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -287,7 +301,7 @@ def test_flow_matching_log_prob_and_samples_with_the_oracle_velocity(generator):
     log_prob = model.log_prob(x, rtol=1e-7, atol=1e-7)
     assert_close(log_prob, data.log_prob(x), atol=1e-4, name="ODE log-likelihood")
     samples = model.sample(torch.randn(4000, 2, generator=generator), steps=20, method="heun").x
-    assert_mean_matches(samples, data.mean)
+    assert_mean_matches(samples, data.mean, precision=0.15)
 
     class OracleDenoiser(torch.nn.Module):
         def forward(self, x, t):

@@ -198,8 +198,18 @@ def test_fgan_bound_monte_carlo_two_sided(name, generator):
     xp, xq = P.sample(n, generator), Q.sample(n, generator)
     v_star = gan.optimal_discriminator(f"fgan_{name}", P.log_prob, Q.log_prob)
     spec = gan.F_DIVERGENCES[name]
-    per_pair = spec.activation(v_star(xp)) - spec.conjugate(spec.activation(v_star(xq)))
-    assert_mean_matches(per_pair[:, None], torch.tensor([exact]))
+    real, fake = spec.activation(v_star(xp)), spec.conjugate(spec.activation(v_star(xq)))
+    per_pair = real - fake
+    if name == "reverse_kl":
+        # the real term is -q/p under p, and q is wider than sqrt(2) times p here: its variance
+        # E_p[(q/p)^2] - 1 is infinite, so no standard error exists (the heavy-tail check refuses
+        # it). Its expectation is taken by quadrature; the fake term, under q, by Monte Carlo.
+        real_mean = _quad(
+            lambda x: p_law.pdf(x) * _torch_at(lambda y: spec.activation(v_star(y)), x)
+        )
+        assert_mean_matches(-fake[:, None], torch.tensor([exact - real_mean]), rtol=0.1)
+    else:
+        assert_mean_matches(per_pair[:, None], torch.tensor([exact]), rtol=0.1)
     assert_close(
         gan.fgan_bound(name, v_star(xp), v_star(xq)), per_pair.mean(), atol=1e-12, rtol=1e-12
     )

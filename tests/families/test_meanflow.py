@@ -95,9 +95,10 @@ def _stationarity(loss_fn, offset: float, generator):
 def test_exact_average_velocity_is_a_stationary_point_of_the_loss(loss_fn, generator):
     """The target is linear in the conditional velocity, so its conditional mean is the target
     built from the marginal velocity, which the exact u meets (D-meanflow-identity)."""
-    assert_mean_matches(_stationarity(loss_fn, 0.0, generator), torch.zeros(2))
+    # to 0.3: the 0.2 offset below moves the gradient by about 1
+    assert_mean_matches(_stationarity(loss_fn, 0.0, generator), torch.zeros(2), precision=0.3)
     with pytest.raises(AssertionError):
-        assert_mean_matches(_stationarity(loss_fn, 0.2, generator), torch.zeros(2))
+        assert_mean_matches(_stationarity(loss_fn, 0.2, generator), torch.zeros(2), precision=0.3)
 
 
 def test_guidance_folded_into_the_target_matches_finite_differences(generator):
