@@ -384,6 +384,14 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "eprint": "2303.01469",
         "archiveprefix": "arXiv",
     }),
+    "boffi2025flow": ("article", {
+        "author": "Boffi, Nicholas M. and Albergo, Michael S. and Vanden-Eijnden, Eric",
+        "title": "Flow Map Matching with Stochastic Interpolants: A Mathematical Framework for Consistency Models",
+        "journal": "Transactions on Machine Learning Research",
+        "year": "2025",
+        "eprint": "2406.07507",
+        "archiveprefix": "arXiv",
+    }),
     "geng2025meanflow": ("article", {
         "author": "Geng, Zhengyang and Deng, Mingyang and Bai, Xingjian and Kolter, J. Zico and He, Kaiming",
         "title": "Mean Flows for One-step Generative Modeling",
