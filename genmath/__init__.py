@@ -72,6 +72,12 @@ if TYPE_CHECKING:
         reinforce_elbo,
         score_function_surrogate,
     )
+    from .core.flow_map import (
+        average_velocity_from_map,
+        consistency_function_from_map,
+        flow_map,
+        map_from_average_velocity,
+    )
     from .core.grids import karras_grid, log_snr_grid, snr_focused_grid, uniform_grid
     from .core.likelihood import ODELikelihood, bits_per_dim, ode_log_likelihood
     from .core.path import PARAMETERIZATIONS, GaussianPath
@@ -143,6 +149,10 @@ __all__ = [
     "probability_flow_ode",
     "reparameterize",
     "sample_ode",
+    "flow_map",
+    "average_velocity_from_map",
+    "map_from_average_velocity",
+    "consistency_function_from_map",
     "sample_sde",
     "uniform_grid",
     "karras_grid",

@@ -28,9 +28,11 @@ class Flow(Distribution):
     r"""A normalizing flow as a `torch.distributions.Distribution`.
 
     `transform` maps **data to the base** (the density direction): with $z = f(x)$,
+
     $$
     \log p(x) = \log p_Z(f(x)) + \log|\det J_f(x)|,
     $$
+
     and samples are $x = f^{-1}(z)$, $z \sim p_Z$ (Papamakarios et al. 2021). A
     `MaskedAutoregressive` stack therefore has a one-pass `log_prob` (MAF);
     wrap it in `Inverse` for one-pass sampling (IAF).

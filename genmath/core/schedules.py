@@ -417,7 +417,7 @@ class Schedule:
 
     @implements("D-schedule-log-snr-inverse")
     def inverse_log_snr(self, lam) -> torch.Tensor:
-        r"""The time $t$ with $\lambda_t = $ ``lam``.
+        r"""The time $t$ at which $\lambda_t$ equals ``lam``.
 
         Closed form when the schedule has one (built-ins: D-schedule-log-snr-inverse);
         otherwise bisection on $[0, 1]$, valid because $\lambda_t$ is strictly decreasing

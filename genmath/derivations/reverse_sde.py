@@ -111,7 +111,7 @@ register(
             "genmath.core.dynamics.ReverseSDE.drift",
             "genmath.core.dynamics.ReverseSDE.sample",
         ),
-        tests=("tests/core/test_dynamics.py", "tests/derivations/test_samplers.py"),
+        tests=("tests/core/test_dynamics.py",),
     )
 )
 

@@ -111,7 +111,7 @@ register(
         symbols=(x, t0, t1, lam, c0, c1, c2, c3),
         references=("hairer1993solving", "karras2022elucidating"),
         code=("genmath.core.dynamics.sample_ode", "genmath.core._solvers.integrate_fixed"),
-        tests=("tests/core/test_samplers.py", "tests/derivations/test_samplers.py"),
+        tests=("tests/core/test_samplers.py",),
     )
 )
 
@@ -352,7 +352,7 @@ register(
         symbols=(t, tk, tk1, x0_hat, xk),
         references=("song2021denoising", "lu2022dpm"),
         code=("genmath.core.dynamics.sample_ode", "genmath.core._solvers.integrate_exponential"),
-        tests=("tests/core/test_samplers.py", "tests/derivations/test_samplers.py"),
+        tests=("tests/core/test_samplers.py",),
     )
 )
 
@@ -491,7 +491,7 @@ register(
         symbols=(lam, lam_k, hk, r, d1, d2, slope, a1, sg0, sg1, xk),
         references=("lu2022dpmpp", "lu2022dpm"),
         code=("genmath.core.dynamics.sample_ode", "genmath.core._solvers.integrate_exponential"),
-        tests=("tests/core/test_samplers.py", "tests/derivations/test_samplers.py"),
+        tests=("tests/core/test_samplers.py",),
         domain={hk: (0.05, 2.0), r: (0.2, 5.0)},
     )
 )
@@ -671,7 +671,7 @@ register(
         symbols=(X0, h_em, b_em, nu_em, z_em),
         references=("kloeden1992numerical", "song2021score"),
         code=("genmath.core.dynamics.sample_sde", "genmath.core._solvers.integrate_sde"),
-        tests=("tests/core/test_samplers.py", "tests/derivations/test_samplers.py"),
+        tests=("tests/core/test_samplers.py",),
     )
 )
 
@@ -806,7 +806,7 @@ register(
         symbols=(snr, *Y, *SC, *ZETA),
         references=("song2021score", "kloeden1992numerical"),
         code=("genmath.core.dynamics.sample_sde", "genmath.core._solvers.integrate_sde"),
-        tests=("tests/core/test_samplers.py", "tests/derivations/test_samplers.py"),
+        tests=("tests/core/test_samplers.py",),
     )
 )
 

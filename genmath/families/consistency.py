@@ -34,6 +34,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .._implements import implements
 from ..core import _solvers
 from ..core._shapes import as_time, check_batch, check_reduction, expand_time, reduce_batch
 from ..core._validate import (
@@ -69,6 +70,7 @@ METRICS = ("l2", "pseudo_huber")
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+@implements("D-consistency-boundary")
 def boundary_coefficients(
     s: torch.Tensor, s_min: float, sigma_data: float = 0.5
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,6 +121,7 @@ class ConsistencyModel(nn.Module):
         self.t_min, self.t_max, self.sigma_data = t_min, t_max, float(sigma_data)
         self.s_min = float(self.noise_level(torch.tensor(t_min, dtype=torch.float64)))
 
+    @implements("D-consistency-boundary")
     def noise_level(self, t) -> torch.Tensor:
         r"""$s_t = \sigma_t/\alpha_t$, EDM's noise level of the path at $t$."""
         return self.path.sigma(t) / self.path.alpha(t)
@@ -140,6 +143,7 @@ class ConsistencyModel(nn.Module):
             )
         return t
 
+    @implements("D-consistency-boundary")
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
         check_batch(x)
         t = self._times(t, x)
@@ -153,6 +157,7 @@ class ConsistencyModel(nn.Module):
         return target
 
 
+@implements("D-consistency-training-schedule")
 @torch.no_grad()
 def ema_update(target: nn.Module, online: nn.Module, decay: float) -> None:
     r"""$\theta^- \leftarrow \mu\,\theta^- + (1 - \mu)\,\theta$ in place, $\mu$ = ``decay``."""
@@ -161,9 +166,17 @@ def ema_update(target: nn.Module, online: nn.Module, decay: float) -> None:
         p_target.lerp_(p_online, 1.0 - decay)
 
 
+@implements("D-consistency-training-schedule")
 def training_steps(k: int, total: int, s0: int = 2, s1: int = 150) -> int:
     r"""Consistency training's step count $N(k) = \lceil\sqrt{k/K\,((s_1 + 1)^2 - s_0^2) +
-    s_0^2} - 1\rceil + 1$ at iteration $k$ of $K$ (Song et al. 2023, App. C)."""
+    s_0^2} - 1\rceil + 1$ at iteration $k$ of $K$ (Song et al. 2023, App. C): the smallest
+    integer above $g(k)$, where $g^2$ grows linearly from $s_0^2$ to $(s_1 + 1)^2$, so
+    $N(0) = s_0$ and $N(K) = s_1 + 1$.
+
+    $N$ is the paper's number of discretisation *points* $t_1 < \dots < t_N$ ($N - 1$
+    intervals); `consistency_training_loss(steps=...)` counts intervals (it builds
+    `karras_grid(steps)`, ``steps + 1`` points), so pass ``steps=training_steps(k, K) - 1``
+    to train on the paper's grid."""
     k, total = check_int(k, "k", 0), check_int(total, "total", 1)
     s0, s1 = check_int(s0, "s0", 1), check_int(s1, "s1", 1)
     if not (0 <= k <= total and total >= 1 and 1 <= s0 <= s1):
@@ -171,8 +184,11 @@ def training_steps(k: int, total: int, s0: int = 2, s1: int = 150) -> int:
     return math.ceil(math.sqrt(k / total * ((s1 + 1) ** 2 - s0**2) + s0**2) - 1) + 1
 
 
+@implements("D-consistency-training-schedule")
 def ema_decay(steps: int, s0: int = 2, mu0: float = 0.95) -> float:
-    r"""The EMA decay paired with $N$ steps, $\mu = \exp(s_0 \log\mu_0 / N)$ (Song et al. 2023)."""
+    r"""The EMA decay paired with $N$ steps, $\mu(N) = \exp(s_0 \log\mu_0 / N)$ (Song et al.
+    2023): $\mu(N)^N = \mu_0^{s_0}$, so the target forgets at the same rate per sweep of the
+    grid whatever $N$, and $\mu(s_0) = \mu_0$."""
     positive_int(steps, "steps")
     positive_int(s0, "s0")
     mu0 = in_unit_interval(mu0, "mu0", open_low=True)
@@ -204,7 +220,16 @@ def _adjacent_times(grid, path, x0, generator, name="grid"):
     return grid[n], grid[n + 1]
 
 
-def _check_metric(metric: str, huber_c) -> None:
+def _noise(noise, x0: torch.Tensor, generator) -> torch.Tensor:
+    if noise is None:
+        return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    if not isinstance(noise, torch.Tensor) or noise.shape != x0.shape:
+        got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
+        raise ValueError(f"noise must have the shape of x0, {tuple(x0.shape)}; got {got}")
+    return noise.to(x0)
+
+
+def _check_metric(metric: str, huber_c=None) -> None:
     check_option(metric, METRICS, "metric")
     if huber_c is not None:
         positive(huber_c, "huber_c")
@@ -216,6 +241,7 @@ def _loss(model, target_model, x_hi, t_hi, x_lo, t_lo, metric, huber_c, reductio
     return reduce_batch(_distance(model(x_hi, t_hi), anchor, metric, huber_c), reduction)
 
 
+@implements("D-consistency-losses")
 def consistency_distillation_loss(
     model: Model,
     target_model: Model,
@@ -228,6 +254,7 @@ def consistency_distillation_loss(
     teacher_parameterization: str = "velocity",
     metric: str = "l2",
     huber_c: float | None = None,
+    noise: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
@@ -245,7 +272,13 @@ def consistency_distillation_loss(
             `karras_grid(N, path.schedule)`; $n$ is uniform on its $N$ intervals.
         solver: ``"euler"``, ``"heun"`` (the core fixed steps), or a callable
             ``solver(x, t_from, t_to)`` (e.g. an exact flow map).
-        metric: ``"l2"`` (squared) or ``"pseudo_huber"`` ($\sqrt{\|\cdot\|^2 + c^2} - c$).
+        metric: ``"l2"`` (squared) or ``"pseudo_huber"`` ($\sqrt{\|\cdot\|^2 + c^2} - c$,
+            default $c = 0.00054\sqrt{d}$ for events of size $d$, Song & Dhariwal 2023).
+        noise: the $\varepsilon$ of $x_{t_{n+1}}$ (default fresh standard normal).
+
+    The target is held constant (stop-gradient): the gradient is
+    $\partial_\theta d(f_\theta(x_{t_{n+1}}), a)$ at $a = f_{\theta^-}(\hat x_{t_n}, t_n)$
+    only, even when $\theta^- = \theta$ (D-consistency-losses).
     """
     check_batch(x0, "x0", event=True)
     check_gaussian_path(path)
@@ -256,9 +289,7 @@ def consistency_distillation_loss(
         check_option(solver, ("euler", "heun"), "solver")
         check_parameterization(teacher_parameterization, "teacher_parameterization")
     t_hi, t_lo = _adjacent_times(grid, path, x0, generator)
-    x_hi, _ = interpolate(
-        x0, torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device), t_hi, path
-    )
+    x_hi, _ = interpolate(x0, _noise(noise, x0, generator), t_hi, path)
     if callable(solver):
         x_lo = solver(x_hi, t_hi, t_lo)
     elif solver in ("euler", "heun"):
@@ -277,6 +308,7 @@ def consistency_distillation_loss(
     return _loss(model, target_model, x_hi, t_hi, x_lo.detach(), t_lo, metric, huber_c, reduction)
 
 
+@implements("D-consistency-losses")
 def consistency_training_loss(
     model: Model,
     target_model: Model,
@@ -284,29 +316,38 @@ def consistency_training_loss(
     path: GaussianPath,
     *,
     steps: int = 18,
+    grid=None,
     metric: str = "l2",
     huber_c: float | None = None,
+    noise: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    r"""Consistency training from data: adjacent times of `karras_grid(steps)` share the noise,
-    $x_{t} = \alpha_t x_0 + \sigma_t\varepsilon$ at $t_{n+1}$ and $t_n$; loss
-    $d(f_\theta(x_{t_{n+1}}, t_{n+1}), f_{\theta^-}(x_{t_n}, t_n))$. Grow ``steps`` with
-    `training_steps` and set the EMA decay with `ema_decay`."""
+    r"""Consistency training from data: adjacent times of `karras_grid(steps)` (``steps``
+    intervals) share the noise, $x_{t} = \alpha_t x_0 + \sigma_t\varepsilon$ at $t_{n+1}$ and
+    $t_n$; loss $d(f_\theta(x_{t_{n+1}}, t_{n+1}), \mathrm{sg}(f_{\theta^-}(x_{t_n}, t_n)))$
+    (D-consistency-losses). Grow the grid with `training_steps` (the paper's $N$ points are
+    ``steps = N - 1`` intervals) and set the EMA decay with `ema_decay`. ``grid`` (a
+    decreasing time grid) replaces `karras_grid(steps)`; ``noise`` is $\varepsilon$ (default
+    fresh standard normal); ``metric`` and ``huber_c`` as in `consistency_distillation_loss`."""
     check_batch(x0, "x0", event=True)
     check_gaussian_path(path)
     _check_metric(metric, huber_c)
     check_reduction(reduction)
     check_generator(generator)
-    if isinstance(steps, bool) or not isinstance(steps, int):
+    if grid is None and (isinstance(steps, bool) or not isinstance(steps, int)):
         positive_int(steps, "steps")  # raises: a count of steps, not a grid
-    t_hi, t_lo = _adjacent_times(steps, path, x0, generator, "steps")
-    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    if grid is None:
+        t_hi, t_lo = _adjacent_times(steps, path, x0, generator, "steps")
+    else:
+        t_hi, t_lo = _adjacent_times(grid, path, x0, generator)
+    eps = _noise(noise, x0, generator)
     x_hi, _ = interpolate(x0, eps, t_hi, path)
     x_lo, _ = interpolate(x0, eps, t_lo, path)
     return _loss(model, target_model, x_hi, t_hi, x_lo, t_lo, metric, huber_c, reduction)
 
 
+@implements("D-consistency-boundary")
 def sample(
     model: ConsistencyModel,
     noise: torch.Tensor,

@@ -38,6 +38,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .._implements import implements, plumbing
 from ..core._shapes import (
     as_time,
     check_batch,
@@ -57,6 +58,7 @@ from ..core._validate import (
     positive_int,
 )
 from ..core.dynamics import SampleResult
+from ..core.flow_map import average_velocity_from_map
 from ..core.grids import check_grid
 from ..core.path import GaussianPath
 from ..core.schedules import CondOT
@@ -128,6 +130,7 @@ class AverageVelocityMLP(nn.Module):
         self.dim = dim
         self.net = nn.Sequential(*layers)
 
+    @plumbing("network architecture: an MLP on the columns (z, t, t - r)")
     def forward(self, z: torch.Tensor, r, t) -> torch.Tensor:
         check_batch(z, "z")
         if z.ndim != 2 or z.shape[1] != self.dim:
@@ -137,6 +140,7 @@ class AverageVelocityMLP(nn.Module):
         return self.net(torch.cat([z, t[:, None], (t - r)[:, None]], dim=1))
 
 
+@implements("D-meanflow-identity")
 def average_velocity_from_flow_map(
     flow_map: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
     velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -150,18 +154,19 @@ def average_velocity_from_flow_map(
         velocity: ``velocity(z, t)``, the instantaneous velocity (the limit $r \to t$).
     """
 
+    # the core conversion (D-flow-map) with the jump from t back to r:
+    # (X(z, t, r) - z) / (r - t) = (z - X(z, t, r)) / (t - r)
+    average = average_velocity_from_map(flow_map, velocity)
+
     def u(z: torch.Tensor, r, t) -> torch.Tensor:
         check_batch(z, "z")
         r, t = _time_pair(r, t, z)
-        gap = expand_time(t - r, z)
-        equal = gap == 0
-        safe_gap = torch.where(equal, torch.ones_like(gap), gap)
-        chord = (z - flow_map(z, t, r)) / safe_gap
-        return torch.where(equal, velocity(z, t), chord)
+        return average(z, t, r)
 
     return u
 
 
+@plumbing("sampling bookkeeping: sorts two draws of `sample_times` into r <= t and ties a fraction of the pairs; no formula")
 def sample_time_pairs(
     n: int,
     distribution: str = "logit_normal",
@@ -189,6 +194,7 @@ def sample_time_pairs(
     return torch.where(equal, t, r), t
 
 
+@implements("D-meanflow-target")
 def meanflow_target(
     model: AverageVelocity, z: torch.Tensor, r, t, v: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -227,6 +233,7 @@ def meanflow_target(
     return u, v - expand_time(t - r, z) * du_dt
 
 
+@implements("D-meanflow-losses")
 def adaptive_weight(
     squared_error: torch.Tensor, power: float = 1.0, c: float = ADAPTIVE_C
 ) -> torch.Tensor:
@@ -270,6 +277,7 @@ def _draw_pair(x, path, r, t, noise, generator, pair_options, reduction, power, 
     return path, r, t, z, v
 
 
+@implements("D-meanflow-losses")
 def meanflow_loss(
     model: AverageVelocity,
     x: torch.Tensor,
@@ -317,6 +325,7 @@ def meanflow_loss(
     return reduce_batch(_adaptive_weight(squared, adaptive_power, adaptive_c) * squared, reduction)
 
 
+@implements("D-meanflow-losses")
 def improved_meanflow_loss(
     model: AverageVelocity,
     x: torch.Tensor,
@@ -350,6 +359,7 @@ def improved_meanflow_loss(
     return reduce_batch(_adaptive_weight(squared, adaptive_power, adaptive_c) * squared, reduction)
 
 
+@implements("D-meanflow-sampler")
 def sample(
     model: AverageVelocity,
     noise: torch.Tensor,

@@ -41,6 +41,7 @@ TOPICS = [
     "families_residual",
     "families_residual_inverse",
     "families_sedd",
+    "flow_maps",
     "flows",
     "focused_grids",
     "forward_sde",

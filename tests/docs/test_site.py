@@ -3,32 +3,22 @@ in a real headless Chromium (KaTeX served from the site itself)."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from genmath import derivations as registry
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import site_report  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--virtual-time-budget=15000",
-]
-# Pages with display and inline math: a generated derivation page and a hand-written one.
-MATH_PAGES = ["derivations/D-kl-gaussian/", "verification/"]
+STATUSES = ("verified", "verified, cites", "unbound", "failed")
 
 
 @pytest.fixture(scope="session")
@@ -59,71 +49,103 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="session")
-def server(site_dir):
-    handler = functools.partial(_QuietHandler, directory=str(site_dir))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
+def probes(chromium, site_dir, tmp_path_factory):
+    """Every page read once by one headless Chromium, at 1400 px and 420 px (see
+    `site_report.report`): what the browser tests below assert on."""
+    return site_report.report(site_dir, chromium, tmp_path_factory.mktemp("chromium"))
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep the test output readable
-        pass
-
-
-class _RenderedMath(HTMLParser):
-    """Counts KaTeX output and collects the visible text (minus KaTeX's hidden TeX source)."""
-
-    _HIDDEN = {"script", "style", "annotation", "noscript", "template"}
-
-    def __init__(self):
-        super().__init__()
-        self.katex = 0
-        self.katex_display = 0
-        self.text: list[str] = []
-        self._hidden_depth = 0
-
-    def handle_starttag(self, tag, attrs):
-        classes = (dict(attrs).get("class") or "").split()
-        self.katex += "katex" in classes
-        self.katex_display += "katex-display" in classes
-        if tag in self._HIDDEN:
-            self._hidden_depth += 1
-
-    def handle_endtag(self, tag):
-        if tag in self._HIDDEN and self._hidden_depth:
-            self._hidden_depth -= 1
-
-    def handle_data(self, data):
-        if not self._hidden_depth:
-            self.text.append(data)
-
-
-def _rendered_dom(chromium: str, url: str, profile: Path) -> str:
-    proc = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, f"chromium failed on {url}: {proc.stderr[-2000:]}"
-    return proc.stdout
+def _failing(probes, key, width=1400, keep=lambda page: True) -> dict:
+    return {p: r[width][key] for p, r in probes["pages"].items() if r[width][key] and keep(p)}
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("page", MATH_PAGES)
-def test_math_renders_in_headless_chromium(chromium, server, page, tmp_path):
-    dom = _rendered_dom(chromium, server + page, tmp_path / "profile")
-    parsed = _RenderedMath()
-    parsed.feed(dom)
-    visible = "".join(parsed.text)
-    assert parsed.katex > 0, f"{page}: no KaTeX output in the rendered page"
-    if page.startswith("derivations/"):
-        assert parsed.katex_display > 0, f"{page}: no display math rendered"
-    for delimiter in ("$$", "\\(", "\\[", "\\)", "\\]"):
-        assert delimiter not in visible, f"{page}: raw math delimiter {delimiter!r} left in the text"
+def test_every_page_renders_its_math(probes):
+    assert len(probes["pages"]) > 100, "the site lost pages (or the page list is wrong)"
+    assert not _failing(probes, "raw"), "raw math left in the rendered text"
+    assert not _failing(probes, "katexErrors"), "KaTeX could not render some formulas"
+    math = probes["pages"]["derivations/D-kl-gaussian/"][1400]
+    assert math["displays"] > 0, "a derivation page shows no display math"
+
+
+@pytest.mark.browser
+def test_the_index_shows_every_row_s_status(probes):
+    tables = {t["name"]: t for t in probes["index"]}
+    assert set(tables) == {"derivations", "checks"}
+    expected = {
+        "derivations": {d.id for d in registry.derivations()},
+        "checks": {c.id for c in registry.checks()},
+    }
+    for name, table in tables.items():
+        assert "status" in table["head"], f"{name}: no status column"
+        col = table["head"].index("status")
+        ids = [row[0] for row in table["rows"]]
+        assert set(ids) == expected[name], f"{name}: rows differ from the registry"
+        broken = [r[0] for r in table["rows"] if len(r) != len(table["head"]) or r[col] not in STATUSES]
+        assert not broken, f"{name} rows whose cells are split or whose status is missing: {broken}"
+        # what the row says is what the verification said (the record the page was built from)
+        mismatch = [r[0] for r in table["rows"] if r[col] != table["recorded"][r[0]]]
+        assert not mismatch, f"{name} rows showing another status than their record: {mismatch}"
+    assert probes["index_icons"] == len(expected["derivations"]) + len(expected["checks"])
+
+
+@pytest.mark.browser
+@pytest.mark.xfail(
+    reason="measured failing on 2026-12-02 (core/paths/ wider than 420 px, cause not found yet); "
+    "xfail until fixed, so the other browser checks gate CI",
+    strict=False,
+)
+def test_no_page_is_wider_than_a_420px_screen(probes):
+    wide = {
+        p: r[420]["sticking"]
+        for p, r in probes["pages"].items()
+        if r[420]["pageWidth"] > r[420]["viewport"] + 1
+    }
+    assert not wide, f"pages wider than 420 px outside scroll containers: {wide}"
+
+
+@pytest.mark.browser
+@pytest.mark.xfail(
+    reason="measured failing on 2026-12-02 (133 derivation-page displays scrolled at 1400 px "
+    "with 64-character lines; narrower lines since, unmeasured): xfail until it passes",
+    strict=False,
+)
+def test_derivation_equations_fit_at_1400px(probes):
+    scrolling = _failing(
+        probes, "scrollingDisplayTex", keep=lambda p: p.startswith("derivations/D-")
+    )
+    assert not scrolling, f"derivation equations that scroll sideways at 1400 px: {scrolling}"
+
+
+@pytest.mark.browser
+def test_every_id_mention_is_a_link(probes):
+    assert not _failing(probes, "unlinked"), "derivation/check ids mentioned without a link"
+
+
+@pytest.mark.browser
+def test_derivation_pages_link_api_prev_next_and_tests(probes):
+    missing = {}
+    for d in registry.derivations():
+        probe = probes["pages"][f"derivations/{d.id}/"][1400]
+        links = probe["links"]
+        want = ["../"]  # back to the index
+        want += [f"../../{t.removesuffix('.py')}/" for t in d.tests]
+        public = [c for c in d.code if not any(part.startswith("_") for part in c.split("."))]
+        lacking = [w for w in want if w not in links]
+        # an API entry: mkdocstrings' anchor (on an API page, or a family page's API section)
+        api = {name for name, href in probe["codeLinks"] if "#genmath." in href}
+        lacking += [f"API entry of {c}" for c in public if c not in api]
+        if lacking:
+            missing[d.id] = lacking
+    assert not missing, f"derivation pages missing links (index, tests, API entries): {missing}"
+
+
+@pytest.mark.browser
+def test_search_for_tweedie_finds_d_tweedie_first(probes):
+    first = probes["search"].get("tweedie")
+    assert first and first.partition("?")[0].partition("#")[0].rstrip("/").endswith(
+        "derivations/D-tweedie"
+    ), first
 
 
 def _external_references(html: str) -> list[str]:

@@ -235,3 +235,61 @@ def test_bad_input_is_rejected(generator):
         cm.sample(model, x, times=[0.2, 0.5])
     with pytest.raises(ValueError, match="sigma_data must be a positive number"):
         cm.boundary_coefficients(torch.tensor([1.0]), 0.0, -1.0)
+
+
+class _Scaled(torch.nn.Module):
+    """F(x, t) = w x with one parameter w."""
+
+    def __init__(self, w: float) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(w, dtype=torch.float64))
+
+    def forward(self, x, t):
+        return self.w * x
+
+
+@pytest.mark.parametrize("metric", cm.METRICS)
+def test_the_stop_gradient_fixes_the_training_gradient(metric):
+    # theta^- = theta (the model is its own target): the stop-gradient decides the gradient.
+    # By hand on CondOT (alpha = 1 - t, sigma = t, s = t / (1 - t)), f = (c_skip + c_out w) x.
+    path = GaussianPath(CondOT())
+    model = cm.ConsistencyModel(_Scaled(0.7), path, sigma_data=0.5)
+    x0 = torch.tensor([[0.8, -1.1]], dtype=torch.float64)
+    eps = torch.tensor([[0.3, 1.7]], dtype=torch.float64)
+    t_hi, t_lo = 0.6, 0.2
+    loss = cm.consistency_training_loss(
+        model, model, x0, path, grid=torch.tensor([t_hi, t_lo]), noise=eps, metric=metric,
+        huber_c=0.1,
+    )
+    (gradient,) = torch.autograd.grad(loss, model.network.w)
+
+    def f(t, w):
+        level = t / (1 - t)
+        c_skip, c_out = cm.boundary_coefficients(torch.tensor(level), model.s_min, 0.5)
+        return (c_skip + c_out * w) * ((1 - t) * x0 + t * eps), c_out * ((1 - t) * x0 + t * eps)
+
+    w = 0.7
+    (f_hi, df_hi), (f_lo, df_lo) = f(t_hi, w), f(t_lo, w)
+    gap = f_hi - f_lo
+    squared = gap.pow(2).sum()
+    d_metric = 2.0 if metric == "l2" else 1.0 / math.sqrt(squared + 0.1**2)
+    expected = (d_metric * gap * df_hi).sum()
+    assert_close(loss, squared if metric == "l2" else math.sqrt(squared + 0.01) - 0.1, atol=1e-12)
+    assert_close(gradient, expected, atol=1e-12, rtol=1e-12)
+    # without the stop-gradient the gradient would also flow into the target's branch
+    assert abs(float(gradient - (d_metric * gap * (df_hi - df_lo)).sum())) > 1e-2
+
+
+def test_noise_and_ema_decay_are_validated():
+    path = GaussianPath(CondOT())
+    model = cm.ConsistencyModel(_Scaled(0.7), path)
+    x0 = torch.zeros(3, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="noise must have the shape"):
+        cm.consistency_training_loss(model, model, x0, path, noise=torch.zeros(3, 3))
+    for bad in (dict(steps=0), dict(steps=2.5), dict(steps=4, mu0=0.0), dict(steps=4, s0=0)):
+        with pytest.raises(ValueError):
+            cm.ema_decay(**bad)
+    # mu(N)^N = mu0^s0 (D-consistency-training-schedule), and N(0) = s0, N(K) = s1 + 1
+    assert_close(cm.ema_decay(37, 2, 0.9) ** 37, 0.9**2, atol=1e-12)
+    assert cm.training_steps(0, 1000, 2, 150) == 2
+    assert cm.training_steps(1000, 1000, 2, 150) == 151

@@ -193,3 +193,39 @@ def test_bad_input_is_rejected():
         mf.meanflow_loss(u, z, t=0.5)
     with pytest.raises(ValueError, match="must decrease"):
         mf.sample(u, z, grid=torch.tensor([0.0, 1.0]))
+
+
+def test_the_stop_gradients_fix_the_meanflow_gradients():
+    # u = a z + b t z with the target held constant: by hand, d/dt u = v (a + b t) + b z,
+    # MeanFlow's gradient in (a, b) is 2 w (u - u_tgt) (z, t z); improved MeanFlow's is
+    # 2 w (V - v) (z, t z) with V = u + (t - r) d/dt u at the tangent u(z, t, t).
+    a = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(-0.9, dtype=torch.float64, requires_grad=True)
+
+    def model(z, r, t):
+        return a * z + b * t[:, None] * z
+
+    x = torch.tensor([[1.3]], dtype=torch.float64)
+    eps = torch.tensor([[-0.6]], dtype=torch.float64)
+    r, t = torch.tensor([0.2], dtype=torch.float64), torch.tensor([0.7], dtype=torch.float64)
+    z, v = (1 - t) * x + t * eps, eps - x
+    av, bv = 0.4, -0.9
+    u = av * z + bv * t * z
+    weight = lambda squared: (squared + 1e-3) ** -0.5  # noqa: E731
+    for improved in (False, True):
+        tangent = (av + bv * t) * z if improved else v
+        rate = tangent * (av + bv * t) + bv * z
+        residual = u + (t - r) * rate - v if improved else u - (tangent - (t - r) * rate)
+        fn = mf.improved_meanflow_loss if improved else mf.meanflow_loss
+        loss = fn(model, x, r=r, t=t, noise=eps, adaptive_power=0.5)
+        gradient = torch.stack(torch.autograd.grad(loss, (a, b)))
+        squared = residual.pow(2).sum()
+        expected = 2 * weight(squared) * residual.sum() * torch.cat([z, t * z]).reshape(2)
+        assert_close(loss, weight(squared) * squared, atol=1e-12, rtol=1e-12)
+        assert_close(gradient, expected, atol=1e-12, rtol=1e-12)
+        # differentiating through the target as well gives another gradient
+        through = 2 * weight(squared) * residual.sum() * (
+            torch.cat([z, t * z]).reshape(2)
+            + (t - r) * torch.cat([tangent, tangent * t + z]).reshape(2)
+        )
+        assert float((gradient - through).abs().max()) > 1e-2

@@ -1,0 +1,449 @@
+r"""LaTeX of derivation expressions as a reader writes them, and long equations broken over lines.
+
+`sympy.latex` prints what sympy stores: a Gaussian density as
+$\frac{\sqrt{2} e^{- \frac{(x - \mu)^{2}}{2 \sigma^{2}}}}{2 \sqrt{\pi} \sigma}$, an expectation
+as an integral against a density, ``\log{\left(p{\left(x \right)} \right)}``. The site prints
+the same expressions with the notation of the papers:
+
+* a Gaussian density $\frac{1}{\sqrt{2\pi V}} e^{-(v - m)^2/(2V)}$ as $\mathcal N(v; m, V)$, and
+  $-\tfrac12\log(2\pi V) - (v - m)^2/(2V)$ as $\log\mathcal N(v; m, V)$;
+* $\int_{-\infty}^{\infty} q(z)\, f(z)\, dz$ against a density $q$ (a positive undefined
+  function) as $\mathbb E_{q(z)}[f(z)]$, and $\mathbb E_q[\log q - \log r]$ as
+  $\mathrm{KL}(q \,\|\, r)$;
+* densities as symbols: $p(x)$, $\log p(x)$ (no ``\left(`` around a function's argument);
+* $\exp(\dots)$ for an exponent that is not a single symbol (the exponent keeps its size).
+
+[`readable`][genmath.derivations._latex.readable] makes the notation explicit as sympy
+objects; each has an ``unfold()`` that gives back the expression it stands for, so a test
+can check that what the page prints is what was verified
+(``unfold(readable(e)) == e`` up to algebra, on every side of every derivation).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sympy as sp
+from sympy.core.function import AppliedUndef, _coeff_isneg
+from sympy.printing.latex import LatexPrinter
+
+__all__ = ["latex", "readable", "unfold", "display", "tex_width"]
+
+
+# --------------------------------------------------------------------------- notation
+
+
+class Normal(sp.Function):
+    r"""$\mathcal N(v; m, V)$: the univariate Gaussian density of variance $V$ at $v$."""
+
+    nargs = 3
+
+    def unfold(self):
+        v, m, var = self.args
+        return sp.exp(-((v - m) ** 2) / (2 * var)) / sp.sqrt(2 * sp.pi * var)
+
+    def _latex(self, printer):
+        v, m, var = (printer._print(a) for a in self.args)
+        return rf"\mathcal{{N}}\!\left({v};\, {m},\, {var}\right)"
+
+
+class LogNormal(sp.Function):
+    r"""$\log\mathcal N(v; m, V)$."""
+
+    nargs = 3
+
+    def unfold(self):
+        v, m, var = self.args
+        return -sp.log(2 * sp.pi * var) / 2 - (v - m) ** 2 / (2 * var)
+
+    def _latex(self, printer):
+        v, m, var = (printer._print(a) for a in self.args)
+        return rf"\log \mathcal{{N}}\!\left({v};\, {m},\, {var}\right)"
+
+
+class Expectation(sp.Function):
+    r"""$\mathbb E_{q}[f]$ for $\int q\, f\, dz$ over the real line: args ``(q, f, z)``;
+    ``kind`` is the integral class it came from (an unevaluated subclass, say)."""
+
+    nargs = 3
+
+    def unfold(self, kind=sp.Integral):
+        density, body, variable = self.args
+        return kind(density * body, (variable, -sp.oo, sp.oo))
+
+    def _latex(self, printer):
+        density, body, _ = self.args
+        return (
+            rf"\mathbb{{E}}_{{{printer._print(density)}}}\!\left[{printer._print(body)}\right]"
+        )
+
+
+class KL(sp.Function):
+    r"""$\mathrm{KL}(q \,\|\, r) = \mathbb E_q[\log q - \log r]$: args ``(q, r, z)``."""
+
+    nargs = 3
+
+    def unfold(self, kind=sp.Integral):
+        q, r, variable = self.args
+        return kind(q * (sp.log(q) - sp.log(r)), (variable, -sp.oo, sp.oo))
+
+    def _latex(self, printer):
+        q, r, _ = self.args
+        return rf"\mathrm{{KL}}\!\left({printer._print(q)} \,\middle\|\, {printer._print(r)}\right)"
+
+
+_NOTATION = (Normal, LogNormal, Expectation, KL)
+
+
+def _gaussian_exponent(exponent: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
+    """``(v, m, V)`` if ``exponent`` is ``-(v - m)^2 / (2 V)``, else ``None``."""
+    if not isinstance(exponent, sp.Mul):
+        return None
+    for factor in exponent.args:
+        if isinstance(factor, sp.Pow) and factor.exp == 2:
+            base = factor.base
+            var = sp.cancel(-(base**2) / (2 * exponent))
+            if var.is_positive is False or var.is_zero:
+                continue
+            value, mean = _split_value(base)
+            if value is None or var.has(value):
+                continue
+            return value, mean, var
+    return None
+
+
+def _split_value(base: sp.Expr) -> tuple[sp.Expr | None, sp.Expr]:
+    """``(v, m)`` with ``base = v - m``: ``v`` the first term that is a plain symbol (the
+    variable the density is of); ``(base, 0)`` when ``base`` is itself a symbol."""
+    if isinstance(base, sp.Symbol):
+        return base, sp.Integer(0)
+    if isinstance(base, sp.Add):
+        for term in base.args:
+            if isinstance(term, sp.Symbol):
+                return term, sp.expand(term - base)
+    return None, sp.Integer(0)
+
+
+def _stray_pi(expr: sp.Expr) -> bool:
+    """Whether a factor of ``expr`` is a power of pi (a normaliser not accounted for)."""
+    return any(f == sp.pi or (f.is_Pow and f.base == sp.pi) for f in sp.Mul.make_args(expr))
+
+
+def _normal_in_mul(expr: sp.Mul) -> sp.Expr | None:
+    """``expr`` with a normalised Gaussian density among its factors written `Normal`
+    (several, for a product of densities), else ``None``."""
+    for k, factor in enumerate(expr.args):
+        if isinstance(factor, sp.exp):
+            found = _gaussian_exponent(factor.args[0])
+            if found is None:
+                continue
+            value, mean, var = found
+            rest = sp.Mul(*expr.args[:k], *expr.args[k + 1 :])
+            ratio = rest * sp.sqrt(2 * sp.pi * var)
+            if _stray_pi(ratio) and isinstance(ratio, sp.Mul):
+                ratio = _normal_in_mul(ratio) or ratio  # a second density takes the rest
+            if _stray_pi(ratio) or sp.count_ops(ratio) > sp.count_ops(rest):
+                continue  # no normaliser here: an unnormalised Gaussian bump, left as it is
+            return ratio * Normal(value, mean, var)
+    return None
+
+
+def _log_normal_in_add(expr: sp.Add) -> sp.Expr | None:
+    terms = list(expr.args)
+    for i, term in enumerate(terms):
+        coeff, rest = term.as_coeff_Mul()
+        if coeff != sp.Rational(-1, 2) or not isinstance(rest, sp.log):
+            continue
+        var = sp.cancel(rest.args[0] / (2 * sp.pi))
+        for j, other in enumerate(terms):
+            if j == i:
+                continue
+            found = _gaussian_exponent(other)
+            if found is not None and sp.simplify(found[2] - var) == 0:
+                others = [t for k, t in enumerate(terms) if k not in (i, j)]
+                return sp.Add(*others) + LogNormal(*found)
+    return None
+
+
+def _density_factor(integrand: sp.Expr, variable: sp.Symbol) -> sp.Expr | None:
+    """The density an integrand is weighted by: a positive undefined function of the
+    integration variable, appearing once as a factor."""
+    for factor in sp.Mul.make_args(sp.factor_terms(integrand)):
+        if (
+            isinstance(factor, AppliedUndef)
+            and factor.func.is_positive
+            and variable in factor.args
+        ):
+            return factor
+    return None
+
+
+def _expectation_of(integral: sp.Integral) -> sp.Expr | None:
+    if len(integral.limits) != 1 or len(integral.limits[0]) != 3:
+        return None
+    variable, low, high = integral.limits[0]
+    if not (low == -sp.oo and high == sp.oo):
+        return None
+    density = _density_factor(integral.function, variable)
+    if density is None:
+        return None
+    body = integral.function / density
+    if body == 1 or body.has(density.func) and not body.has(sp.log):
+        return None  # the integral of a density (a marginal), not an expectation
+    # E_q[log q - log r], literally: KL(q || r) (the ELBO's E_q[log p - log q] stays an
+    # expectation: its p(x, z) is not a density in z)
+    rest = sp.expand(sp.expand_log(body, force=False) - sp.log(density))
+    if (
+        isinstance(rest, sp.Mul)
+        and len(rest.args) == 2
+        and rest.args[0] == -1
+        and isinstance(rest.args[1], sp.log)
+        and not rest.args[1].args[0].has(density.func)
+    ):
+        return KL(density, rest.args[1].args[0], variable)
+    return Expectation(density, body, variable)
+
+
+def readable(expr: Any) -> Any:
+    """``expr`` with the notation of the papers made explicit (`Normal`, `LogNormal`,
+    `Expectation`, `KL`); only how it prints changes (see `unfold`)."""
+    if isinstance(expr, sp.MatrixBase):
+        return expr.applyfunc(readable)
+    if not isinstance(expr, sp.Basic) or expr.is_Atom:
+        return expr
+    args = tuple(readable(a) for a in expr.args)
+    rebuilt = expr.func(*args) if args != expr.args else expr
+    if isinstance(rebuilt, sp.Mul):
+        return _normal_in_mul(rebuilt) or rebuilt
+    if isinstance(rebuilt, sp.Add):
+        return _log_normal_in_add(rebuilt) or rebuilt
+    if isinstance(rebuilt, sp.Integral):
+        found = _expectation_of(rebuilt)
+        if found is not None:
+            return found.func(*found.args)  # a plain Expectation/KL; the integral kind is lost
+    return rebuilt
+
+
+def unfold(expr: Any, kind: type = sp.Integral) -> Any:
+    """The expression a `readable` one stands for (integrals rebuilt as ``kind``)."""
+    if isinstance(expr, sp.MatrixBase):
+        return expr.applyfunc(lambda e: unfold(e, kind))
+    if not isinstance(expr, sp.Basic) or expr.is_Atom:
+        return expr
+    args = tuple(unfold(a, kind) for a in expr.args)
+    if isinstance(expr, Normal | LogNormal):
+        return type(expr)(*args).unfold()
+    if isinstance(expr, Expectation | KL):
+        return type(expr)(*args).unfold(kind)
+    return expr.func(*args) if args != expr.args else expr
+
+
+# --------------------------------------------------------------------------- printer
+
+
+class _SitePrinter(LatexPrinter):
+    """sympy's LaTeX printer with the site's notation (see the module docstring)."""
+
+    def __init__(self, settings=None):
+        super().__init__({"mul_symbol": None, **(settings or {})})
+
+    def _as_ordered_terms(self, expr, order=None):
+        # lead with a positive term where there is one: x - \alpha x_0, not -\alpha x_0 + x
+        terms = list(super()._as_ordered_terms(expr, order=order))
+        if terms and _coeff_isneg(terms[0]):
+            for k, term in enumerate(terms):
+                if not _coeff_isneg(term):
+                    terms.insert(0, terms.pop(k))
+                    break
+        return terms
+
+    def _print_Symbol(self, expr, style="plain"):
+        if expr.name == "epsilon":
+            return r"\varepsilon"
+        return super()._print_Symbol(expr, style)
+
+    def _print_ExpBase(self, expr, exp=None):
+        exponent = self._print(expr.args[0])
+        if "\\frac" not in exponent and tex_width(exponent) <= 5:
+            return super()._print_ExpBase(expr, exp)
+        # a long exponent keeps its size: exp(...) on the line, not e^{...} in superscript
+        return self._do_exponent(rf"\exp\left({exponent}\right)", exp)
+
+    def _print_Function(self, expr, exp=None):
+        if isinstance(expr, AppliedUndef):
+            name = self._hprint_Function(expr.func.__name__)
+            args = ", ".join(self._print(a) for a in expr.args)
+            tex = f"{name}({args})"
+            return tex if exp is None else rf"{tex}^{{{exp}}}"
+        return super()._print_Function(expr, exp)
+
+    def _print_log(self, expr, exp=None):
+        (arg,) = expr.args
+        if isinstance(arg, AppliedUndef | sp.Symbol | Normal):
+            tex = rf"\log {self._print(arg)}"
+        else:
+            tex = rf"\log\left({self._print(arg)}\right)"
+        return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
+
+
+def latex(expr: Any) -> str:
+    """LaTeX of a derivation expression in the site's notation (sympy's own printing where
+    the notation cannot be applied to it)."""
+    try:
+        return _SitePrinter().doprint(readable(expr))
+    except Exception:  # an expression the rewriting or the ordering cannot handle
+        try:
+            return _SitePrinter().doprint(expr)
+        except Exception:
+            return sp.latex(expr)
+
+
+# --------------------------------------------------------------------------- line breaks
+
+_MACRO = re.compile(r"\\([A-Za-z]+)")
+# printed widths, in characters, of the macros that print one glyph or nothing
+_ZERO_WIDTH = {"left", "right", "middle", "big", "Big", "bigg", "Bigg", "limits", "displaystyle",
+               "mathrm", "mathcal", "mathbb", "mathbf", "operatorname", "boldsymbol", "quad",
+               "qquad"}
+_NAMED = {"log", "exp", "sin", "cos", "tan", "tanh", "min", "max", "det", "tr", "lim", "sup",
+          "inf", "arg", "sgn", "erf"}
+_SPACES = {",": 0.2, "!": -0.2, ";": 0.3, ":": 0.25, " ": 0.3}
+
+
+def _group(tex: str, start: int) -> tuple[str, int]:
+    """The brace group starting at ``tex[start] == '{'`` and the index after it."""
+    depth = 0
+    for k in range(start, len(tex)):
+        if tex[k] == "{" and (k == 0 or tex[k - 1] != "\\"):
+            depth += 1
+        elif tex[k] == "}" and tex[k - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return tex[start + 1 : k], k + 1
+    return tex[start + 1 :], len(tex)
+
+
+def tex_width(tex: str) -> float:
+    """Roughly how many characters wide ``tex`` prints: fractions as their wider part,
+    scripts at 70%, macros as the glyph they print."""
+    width, k = 0.0, 0
+    while k < len(tex):
+        c = tex[k]
+        if c == "\\":
+            m = _MACRO.match(tex, k)
+            if m is None:  # an escaped character or a spacing command
+                width += _SPACES.get(tex[k + 1 : k + 2], 1.0)
+                k += 2
+                continue
+            name = m.group(1)
+            k = m.end()
+            if name in ("frac", "dfrac", "tfrac") and k < len(tex) and tex[k] == "{":
+                num, k = _group(tex, k)
+                den, k = _group(tex, k) if k < len(tex) and tex[k] == "{" else ("", k)
+                scale = 0.75 if name == "tfrac" else 1.0
+                width += scale * max(tex_width(num), tex_width(den)) + 0.4
+            elif name in ("sqrt",):
+                width += 1.0
+            elif name in ("text", "operatorname", "mathrm") and k < len(tex) and tex[k] == "{":
+                body, k = _group(tex, k)
+                width += 0.9 * len(body)
+            elif name in _NAMED:
+                width += len(name) + 0.3  # an operator name prints as its letters
+            elif name not in _ZERO_WIDTH:
+                width += 2.0 if name in ("int", "sum", "prod") else 1.0
+        elif c in "^_":
+            k += 1
+            if k < len(tex) and tex[k] == "{":
+                body, k = _group(tex, k)
+            else:
+                body, k = tex[k : k + 1], k + 1
+            width += 0.7 * tex_width(body)
+        elif c in "{}":
+            k += 1
+        elif c == " ":
+            k += 1
+        elif c in "=+-<>":
+            width += 1.6  # binary operators carry space on both sides
+            k += 1
+        else:
+            width += 1.0
+            k += 1
+    return width
+
+
+def _terms(expr: Any, printer: _SitePrinter) -> list[tuple[str, str]]:
+    """The top-level terms of a sum as ``(sign, tex)``, in the order sympy prints them."""
+    if not isinstance(expr, sp.Add):
+        return [("", printer._print(expr))]
+    out = []
+    for k, term in enumerate(printer._as_ordered_terms(expr, order=None)):
+        # as sympy's _print_Add: a negative term prints as '- (its negation)'
+        sign = "-" if _coeff_isneg(term) else ("" if k == 0 else "+")
+        if sign == "-":
+            term = -term
+        tex = printer._print(term)
+        if printer._needs_add_brackets(term):
+            tex = rf"\left({tex}\right)"
+        out.append((sign, tex))
+    return out
+
+
+def _pack(terms: list[tuple[str, str]], width: float, first: float) -> list[str]:
+    """Greedy lines of terms: the first line has ``first`` characters, the others ``width``."""
+    lines: list[str] = []
+    current, used, room = "", 0.0, first
+    for sign, tex in terms:
+        piece = (f" {sign} " if sign else "") + tex
+        w = tex_width(piece)
+        if current and used + w > room:
+            lines.append(current)
+            current, used, room = piece, w, width
+        else:
+            current += piece
+            used += w
+    lines.append(current)
+    return lines
+
+
+def display(lhs: Any, relation: str, rhs: Any, *, width: float = 80, continued: bool = False) -> str:
+    """`_display` in the site's notation, else without it (see `latex`)."""
+    try:
+        return _display(lhs, relation, rhs, width=width, continued=continued)
+    except Exception:  # an expression the notation cannot be applied to: print it as it is
+        try:
+            return _display(lhs, relation, rhs, width=width, continued=continued, notation=False)
+        except Exception:
+            rel = {"=": "=", "<=": r"\le", ">=": r"\ge"}[relation]
+            left = "" if continued else sp.latex(lhs)
+            return f"{left} {rel} {sp.latex(rhs)}".strip()
+
+
+def _display(
+    lhs: Any, relation: str, rhs: Any, *, width: float, continued: bool, notation: bool = True
+) -> str:
+    """The body of a ``$$`` block for ``lhs relation rhs``: one line when it fits in
+    ``width`` characters, else an ``aligned`` block broken at the top-level terms of each
+    side. ``continued`` prints only ``relation rhs``: the step continues the chain shown
+    just above it, whose last right-hand side is this step's left-hand side."""
+    printer = _SitePrinter()
+    lhs_r, rhs_r = (readable(lhs), readable(rhs)) if notation else (lhs, rhs)
+    rel = {"=": "=", "<=": r"\le", ">=": r"\ge"}[relation]
+    left = "" if continued else printer.doprint(lhs_r)
+    right = printer.doprint(rhs_r)
+    matrix = isinstance(lhs_r, sp.MatrixBase) or isinstance(rhs_r, sp.MatrixBase)
+    if matrix or tex_width(left) + tex_width(right) + 2 <= width:
+        return f"{left} {rel} {right}".strip()
+    lines = []
+    if left:
+        left_lines = _pack(_terms(lhs_r, printer), width, width)
+        lines.append(left_lines[0])
+        lines += [rf"&\quad {line}" for line in left_lines[1:]]
+    indent = 4.0
+    right_lines = _pack(_terms(rhs_r, printer), width - indent, width - indent)
+    if left and tex_width(left_lines[-1]) + tex_width(right_lines[0]) <= width:
+        lines[-1] = lines[-1] + rf" &{rel} {right_lines[0]}"
+    else:
+        lines.append(rf"&{rel} {right_lines[0]}")
+    lines += [rf"&\quad {line}" for line in right_lines[1:]]
+    return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
