@@ -29,6 +29,7 @@ import torch
 
 from .._implements import implements
 from ._shapes import as_time, check_batch, expand_time
+from ._validate import check_finite, positive_int
 from .dynamics import sample_ode
 
 __all__ = [
@@ -87,7 +88,9 @@ def flow_map(
     Raises ``ValueError`` for times outside $[0, 1]$ or of the wrong shape, and for a
     velocity whose output does not have the shape of ``x``.
     """
-    check_batch(x, "x")
+    # named here: sample_ode would call them x1 and grid
+    check_finite(check_batch(x, "x"), "x", "the start of the trajectory")
+    positive_int(steps, "steps")
     s, t = _interval(s, t, x)
     length = expand_time(t - s, x)
 

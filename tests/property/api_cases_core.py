@@ -473,6 +473,21 @@ def _(spec):
     )
 
 
+@case("genmath.flow_map")
+def _(spec):
+    return Call(
+        genmath.flow_map,
+        dict(
+            velocity=velocity(spec),
+            x=Data(x_of(spec), event=False),
+            s=Time(0.8, edges=False),
+            t=Time(0.2, edges=False),
+            steps=Count(4),
+            method=Option("rk4"),
+        ),
+    )
+
+
 @case("genmath.snr_focused_grid")
 def _(spec):
     return Call(

@@ -42,6 +42,10 @@ ALLOWED = ("clear", "ok")
 # genmath.testing's helpers that landed on main (issue 19) after the sweep was written: no case
 # drives them yet. Listed by name so that any *other* public callable without a case fails.
 NOT_YET_DRIVEN = {
+    # flow-map adapters (issue 16) that landed on main at the last merge: they return closures
+    "genmath.average_velocity_from_map",
+    "genmath.consistency_function_from_map",
+    "genmath.map_from_average_velocity",
     "genmath.testing.ConformanceError",
     "genmath.testing.CountingModel",
     "genmath.testing.HeavyTailError",
