@@ -482,7 +482,7 @@ def _losses_mf_by_code(points):
 register(
     Binding(
         derivation="D-meanflow-losses",
-        code=(f"{_MF}.meanflow_loss", f"{_MF}.improved_meanflow_loss", f"{_MF}.adaptive_weight",
+        code=(f"{_MF}.meanflow_loss", f"{_MF}.improved_meanflow_loss", f"{_MF}._adaptive_weight",
               f"{_MF}.meanflow_target"),
         expression=(meanflow_loss_expr, improved_loss_expr, *meanflow_gradients),
         where={r: w_r * t},

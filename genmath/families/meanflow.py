@@ -233,7 +233,6 @@ def meanflow_target(
     return u, v - expand_time(t - r, z) * du_dt
 
 
-@implements("D-meanflow-losses")
 def adaptive_weight(
     squared_error: torch.Tensor, power: float = 1.0, c: float = ADAPTIVE_C
 ) -> torch.Tensor:
@@ -242,7 +241,10 @@ def adaptive_weight(
     return _adaptive_weight(squared_error, non_negative(power, "power"), positive(c, "c"))
 
 
+@implements("D-meanflow-losses")
 def _adaptive_weight(squared_error, power: float, c: float) -> torch.Tensor:
+    # the formula, shared by `adaptive_weight` and the losses, which validate their own
+    # arguments once
     if not isinstance(squared_error, torch.Tensor):
         raise InputTypeError(f"squared_error must be a tensor, got {type(squared_error).__name__}")
     return (squared_error.detach() + c).pow(-power)

@@ -198,12 +198,12 @@ class InvertibleResidualBlock(Bijection):
             for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
 
-    @implements("D-iresnet-inverse")
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """$g(x)$, shape of `x`."""
         self._check_input(x, None, "x")
         return self._residual(x)
 
+    @implements("D-iresnet-inverse")
     def _residual(self, x: torch.Tensor) -> torch.Tensor:
         phi = _ACTIVATIONS[self.activation]
         h = x
