@@ -9,6 +9,9 @@ function genmathRenderMath(root) {
       { left: "$$", right: "$$", display: true },
     ],
     throwOnError: false,
+    // a derivation's gradient can expand the site printer's macros more than KaTeX's default
+    // 1000 times (D-meanflow-losses) without any loop
+    maxExpand: 20000,
   });
 }
 
