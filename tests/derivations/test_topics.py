@@ -58,6 +58,7 @@ TOPICS = [
     "posterior",
     "reverse_sde",
     "samplers",
+    "schedule_sigma_min",
     "schedules",
     "score_matching",
     "tweedie",
