@@ -101,13 +101,16 @@ def expand_time(t: torch.Tensor, x: torch.Tensor, name: str = "t", data: str = "
     return t.reshape(t.shape[0], *([1] * (x.ndim - 1)))
 
 
-def check_batch(x: torch.Tensor, name: str = "x", *, event: bool = False) -> torch.Tensor:
+def check_batch(
+    x: torch.Tensor, name: str = "x", *, event: bool = False, floating: bool = True
+) -> torch.Tensor:
     """``x`` must be a floating tensor with a non-empty batch dimension ``(B, *event)``,
     ``B >= 1``; with ``event=True`` it needs at least one event dimension too (the functions
-    that return one value per sample reduce over the event)."""
+    that return one value per sample reduce over the event). ``floating=False`` also accepts
+    integer data (grey levels or tokens under a categorical likelihood)."""
     if not isinstance(x, torch.Tensor):
         raise InputTypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
+    if x.dtype == torch.bool or (x.is_complex()) or (floating and not x.is_floating_point()):
         raise ValueError(f"{name} must be floating point, got dtype {x.dtype}")
     if x.ndim < 1:
         raise ValueError(f"{name} must have shape (B, *event), got a 0-d tensor")

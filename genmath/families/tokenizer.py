@@ -436,7 +436,11 @@ class VQVAE(nn.Module):
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
 
     def _data(self, x):
-        check_batch(x, "x")
+        # integer data is the data of a categorical decoder (grey levels, tokens): the encoder
+        # decides how to read it, so only floating data must match the modules' dtype
+        check_batch(x, "x", floating=False)
+        if not x.is_floating_point():
+            return x
         check_dtype(x, module_dtype(self), "x", "VQVAE")
         return check_finite(x, "x", "its latents get discrete codes")
 

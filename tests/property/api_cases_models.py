@@ -290,7 +290,10 @@ def _(spec):
         vae.GaussianDecoder(2, (spec.dim,), hidden=(8,), std=0.5),
     )
     return Call(
-        _seeded(spec, model).forward, dict(x=Data(x_of(spec), mix=True, finite=True, event=False))
+        # integer x is documented input (grey levels under a categorical decoder; the
+        # encoder reads it): docs/figures/vq_digits.py trains on digits' integer pixels
+        _seeded(spec, model).forward,
+        dict(x=Data(x_of(spec), mix=True, finite=True, event=False, ints_ok=True)),
     )
 
 
