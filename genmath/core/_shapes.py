@@ -102,12 +102,18 @@ def expand_time(t: torch.Tensor, x: torch.Tensor, name: str = "t", data: str = "
 
 
 def check_batch(
-    x: torch.Tensor, name: str = "x", *, event: bool = False, floating: bool = True
+    x: torch.Tensor,
+    name: str = "x",
+    *,
+    event: bool = False,
+    floating: bool = True,
+    empty: bool = False,
 ) -> torch.Tensor:
     """``x`` must be a floating tensor with a non-empty batch dimension ``(B, *event)``,
     ``B >= 1``; with ``event=True`` it needs at least one event dimension too (the functions
     that return one value per sample reduce over the event). ``floating=False`` also accepts
-    integer data (grey levels or tokens under a categorical likelihood)."""
+    integer data (grey levels or tokens under a categorical likelihood); ``empty=True`` accepts
+    ``B = 0`` (a rank's shard of a global batch may be empty)."""
     if not isinstance(x, torch.Tensor):
         raise InputTypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dtype == torch.bool or (x.is_complex()) or (floating and not x.is_floating_point()):
@@ -119,7 +125,7 @@ def check_batch(
             f"{name} must have shape (B, *event) with at least one event dimension, got shape "
             f"{tuple(x.shape)}; for scalar data pass {name}[:, None]"
         )
-    if x.shape[0] == 0:
+    if x.shape[0] == 0 and not empty:
         raise ValueError(
             f"{name} must hold at least one sample, got an empty batch of shape {tuple(x.shape)}"
         )

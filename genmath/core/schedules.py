@@ -56,7 +56,9 @@ DEFAULT_MIN_SCALE = 1e-3
 # How exactly a user-supplied closed-form inverse of the log-SNR must invert it to be accepted.
 _INVERSE_CHECK_TOLERANCE = 1e-8
 # Distances from an end at which a one-sided limit is read off (see `_one_sided_limit`).
-_LIMIT_STEPS = (sp.Rational(1, 10**20), sp.Rational(1, 10**40), sp.Rational(1, 10**80))
+# (exponents of ten: the sympy rationals are built on use, so that importing this module
+# does not import sympy)
+_LIMIT_STEPS = (20, 40, 80)
 
 
 def _dispatch(torch_fn: Callable, math_fn: Callable) -> Callable:
@@ -221,7 +223,7 @@ def _one_sided_limit(expr, t: sp.Symbol, end: int) -> float:
     if exact is not None and math.isfinite(exact):
         return exact
     inward = 1 if end == 0 else -1
-    near = [_evaluate(expr, t, end + inward * step) for step in _LIMIT_STEPS]
+    near = [_evaluate(expr, t, end + inward * sp.Rational(1, 10**k)) for k in _LIMIT_STEPS]
     if any(v is None for v in near):
         return math.nan
     a, b, c = near

@@ -33,7 +33,8 @@ def pair_by_ot(
     flow into ``x1`` (through a differentiable gather) when it requires them; the plan itself
     is piecewise constant. Without a process group both scopes are the local one.
     """
-    check_batch(x0, "x0")
+    # a rank's shard of the global batch may be empty; the local plan needs samples
+    check_batch(x0, "x0", empty=scope == "global" and is_distributed())
     if not isinstance(x1, torch.Tensor) or x1.shape != x0.shape:
         got = tuple(x1.shape) if isinstance(x1, torch.Tensor) else type(x1).__name__
         raise ValueError(f"x1 must have the shape of x0, {tuple(x0.shape)}; got {got}")
