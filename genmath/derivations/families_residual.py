@@ -23,12 +23,14 @@ from ._residual_common import (
     M,
     _block,
     _eigen_domain,
+    _exact_logdet_by_code,
     _factor_logs,
     _generator_for_extra,
     _partial_sum,
     _point,
     _remainder,
     _series,
+    _series_by_code,
     _shear,
     _small_domain,
     _weight,
@@ -109,37 +111,6 @@ register(
 
 
 # --------------------------------------------------------------------------- bindings
-
-
-def _series_by_code(points, trace="exact", inverse=False, diagonal=False):
-    import torch
-
-    values = []
-    for row in range(len(points[lam1])):
-        weight = _weight(points[lam1][row], points[lam2][row], None if diagonal else _shear(points, row))
-        options = {"logdet": "series", "trace": trace, "terms": int(points[n][row])}
-        if trace == "hutchinson":
-            options.update(noise="rademacher", probes=1 + row % 3)
-        block = _block(weight, **options)
-        generator = torch.Generator().manual_seed(row)
-        with torch.no_grad():
-            if inverse:
-                _, logdet = block.inverse(_point())
-                values.append(-logdet[0])
-            else:
-                values.append(block.forward_with_generator(_point(), generator)[1][0])
-    return torch.stack(values)
-
-
-def _exact_logdet_by_code(points):
-    import torch
-
-    values = []
-    for row in range(len(points[lam1])):
-        block = _block(_weight(points[lam1][row], points[lam2][row], _shear(points, row)), logdet="exact")
-        with torch.no_grad():
-            values.append(block(_point())[1][0])
-    return torch.stack(values)
 
 
 register(
