@@ -17,6 +17,7 @@ from ._validate import InputTypeError, check_option, positive_int
 
 __all__ = [
     "as_time",
+    "scalar_time",
     "network_time",
     "expand_time",
     "check_batch",
@@ -61,6 +62,17 @@ def as_time(t, *, like: torch.Tensor | None = None, name: str = "t") -> torch.Te
         bad = t[(t < 0) | (t > 1)]
         raise ValueError(f"{name} must lie in [0, 1] (t = 0 data, t = 1 noise), got {bad.tolist()[:5]}")
     return t
+
+
+def scalar_time(t, name: str = "t") -> float:
+    """One time in ``[0, 1]`` as a float (a number or a one-element tensor), for functions
+    that take a single time rather than one per sample."""
+    tensor = as_time(t, name=name)
+    if tensor.numel() != 1:
+        raise ValueError(
+            f"{name} must be a single time in [0, 1], got a tensor of shape {tuple(tensor.shape)}"
+        )
+    return float(tensor.reshape(()).item())
 
 
 def network_time(t, x: torch.Tensor, name: str = "t") -> torch.Tensor:

@@ -43,6 +43,10 @@ __all__ = [
     "module_dtype",
     "check_dtype",
     "same_dtype",
+    "check_callable",
+    "check_floating_dtype",
+    "check_kwargs",
+    "check_text",
 ]
 
 
@@ -244,3 +248,43 @@ def same_dtype(x: torch.Tensor, reference: torch.Tensor, name: str, reference_na
             "tensors of one computation must share a dtype (convert one of them)"
         )
     return x
+
+
+def check_callable(value, name: str, what: str = "a callable"):
+    """``value`` if it is callable, else a TypeError naming ``name`` (``what`` says what is
+    expected, e.g. ``"a function (x, t) -> prediction"``)."""
+    if not callable(value):
+        raise InputTypeError(f"{name} must be {what}, got {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def check_floating_dtype(dtype, name: str = "dtype") -> torch.dtype:
+    """``dtype`` if it is a floating-point `torch.dtype` (``torch.float32``, ``torch.float64``)."""
+    if not isinstance(dtype, torch.dtype):
+        raise InputTypeError(
+            f"{name} must be a torch.dtype such as torch.float64, got {type(dtype).__name__} "
+            f"{dtype!r:.40}"
+        )
+    if not dtype.is_floating_point:
+        raise ValueError(f"{name} must be a floating-point dtype, got {dtype}")
+    return dtype
+
+
+def check_kwargs(value, name: str) -> dict:
+    """Extra keyword arguments for a third-party call: a dict with string keys (``None`` is
+    an empty one), returned as a copy."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise InputTypeError(
+            f"{name} must be a dict of keyword arguments (or None), got {type(value).__name__} "
+            f"{value!r:.40}"
+        )
+    return dict(value)
+
+
+def check_text(value, name: str, *, optional: bool = True) -> str | None:
+    """``value`` if it is a string (or ``None`` when ``optional``): a label shown in reports."""
+    if (value is None and optional) or isinstance(value, str):
+        return value
+    raise InputTypeError(f"{name} must be a string, got {type(value).__name__} {value!r:.40}")

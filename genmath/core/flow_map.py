@@ -28,8 +28,8 @@ from collections.abc import Callable
 import torch
 
 from .._implements import implements
-from ._shapes import as_time, check_batch, expand_time
-from ._validate import check_finite, positive_int
+from ._shapes import as_time, check_batch, expand_time, scalar_time
+from ._validate import check_callable, check_finite, positive_int
 from .dynamics import sample_ode
 
 __all__ = [
@@ -43,11 +43,12 @@ Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 FlowMap = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _interval(s, t, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(s, t)`` as ``(B,)`` tensors in [0, 1] in the dtype/device of ``x``."""
+def _interval(s, t, x: torch.Tensor, names=("s", "t")) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(s, t)`` as ``(B,)`` tensors in [0, 1] in the dtype/device of ``x`` (``names``: what
+    the caller calls them, for the errors)."""
     batch = x.shape[0]
     out = []
-    for name, value in (("s", s), ("t", t)):
+    for name, value in zip(names, (s, t), strict=True):
         value = as_time(value, like=x, name=name)
         if value.ndim == 0:
             value = value.expand(batch)
@@ -115,6 +116,9 @@ def average_velocity_from_map(flow: FlowMap, velocity: Velocity | None = None) -
 
     ``flow(x, s, t)`` takes ``(B,)`` times (e.g. ``lambda x, s, t: flow_map(v, x, s, t)`` or a
     Gaussian oracle's ``marginal.flow_map``)."""
+    check_callable(flow, "flow", "a flow map (x, s, t) -> X(x, s, t)")
+    if velocity is not None:
+        check_callable(velocity, "velocity", "a velocity (x, t) -> v(x, t)")
 
     def u(x: torch.Tensor, s, t) -> torch.Tensor:
         check_batch(x, "x")
@@ -135,6 +139,7 @@ def average_velocity_from_map(flow: FlowMap, velocity: Velocity | None = None) -
 def map_from_average_velocity(average_velocity: FlowMap) -> FlowMap:
     r"""The flow map of an average velocity, $X(x, s, t) = x + (t - s)\,u(x, s, t)$
     (D-flow-map): one network evaluation per jump."""
+    check_callable(average_velocity, "average_velocity", "an average velocity (x, s, t) -> u")
 
     def flow(x: torch.Tensor, s, t) -> torch.Tensor:
         check_batch(x, "x")
@@ -148,11 +153,12 @@ def map_from_average_velocity(average_velocity: FlowMap) -> FlowMap:
 def consistency_function_from_map(flow: FlowMap, end: float = 0.0) -> Velocity:
     r"""The consistency function of a flow map, $f(x, t) = X(x, t, t_\mathrm{end})$, the map
     to the data end ($t_\mathrm{end} = 0$; a consistency model's $t_\mathrm{min}$)."""
-    as_time(end, name="end")
+    check_callable(flow, "flow", "a flow map (x, s, t) -> X(x, s, t)")
+    end = scalar_time(end, "end")
 
     def f(x: torch.Tensor, t) -> torch.Tensor:
         check_batch(x, "x")
-        s, _ = _interval(t, end, x)
+        s, _ = _interval(t, end, x, names=("t", "end"))
         return flow(x, s, torch.full_like(s, float(end)))
 
     return f

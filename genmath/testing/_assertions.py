@@ -34,7 +34,7 @@ import math
 
 import torch
 
-from ..core._validate import InputTypeError, non_negative
+from ..core._validate import InputTypeError, check_int, check_real, in_unit_interval, non_negative
 from ._tails import DEFAULT_MAX_TAIL_SHAPE, MIN_TAIL_SAMPLES, tail_shape
 
 __all__ = [
@@ -80,10 +80,8 @@ def z_threshold(failure_prob: float = DEFAULT_FAILURE_PROBABILITY, comparisons: 
     probability at most ``failure_prob`` when every null hypothesis holds (Bonferroni)."""
     from scipy.stats import norm
 
-    if not 0 < failure_prob < 1:
-        raise ValueError(f"failure_prob must lie in (0, 1), got {failure_prob}")
-    if isinstance(comparisons, bool) or not isinstance(comparisons, int) or comparisons < 1:
-        raise ValueError(f"comparisons must be an int >= 1, got {comparisons!r}")
+    failure_prob = in_unit_interval(failure_prob, "failure_prob", open_low=True, open_high=True)
+    check_int(comparisons, "comparisons", minimum=1)
     return float(norm.isf(failure_prob / (2 * comparisons)))
 
 
@@ -255,8 +253,8 @@ def _as_tensor(x, like: torch.Tensor | None = None, name: str = "value") -> torc
     return torch.as_tensor(x, dtype=dtype)
 
 
-def _check_samples(samples, name: str) -> torch.Tensor:
-    samples = _as_tensor(samples, name="samples")
+def _check_samples(samples, name: str, argument: str = "samples") -> torch.Tensor:
+    samples = _as_tensor(samples, name=argument)
     if not samples.is_floating_point():
         samples = samples.to(torch.float64)
     if samples.ndim == 0 or samples.shape[0] < 2:
@@ -269,7 +267,7 @@ def _check_samples(samples, name: str) -> torch.Tensor:
 def _positive_or_none(value, name: str, like: torch.Tensor) -> torch.Tensor | None:
     if value is None:
         return None
-    tensor = _as_tensor(value, like).to(like.dtype)
+    tensor = _as_tensor(value, like, name=name).to(like.dtype)
     if not torch.isfinite(tensor).all() or (tensor < 0).any():
         raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
     return tensor
@@ -298,6 +296,12 @@ def _tolerance(expected, precision, rtol, name: str) -> torch.Tensor:
             f"{name}: precision/rtol of shape {tuple(tol.shape)} do not broadcast to the compared "
             f"shape {tuple(expected.shape)}"
         ) from None
+
+
+def _check_tail_limit(max_tail_shape) -> None:
+    # None switches the diagnostic off; a NaN or an infinite limit would do so silently
+    if max_tail_shape is not None:
+        check_real(max_tail_shape, "max_tail_shape")
 
 
 def _variance_share(samples: torch.Tensor) -> torch.Tensor:
@@ -347,6 +351,7 @@ def compare_mean(
     outcome: returns a `MeanComparison` (``.passed``, ``.message()``, ``.raise_if_failed()``).
     Arguments as in `assert_mean_matches`."""
     samples = _check_samples(samples, name)
+    _check_tail_limit(max_tail_shape)
     n = samples.shape[0]
     mean = samples.mean(0)
     se = samples.std(0, unbiased=True) / math.sqrt(n)
@@ -372,7 +377,8 @@ def compare_means(
     $\\mathrm{SE}^2 = s_1^2/n_1 + s_2^2/n_2$. ``expected`` of the result is the reference mean;
     ``rtol`` is relative to it."""
     samples = _check_samples(samples, name)
-    reference = _check_samples(reference, f"{name} (reference)").to(samples)
+    _check_tail_limit(max_tail_shape)
+    reference = _check_samples(reference, f"{name} (reference)", "reference").to(samples)
     if samples.shape[1:] != reference.shape[1:]:
         raise ValueError(
             f"{name}: samples have event shape {tuple(samples.shape[1:])} but the reference has "

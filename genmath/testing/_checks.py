@@ -12,6 +12,16 @@ import math
 
 import torch
 
+from ..core._shapes import scalar_time
+from ..core._validate import (
+    InputTypeError,
+    check_callable,
+    check_generator,
+    check_int,
+    in_unit_interval,
+    non_negative,
+    positive,
+)
 from ._assertions import DEFAULT_FAILURE_PROBABILITY, compare_mean, compare_means
 from ._oracle import Oracle, mixture_2d
 from ._report import Report
@@ -31,6 +41,11 @@ def _oracle_or_default(oracle) -> Oracle:
 
 
 def _check_steps(steps, minimum: int = 1) -> tuple[int, ...]:
+    if not isinstance(steps, list | tuple | range):
+        raise InputTypeError(
+            f"steps must be a sequence of {minimum} or more positive ints, e.g. (10, 20); "
+            f"got {type(steps).__name__} {steps!r:.40}"
+        )
     steps = tuple(steps)
     if len(steps) < minimum or any(
         isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in steps
@@ -39,10 +54,14 @@ def _check_steps(steps, minimum: int = 1) -> tuple[int, ...]:
     return tuple(sorted(set(steps)))
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
+def _positive_int(value, name: str, minimum: int = 1) -> int:
+    return check_int(value, name, minimum)
+
+
+def _check_common(failure_prob=None, generator=None) -> None:
+    if failure_prob is not None:
+        in_unit_interval(failure_prob, "failure_prob", open_low=True, open_high=True)
+    check_generator(generator)
 
 
 def _check_sampler_object(sampler, stochastic: bool) -> SamplerUnderTest:
@@ -124,6 +143,12 @@ def check_sampler(
     sampler = _check_sampler_object(sampler, stochastic=False)
     steps = _check_steps(steps, 2 if expected_order is not None else 1)
     n = _positive_int(n, "n")
+    if expected_order is not None:
+        expected_order = positive(expected_order, "expected_order")
+    order_tolerance = non_negative(order_tolerance, "order_tolerance")
+    if atol is not None:
+        atol = positive(atol, "atol")
+    _check_common(generator=generator)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     rows, failures, notes = [], [], []
     floor = 100 * max(oracle.rtol, oracle.atol)
@@ -265,7 +290,10 @@ def check_stochastic_sampler(
     oracle = _oracle_or_default(oracle)
     sampler = _check_sampler_object(sampler, stochastic=True)
     steps = _check_steps(steps)
-    n = _positive_int(n, "n")
+    n = _positive_int(n, "n", minimum=2)  # a sample variance needs two draws
+    precision = positive(precision, "precision")
+    log_density_precision = positive(log_density_precision, "log_density_precision")
+    _check_common(failure_prob, generator)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     per_row = failure_prob / len(steps)
     rows, failures, notes = [], [], []
@@ -365,7 +393,13 @@ def check_likelihood(
     $\\log p(x) = \\log p_{t_\\text{prior}}(X(x)) + \\Delta(x)$ through the exact flow map $X$.
     """
     oracle = _oracle_or_default(oracle)
+    check_callable(estimator, "estimator", "a function (x, oracle) -> log-likelihood (B,)")
     n = _positive_int(n, "n")
+    t_data, t_prior = scalar_time(t_data, "t_data"), scalar_time(t_prior, "t_prior")
+    atol = positive(atol, "atol")
+    repeats = _positive_int(repeats, "repeats", minimum=2)  # a standard error needs two
+    precision = positive(precision, "precision")
+    _check_common(failure_prob, generator)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     x = oracle.sample(n, t_data, generator=generator)
     exact = oracle.log_prob(x, t_data)
@@ -379,7 +413,6 @@ def check_likelihood(
 
     failures, notes, summary = [], [], {}
     if stochastic:
-        repeats = _positive_int(repeats, "repeats")
         batch = estimator(x.repeat(repeats, 1), oracle)
         if not isinstance(batch, torch.Tensor) or batch.shape != (repeats * n,):
             got = tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__
@@ -438,6 +471,16 @@ def check_likelihood(
 _PARAMETERIZATIONS = ("x0", "eps", "score", "velocity", "v")
 
 
+def _check_times(times) -> list[float]:
+    if isinstance(times, torch.Tensor):
+        times = times.reshape(-1).tolist()
+    if not isinstance(times, list | tuple | range) or not times:
+        raise InputTypeError(
+            f"times must be a non-empty sequence of times in [0, 1], got {times!r:.40}"
+        )
+    return [scalar_time(t, "times") for t in times]
+
+
 def check_field(
     model,
     oracle: Oracle | None = None,
@@ -463,11 +506,15 @@ def check_field(
     oracle = _oracle_or_default(oracle)
     if parameterization not in _PARAMETERIZATIONS:
         raise ValueError(f"parameterization must be one of {_PARAMETERIZATIONS}, got {parameterization!r}")
+    check_callable(model, "model", "a function (x, t) -> prediction")
     n = _positive_int(n, "n")
+    rtol = positive(rtol, "rtol")
+    _check_common(generator=generator)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     lo, hi = oracle.safe_interval
     if times is None:
         times = [lo + (hi - lo) * f for f in (0.02, 0.25, 0.5, 0.75, 0.98)]
+    times = _check_times(times)
     rows, failures = [], []
     for t in times:
         t = float(t)

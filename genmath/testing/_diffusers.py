@@ -26,6 +26,7 @@ import inspect
 
 import torch
 
+from ..core._validate import InputTypeError, check_kwargs, check_text
 from ._requirements import require
 from ._samplers import CountingModel, SamplerUnderTest
 
@@ -57,6 +58,11 @@ def _float(x) -> float:
 class _DiffusersSampler(SamplerUnderTest):
     def __init__(self, scheduler, stochastic, step_kwargs, name):
         require("diffusers", "diffusers")
+        if not hasattr(scheduler, "config") or not hasattr(scheduler, "set_timesteps"):
+            raise InputTypeError(
+                "scheduler must be a diffusers scheduler instance (e.g. DDIMScheduler()), got "
+                f"{type(scheduler).__name__} {scheduler!r:.40}"
+            )
         self.scheduler = scheduler
         self.kind = _kind(scheduler)
         self.prediction = scheduler.config.get("prediction_type", "epsilon")
@@ -71,9 +77,9 @@ class _DiffusersSampler(SamplerUnderTest):
                 algorithm.startswith("sde") or bool(scheduler.config.get("stochastic_sampling", False))
             )
         self.stochastic = bool(stochastic)
-        self.step_kwargs = dict(step_kwargs or {})
+        self.step_kwargs = check_kwargs(step_kwargs, "step_kwargs")
         self._step_takes_generator = "generator" in inspect.signature(scheduler.step).parameters
-        self.name = name or type(scheduler).__name__
+        self.name = check_text(name, "name") or type(scheduler).__name__
 
     # -- noise levels --------------------------------------------------------------------
 

@@ -20,6 +20,13 @@ import math
 import numpy as np
 import torch
 
+from ..core._validate import (
+    InputTypeError,
+    check_generator,
+    check_int,
+    in_unit_interval,
+    positive,
+)
 from ._assertions import DEFAULT_FAILURE_PROBABILITY, compare_mean
 from ._report import Report
 
@@ -131,6 +138,18 @@ def check_distribution(
         precision: standardised moment bias (or relative importance-weight bias) that the
             consistency test must resolve.
     """
+    if not isinstance(distribution, torch.distributions.Distribution):
+        raise InputTypeError(
+            "distribution must be a torch.distributions.Distribution (a zuko flow's flow(), a "
+            f"genmath Flow, ...), got {type(distribution).__name__}"
+        )
+    n = check_int(n, "n", minimum=2)  # sample moments need two draws
+    jacobian_points = check_int(jacobian_points, "jacobian_points", minimum=1)
+    atol = positive(atol, "atol")
+    normalisation_atol = positive(normalisation_atol, "normalisation_atol")
+    precision = positive(precision, "precision")
+    in_unit_interval(failure_prob, "failure_prob", open_low=True, open_high=True)
+    check_generator(generator)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     name = type(distribution).__name__
     if len(distribution.event_shape) != 1:

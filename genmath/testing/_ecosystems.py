@@ -25,6 +25,15 @@ from pathlib import Path
 
 import torch
 
+from ..core._validate import (
+    InputTypeError,
+    check_callable,
+    check_kwargs,
+    check_option,
+    check_text,
+    positive,
+    positive_int,
+)
 from ._requirements import _HINTS, require
 from ._samplers import CountingModel, SamplerUnderTest
 
@@ -80,6 +89,34 @@ def load_k_diffusion_sampling():
     return module
 
 
+def _check_sigmas(sigmas):
+    """A k-diffusion grid of noise levels: a function of the number of steps, or a 1-D tensor
+    of finite levels >= 0."""
+    if sigmas is None or callable(sigmas):
+        return sigmas
+    if not isinstance(sigmas, torch.Tensor | list | tuple):
+        raise InputTypeError(
+            "sigmas must be a 1-D tensor of noise levels or a function of the number of steps "
+            f"returning one, got {type(sigmas).__name__} {sigmas!r:.40}"
+        )
+    tensor = torch.as_tensor(sigmas)
+    if tensor.ndim != 1 or tensor.numel() < 2 or not tensor.is_floating_point():
+        raise ValueError(
+            f"sigmas must be a 1-D float tensor of at least 2 noise levels, got {tensor.dtype} "
+            f"of shape {tuple(tensor.shape)}"
+        )
+    if not bool(torch.isfinite(tensor).all()) or bool((tensor < 0).any()):
+        raise ValueError(f"sigmas must be finite noise levels >= 0, got {tensor.tolist()[:5]}")
+    return tensor
+
+
+def _ode_method(method, name: str = "method") -> str:
+    """A torchdiffeq method name (what flow_matching's solver and odeint accept)."""
+    from ..core.dynamics import _torchdiffeq_solvers
+
+    return check_option(method, _torchdiffeq_solvers(), name)
+
+
 class _KDiffusionSampler(SamplerUnderTest):
     def __init__(self, sampler, sigmas, sigma_min, sigma_max, rho, stochastic, kwargs, name):
         sampling = load_k_diffusion_sampling()
@@ -89,18 +126,20 @@ class _KDiffusionSampler(SamplerUnderTest):
                 known = sorted(n[7:] for n in dir(sampling) if n.startswith("sample_"))
                 raise ValueError(f"k-diffusion has no sampler {sampler!r}; known: {known}")
             sampler = getattr(sampling, attribute)
-        if not callable(sampler):
-            raise TypeError(f"sampler must be a k-diffusion sampler or its name, got {sampler!r}")
+        check_callable(sampler, "sampler", "a k-diffusion sampler or its name")
         self.fn = sampler
         self.sampling = sampling
-        self.sigmas = sigmas
-        self.sigma_min, self.sigma_max, self.rho = float(sigma_min), float(sigma_max), float(rho)
+        self.sigmas = _check_sigmas(sigmas)
+        self.sigma_min, self.sigma_max = positive(sigma_min, "sigma_min"), positive(sigma_max, "sigma_max")
+        if not self.sigma_min < self.sigma_max:
+            raise ValueError(f"sigma_min must be below sigma_max, got {sigma_min} and {sigma_max}")
+        self.rho = positive(rho, "rho")
         parameters = inspect.signature(sampler).parameters
         self._noise_sampler = "noise_sampler" in parameters
         label = sampler.__name__
         self.stochastic = ("ancestral" in label or "sde" in label) if stochastic is None else bool(stochastic)
-        self.kwargs = dict(kwargs or {})
-        self.name = name or f"k-diffusion {label}"
+        self.kwargs = check_kwargs(kwargs, "sampler_kwargs")
+        self.name = check_text(name, "name") or f"k-diffusion {label}"
 
     def _sigmas(self, steps) -> torch.Tensor:
         if self.sigmas is not None:
@@ -152,7 +191,13 @@ def k_diffusion_sampler(
 def _flow_scheduler(path):
     if path is None:
         return require("flow_matching.path.scheduler", "flow-matching").CondOTScheduler()
-    return getattr(path, "scheduler", path)
+    scheduler = getattr(path, "scheduler", path)
+    if not callable(scheduler) or isinstance(scheduler, type):
+        raise InputTypeError(
+            "path must be a flow_matching AffineProbPath or its scheduler (e.g. "
+            f"CondOTScheduler()), got {type(path).__name__} {path!r:.40}"
+        )
+    return scheduler
 
 
 def _lipman_level(scheduler, tau: float):
@@ -180,13 +225,19 @@ def _flow_velocity_model(oracle, scheduler):
     return ExactVelocity()
 
 
+def _solver(solver):
+    if solver is None:
+        return require("flow_matching.solver", "flow-matching").ODESolver
+    return check_callable(solver, "solver", "a class with flow_matching ODESolver's interface")
+
+
 class _FlowMatchingSampler(SamplerUnderTest):
     def __init__(self, method, path, solver, solver_kwargs, name):
-        self.solver_class = solver or require("flow_matching.solver", "flow-matching").ODESolver
+        self.solver_class = _solver(solver)
         self.scheduler = _flow_scheduler(path)
-        self.method = method
-        self.solver_kwargs = dict(solver_kwargs or {})
-        self.name = name or f"flow_matching ODESolver ({method})"
+        self.method = _ode_method(method)
+        self.solver_kwargs = check_kwargs(solver_kwargs, "solver_kwargs")
+        self.name = check_text(name, "name") or f"flow_matching ODESolver ({method})"
 
     def levels(self, oracle, steps):
         start, end = (_lipman_level(self.scheduler, tau) for tau in (0.0, 1.0))
@@ -229,7 +280,9 @@ def flow_matching_likelihood(
     integrates the exact velocity from the data ($\\tau = 1$) to the noise ($\\tau = 0$), with
     the oracle's exact density there as ``log_p0``. ``exact_divergence=False`` uses its
     Hutchinson estimator (stochastic: check with ``stochastic=True``)."""
-    solver_class = solver or require("flow_matching.solver", "flow-matching").ODESolver
+    steps = positive_int(steps, "steps")
+    method = _ode_method(method)
+    solver_class = _solver(solver)
     scheduler = _flow_scheduler(path)
 
     def flow_matching_compute_likelihood(x, oracle):
@@ -252,10 +305,14 @@ def flow_matching_likelihood(
 
 class _TorchdiffeqSampler(SamplerUnderTest):
     def __init__(self, method, odeint, odeint_kwargs, name):
-        self.odeint = odeint or require("torchdiffeq").odeint
-        self.method = method
-        self.kwargs = dict(odeint_kwargs or {})
-        self.name = name or f"torchdiffeq {method}"
+        self.odeint = (
+            require("torchdiffeq").odeint
+            if odeint is None
+            else check_callable(odeint, "odeint", "a function with torchdiffeq odeint's signature")
+        )
+        self.method = _ode_method(method)
+        self.kwargs = check_kwargs(odeint_kwargs, "odeint_kwargs")
+        self.name = check_text(name, "name") or f"torchdiffeq {method}"
 
     def _grid(self, oracle, steps):
         lo, hi = oracle.safe_interval

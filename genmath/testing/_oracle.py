@@ -21,6 +21,15 @@ import math
 
 import torch
 
+from ..core._shapes import as_time, check_batch, scalar_time
+from ..core._validate import (
+    check_finite,
+    check_floating_dtype,
+    check_tolerances,
+    non_negative,
+    positive_int,
+)
+
 __all__ = ["Oracle", "mixture_2d", "gaussian_2d"]
 
 
@@ -54,8 +63,7 @@ class Oracle:
                     f"path must be a genmath.GaussianPath (with .{attribute}), "
                     f"got {type(path).__name__}"
                 )
-        if not (rtol > 0 and atol > 0):
-            raise ValueError(f"rtol and atol must be positive, got rtol={rtol}, atol={atol}")
+        rtol, atol = check_tolerances(rtol, atol)
         self.data = data
         self.path = path
         self.marginal = data.marginal(path)
@@ -65,6 +73,16 @@ class Oracle:
 
     def __repr__(self) -> str:
         return f"Oracle({self.data!r}, {self.path!r})"
+
+    def _points(self, x, name: str = "x") -> torch.Tensor:
+        """``x`` as states of the oracle: floating, ``(B, dim)``."""
+        check_batch(x, name, event=True)
+        if tuple(x.shape[1:]) != (self.dim,):
+            raise ValueError(
+                f"{name} must have shape (B, {self.dim}) (the oracle's data are {self.dim}-D), "
+                f"got {tuple(x.shape)}"
+            )
+        return x
 
     @property
     def dim(self) -> int:
@@ -84,17 +102,21 @@ class Oracle:
 
     def level(self, t) -> tuple[float, float]:
         """The noise level $(\\alpha_t, \\sigma_t)$ of the path at a scalar ``t``."""
-        tt = torch.as_tensor(float(t), dtype=torch.float64)
+        tt = torch.tensor(scalar_time(t), dtype=torch.float64)
         return _float(self.path.alpha(tt)), _float(self.path.sigma(tt))
 
     def time_of_level(self, a: float, b: float) -> tuple[float, float]:
         """``(t, c)``: the time of the path with the signal-to-noise ratio of $x = a x_0 + b
         \\varepsilon$, and the scale $c$ with $x = c\\,x_t$."""
-        a, b = float(a), float(b)
-        if not (math.isfinite(a) and math.isfinite(b)) or a < 0 or b < 0 or a == b == 0:
+        try:
+            a, b = non_negative(a, "a"), non_negative(b, "b")
+        except ValueError as error:
+            raise type(error)(
+                f"a noise level (a, b) of x = a x0 + b eps needs finite a, b >= 0: {error}"
+            ) from None
+        if a == b == 0:
             raise ValueError(
-                f"a noise level (a, b) of x = a x0 + b eps needs finite a, b >= 0, not both 0; "
-                f"got ({a!r}, {b!r})"
+                "a noise level (a, b) of x = a x0 + b eps needs a and b not both 0; got (0, 0)"
             )
         if b == 0 or a == 0:
             t = 0.0 if b == 0 else 1.0
@@ -112,23 +134,38 @@ class Oracle:
         scale = a / alpha if a > 0 else b / sigma
         return t, scale
 
+    def _time_of(self, level, name: str) -> tuple[float, float]:
+        """`time_of_level` of a level given as one argument ``(a, b)``, errors naming it."""
+        if not isinstance(level, tuple | list) or len(level) != 2:
+            raise ValueError(
+                f"{name} must be a noise level (a, b) of x = a x0 + b eps, got {level!r:.40}"
+            )
+        try:
+            return self.time_of_level(*level)
+        except ValueError as error:
+            raise type(error)(f"{name}: {error}") from None
+
     # -- exact draws and densities ----------------------------------------------------------
 
     def sample(self, n: int, t=0.0, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` exact draws from $p_t$, shape ``(n, d)``."""
+        positive_int(n, "n")
+        t = scalar_time(t)
         x0 = self.data.sample(n, generator=generator)
-        if float(t) == 0.0 and self.level(0.0) == (1.0, 0.0):
+        if t == 0.0 and self.level(0.0) == (1.0, 0.0):
             return x0
-        xt, _ = self.path.sample(x0, float(t), generator=generator)
+        xt, _ = self.path.sample(x0, t, generator=generator)
         return xt
 
     def log_prob(self, x: torch.Tensor, t=0.0) -> torch.Tensor:
         """$\\log p_t(x)$, shape ``(B,)``."""
-        return self.marginal.log_prob(x, t)
+        x = self._points(x)
+        return self.marginal.log_prob(x, as_time(t, like=x))
 
     def prior_log_prob(self, t=1.0):
         """The exact $\\log p_t$ as a function of ``x`` alone (a prior for a likelihood)."""
-        return lambda x: self.marginal.log_prob(x, t)
+        t = scalar_time(t)
+        return lambda x: self.log_prob(x, t)
 
     def mean(self, t=0.0) -> torch.Tensor:
         """$\\mathbb E[x_t] = \\alpha_t\\,\\mathbb E[x_0]$."""
@@ -147,6 +184,8 @@ class Oracle:
         """The exact prediction of a perfect model in ``parameterization`` (one of
         ``"x0", "eps", "score", "velocity", "v"``) at ``(x, t)``."""
         m = self.marginal
+        x = self._points(x)
+        t = as_time(t, like=x)
         if parameterization == "x0":
             return m.denoise(x, t)
         if parameterization == "eps":
@@ -157,7 +196,7 @@ class Oracle:
             return m.velocity(x, t)
         if parameterization == "v":
             # from whichever posterior mean keeps the conversion away from its singular end
-            tt = torch.as_tensor(t, dtype=x.dtype)
+            tt = t
             alpha, sigma = self.path.alpha(tt), self.path.sigma(tt)
             source = "x0" if bool((sigma >= alpha).all()) else "eps"
             return self.path.convert(self.predict(x, t, source), x, t, source, "v")
@@ -178,6 +217,7 @@ class Oracle:
     def posterior_at_level(self, x: torch.Tensor, a: float, b: float):
         """``(x0_hat, eps_hat)`` $= (\\mathbb E[x_0 \\mid x], \\mathbb E[\\varepsilon \\mid x])$ for
         a state $x = a x_0 + b \\varepsilon$ (another library's coordinates)."""
+        x = self._points(x)
         t, scale = self.time_of_level(a, b)
         xt = x / scale
         return self.marginal.denoise(xt, t), self.marginal.eps(xt, t)
@@ -188,13 +228,16 @@ class Oracle:
         """The exact probability-flow map: the point at time ``t_to`` of the trajectory through
         ``x`` at ``t_from`` (closed form for Gaussian data; otherwise the exact velocity
         integrated by dopri5 at ``rtol``/``atol``, in float64)."""
-        t_from, t_to = float(t_from), float(t_to)
+        x = self._points(x)
+        t_from, t_to = scalar_time(t_from, "t_from"), scalar_time(t_to, "t_to")
         if t_from == t_to:
             return x.clone()
         if self._closed_form_flow:
             return self.marginal.flow_map(x, t_from, t_to)
         from torchdiffeq import odeint
 
+        # an adaptive step on a NaN state has no size: refuse it here, by name
+        check_finite(x, "x", "the start of the adaptive integration of a mixture's flow")
         dtype = x.dtype
         state = x.to(torch.float64)
 
@@ -212,8 +255,9 @@ class Oracle:
     def flow_map_between_levels(self, x, level_from, level_to) -> torch.Tensor:
         """`flow_map` in another library's coordinates: ``x`` is a state at noise level
         ``level_from = (a, b)``; returns the exact state at ``level_to``."""
-        t0, c0 = self.time_of_level(*level_from)
-        t1, c1 = self.time_of_level(*level_to)
+        x = self._points(x)
+        t0, c0 = self._time_of(level_from, "level_from")
+        t1, c1 = self._time_of(level_to, "level_to")
         return c1 * self.flow_map(x / c0, t0, t1)
 
 
@@ -227,6 +271,7 @@ def mixture_2d(path=None, dtype: torch.dtype = torch.float64) -> Oracle:
     from ..core.path import GaussianPath
     from ..core.schedules import CondOT
 
+    check_floating_dtype(dtype)
     data = GaussianMixture(
         torch.tensor([0.5, 0.3, 0.2], dtype=dtype),
         torch.tensor([[-1.0, 0.5], [1.5, 1.0], [0.5, -1.5]], dtype=dtype),
@@ -249,6 +294,7 @@ def gaussian_2d(path=None, dtype: torch.dtype = torch.float64) -> Oracle:
     from ..core.path import GaussianPath
     from ..core.schedules import CondOT
 
+    check_floating_dtype(dtype)
     data = Gaussian(
         torch.tensor([0.5, -1.0], dtype=dtype),
         torch.tensor([[0.6, 0.25], [0.25, 0.3]], dtype=dtype),

@@ -6,6 +6,8 @@ import dataclasses
 import json
 import math
 
+from ..core._validate import InputTypeError
+
 __all__ = ["Report", "ConformanceError"]
 
 
@@ -41,6 +43,11 @@ def _plain(value):
     return value
 
 
+def _strings(value, name: str) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputTypeError(f"{name} must be a list of strings, got {value!r:.60}")
+
+
 @dataclasses.dataclass
 class Report:
     """What a conformance check found.
@@ -65,6 +72,19 @@ class Report:
     failures: list[str] = dataclasses.field(default_factory=list)
     summary: dict = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self):
+        # a report is read by people and by CI: a malformed one would fail only when printed
+        for name in ("check", "subject"):
+            if not isinstance(getattr(self, name), str):
+                value = getattr(self, name)
+                raise InputTypeError(f"{name} must be a string, got {type(value).__name__} {value!r:.40}")
+        for name in ("columns", "failures", "notes"):
+            _strings(getattr(self, name), name)
+        if not isinstance(self.rows, list) or not all(isinstance(r, dict) for r in self.rows):
+            raise InputTypeError(f"rows must be a list of dicts (one per row), got {self.rows!r:.60}")
+        if not isinstance(self.summary, dict):
+            raise InputTypeError(f"summary must be a dict, got {type(self.summary).__name__}")
 
     @property
     def passed(self) -> bool:

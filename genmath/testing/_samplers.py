@@ -18,6 +18,9 @@ from collections.abc import Callable
 
 import torch
 
+from ..core._shapes import scalar_time
+from ..core._validate import check_callable, check_option, check_text, non_negative
+
 __all__ = ["SamplerUnderTest", "CountingModel", "as_sampler", "genmath_sampler"]
 
 Level = tuple[float, float]
@@ -33,7 +36,7 @@ class CountingModel:
     """
 
     def __init__(self, fn: Callable):
-        self.fn = fn
+        self.fn = check_callable(fn, "fn", "the model to count (a callable)")
         self.calls = 0
         self.repeated = 0
         self._previous = None
@@ -133,14 +136,14 @@ class _GenmathConvention(SamplerUnderTest):
     ``t_end``."""
 
     def __init__(self, fn, parameterization, t_start, t_end, stochastic, name):
-        if not callable(fn):
-            raise TypeError(f"the sampler must be callable, got {type(fn).__name__}")
-        self.fn = fn
-        self.parameterization = parameterization
-        self.t_start = t_start
-        self.t_end = t_end
+        from ..core.path import check_parameterization
+
+        self.fn = check_callable(fn, "fn", "the sampler, a function (model, x_start, steps)")
+        self.parameterization = check_parameterization(parameterization)
+        self.t_start = None if t_start is None else scalar_time(t_start, "t_start")
+        self.t_end = None if t_end is None else scalar_time(t_end, "t_end")
         self.stochastic = bool(stochastic)
-        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.name = check_text(name, "name") or getattr(fn, "__name__", type(fn).__name__)
         try:
             self._takes_generator = "generator" in inspect.signature(fn).parameters
         except (TypeError, ValueError):
@@ -183,11 +186,24 @@ def as_sampler(
     return _GenmathConvention(fn, parameterization, t_start, t_end, stochastic, name)
 
 
+_GRIDS = ("uniform", "karras", "log_snr", "snr_focused")  # sample_ode's named grids
+
+
 class _GenmathSampler(SamplerUnderTest):
     def __init__(self, method, parameterization, grid, noise, name):
+        from ..core.dynamics import ODE_METHODS, _torchdiffeq_solvers
+        from ..core.grids import check_grid
         from ..core.path import check_parameterization
 
         check_parameterization(parameterization)
+        check_option(method, (*ODE_METHODS, *_torchdiffeq_solvers()), "method")
+        if noise is not None:
+            noise = non_negative(noise, "noise")
+        if isinstance(grid, str):
+            check_option(grid, _GRIDS, "grid")
+        elif grid is not None:
+            grid = check_grid(grid)
+        check_text(name, "name")
         self.method = method
         self.parameterization = parameterization
         self.grid = grid

@@ -31,6 +31,8 @@ import math
 
 import torch
 
+from ..core._validate import check_float_tensor
+
 __all__ = ["MIN_TAIL_SAMPLES", "DEFAULT_MAX_TAIL_SHAPE", "tail_shape"]
 
 MIN_TAIL_SAMPLES = 300
@@ -71,6 +73,9 @@ def tail_shape(samples: torch.Tensor) -> torch.Tensor | None:
     ``samples`` (``(n, ...)``; returns shape ``samples.shape[1:]``), or ``None`` when
     ``n < MIN_TAIL_SAMPLES``. $\\hat\\xi \\ge 1/2$ suggests an infinite variance, $\\hat\\xi > 0.7$ a
     sample on which a normal approximation of the mean cannot be trusted (see the module)."""
+    samples = check_float_tensor(samples, "samples")
+    if samples.ndim == 0:
+        raise ValueError("samples must have shape (n, ...), one draw per row; got a 0-d tensor")
     n = samples.shape[0]
     if n < MIN_TAIL_SAMPLES:
         return None

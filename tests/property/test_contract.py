@@ -22,6 +22,7 @@ import api_cases_core  # noqa: F401  (registers cases)
 import api_cases_flows  # noqa: F401
 import api_cases_models  # noqa: F401
 import api_cases_paths  # noqa: F401
+import api_cases_testing  # noqa: F401
 import pytest
 import torch
 from contract import (
@@ -38,68 +39,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 ALLOWED = ("clear", "ok")
-
-# genmath.testing's helpers that landed on main (issue 19) after the sweep was written: no case
-# drives them yet. Listed by name so that any *other* public callable without a case fails.
-NOT_YET_DRIVEN = {
-    # flow-map adapters (issue 16) that landed on main at the last merge: they return closures
-    "genmath.average_velocity_from_map",
-    "genmath.consistency_function_from_map",
-    "genmath.map_from_average_velocity",
-    "genmath.testing.ConformanceError",
-    "genmath.testing.CountingModel",
-    "genmath.testing.HeavyTailError",
-    "genmath.testing.InsufficientPowerError",
-    "genmath.testing.MeanComparison",
-    "genmath.testing.MeanComparison.as_dict",
-    "genmath.testing.MeanComparison.message",
-    "genmath.testing.MeanComparison.raise_if_failed",
-    "genmath.testing.MeanComparison.required_samples",
-    "genmath.testing.MeanComparison.worst",
-    "genmath.testing.Oracle",
-    "genmath.testing.Oracle.cov",
-    "genmath.testing.Oracle.flow_map",
-    "genmath.testing.Oracle.flow_map_between_levels",
-    "genmath.testing.Oracle.level",
-    "genmath.testing.Oracle.log_prob",
-    "genmath.testing.Oracle.mean",
-    "genmath.testing.Oracle.model",
-    "genmath.testing.Oracle.posterior_at_level",
-    "genmath.testing.Oracle.predict",
-    "genmath.testing.Oracle.prior_log_prob",
-    "genmath.testing.Oracle.sample",
-    "genmath.testing.Oracle.time_of_level",
-    "genmath.testing.Report",
-    "genmath.testing.Report.as_dict",
-    "genmath.testing.Report.raise_if_failed",
-    "genmath.testing.Report.table",
-    "genmath.testing.Report.to_json",
-    "genmath.testing.SamplerUnderTest",
-    "genmath.testing.SamplerUnderTest.levels",
-    "genmath.testing.SamplerUnderTest.run",
-    "genmath.testing.StatisticalTestError",
-    "genmath.testing.as_sampler",
-    "genmath.testing.assert_means_match",
-    "genmath.testing.check_distribution",
-    "genmath.testing.check_field",
-    "genmath.testing.check_likelihood",
-    "genmath.testing.check_sampler",
-    "genmath.testing.check_stochastic_sampler",
-    "genmath.testing.compare_mean",
-    "genmath.testing.compare_means",
-    "genmath.testing.diffusers_sampler",
-    "genmath.testing.flow_matching_likelihood",
-    "genmath.testing.flow_matching_sampler",
-    "genmath.testing.flow_parts",
-    "genmath.testing.gaussian_2d",
-    "genmath.testing.genmath_sampler",
-    "genmath.testing.k_diffusion_sampler",
-    "genmath.testing.load_k_diffusion_sampling",
-    "genmath.testing.mixture_2d",
-    "genmath.testing.tail_shape",
-    "genmath.testing.torchdiffeq_sampler",
-}
-
 
 # deterministic (CI cannot flake) and small: the default-size pass below is exhaustive
 PROPERTY = settings(
@@ -142,7 +81,7 @@ def _failures(case, spec: Spec) -> list[str]:
 
 
 def test_every_public_callable_has_a_case():
-    missing = public_callables() - covered_names([c.name for c in CASES]) - NOT_YET_DRIVEN
+    missing = public_callables() - covered_names([c.name for c in CASES])
     assert not missing, f"public callables the contract does not drive: {sorted(missing)}"
 
 
