@@ -19,16 +19,15 @@ D-flow-lu-logdet, D-flow-sigmoid-logdet).
 from ._autoregressive import AffineCoupling, MaskedAutoregressive
 from ._bijections import (
     ActNorm,
-    Affine,
     Bijection,
     Compose,
     ElementwiseAffine,
     Inverse,
     Logit,
-    Planar,
     Sigmoid,
 )
 from ._flow import BijectionTransform, Flow, TransformBijection, as_transform, from_transform
+from ._matrix_bijections import Affine, Planar
 
 __all__ = [
     "Bijection",

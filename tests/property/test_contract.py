@@ -19,10 +19,16 @@ from __future__ import annotations
 import warnings
 
 import api_cases_core  # noqa: F401  (registers cases)
+import api_cases_core_estimators  # noqa: F401
 import api_cases_flows  # noqa: F401
 import api_cases_models  # noqa: F401
+import api_cases_models_adversarial  # noqa: F401
+import api_cases_models_flows  # noqa: F401
 import api_cases_paths  # noqa: F401
+import api_cases_paths_discrete  # noqa: F401
+import api_cases_paths_flows  # noqa: F401
 import api_cases_testing  # noqa: F401
+import api_cases_testing_checks  # noqa: F401
 import pytest
 import torch
 from contract import (
