@@ -23,6 +23,7 @@ from contract import (
     Unit,
     Values,
     case,
+    seed_cpu,
 )
 from torch import distributions as D
 
@@ -37,7 +38,7 @@ def _params(spec: Spec, module):
 
 def _bijections(spec: Spec) -> dict:
     d = spec.dim if spec.dim >= 2 else 2
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     w = spec.randn(d, d, salt=21) + 2 * torch.eye(d, dtype=spec.dtype)
     return {
         "Affine": (genmath.Affine.from_matrix(w, spec.randn(d, salt=22)), d),
@@ -473,7 +474,7 @@ def _(spec):
 
 
 def _mlp(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     return VelocityMLP(spec.dim, 8).to(spec.dtype)
 
 

@@ -19,6 +19,7 @@ from contract import (
     Tokens,
     Unit,
     case,
+    seed_cpu,
 )
 from torch import nn
 
@@ -34,7 +35,7 @@ def _seeded(spec, module):
 
 
 def _vae(spec, cls=vae.VAE, **kw):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     encoder = vae.GaussianEncoder(spec.dim, 2, hidden=(8,))
     decoder = vae.GaussianDecoder(2, (spec.dim,), hidden=(8,), std=0.5)
     return _seeded(spec, cls(encoder, decoder, **kw))
@@ -136,7 +137,7 @@ def _(spec):
 
 @case("genmath.families.vae.GaussianEncoder.forward")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     enc = _seeded(spec, vae.GaussianEncoder(spec.dim, 2, hidden=(8,)))
     return Call(enc.forward, dict(x=Data(x_of(spec), fixed=True, mix=True, ints_ok=True)))
 
@@ -144,7 +145,7 @@ def _(spec):
 for _cls in ("GaussianDecoder", "BernoulliDecoder", "CategoricalDecoder"):
 
     def _decoder(spec, cls=_cls):
-        torch.manual_seed(spec.seed)
+        seed_cpu(spec.seed)
         extra = dict(categories=4) if cls == "CategoricalDecoder" else {}
         dec = _seeded(spec, getattr(vae, cls)(2, (3,), hidden=(8,), **extra))
         return Call(
@@ -284,7 +285,7 @@ def _(spec):
 
 @case("genmath.families.tokenizer.VQVAE.forward")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     model = tokenizer.VQVAE(
         nn.Linear(spec.dim, 2),
         tokenizer.VectorQuantizer(4, 2, generator=spec.generator(3)),
@@ -311,14 +312,14 @@ def _(spec):
 
 @case("genmath.families.autoregressive.MADE.log_prob")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     made = _seeded(spec, ar.MADE(spec.dim, (8,)))
     return Call(made.log_prob, dict(x=Data(x_of(spec), fixed=True, mix=True)))
 
 
 @case("genmath.families.autoregressive.MADE.log_prob[categorical]")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     made = _seeded(spec, ar.MADE(3, (8,), conditional="categorical", categories=4))
     x = torch.randint(0, 4, (spec.batch, 3), generator=spec.generator(6))
     return Call(made.log_prob, dict(x=Tokens(x, 4)))
@@ -326,7 +327,7 @@ def _(spec):
 
 @case("genmath.families.autoregressive.MADE.sample")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     made = _seeded(spec, ar.MADE(spec.dim, (8,)))
     return Call(made.sample, dict(n=Count(3), generator=Gen(spec.generator(3))))
 
@@ -388,7 +389,7 @@ def _(spec):
 
 @case("genmath.families.autoregressive.PixelCNN.log_prob")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     model = _seeded(spec, ar.PixelCNN(1, 4, 4, 1, 3))
     x = torch.randint(0, 4, (spec.batch, 1, 3, 3), generator=spec.generator(6))
     return Call(model.log_prob, dict(x=Tokens(x, 4)))
@@ -396,7 +397,7 @@ def _(spec):
 
 @case("genmath.families.autoregressive.PixelCNN.sample")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     model = _seeded(spec, ar.PixelCNN(1, 4, 4, 1, 3))
     return Call(
         model.sample, dict(n=Count(2), size=Plain((2, 2)), generator=Gen(spec.generator(3)))
@@ -426,7 +427,7 @@ def _(spec):
 
 
 def _pixelcnn(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     return _seeded(spec, ar.PixelCNN(1, 4, 4, 1, 3, num_classes=2))
 
 
@@ -464,7 +465,7 @@ def _(spec):
 
 @case("genmath.families.vae.GaussianEncoder.mean_and_std")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     enc = _seeded(spec, vae.GaussianEncoder(spec.dim, 2, hidden=(8,)))
     return Call(enc.mean_and_std, dict(x=Data(x_of(spec), fixed=True, mix=True, ints_ok=True)))
 

@@ -17,6 +17,7 @@ from contract import (
     Plain,
     Scale,
     case,
+    seed_cpu,
 )
 from torch import nn
 
@@ -81,7 +82,7 @@ def _(spec):
 
 
 def _critic(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     return _seeded(spec, gan.MLP(spec.dim, None, hidden=8, depth=2))
 
 
@@ -131,7 +132,7 @@ def _(spec):
 
 @case("genmath.families.gan.train_gan")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     g_net = _seeded(spec, gan.MLP(2, spec.dim, hidden=8, depth=2))
     d_net = _critic(spec)
     return Call(
@@ -155,7 +156,7 @@ def _(spec):
 
 
 def _energy_model(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     return ebm.EnergyModel(_seeded(spec, ebm.GaussianEnergy(spec.dim)))
 
 

@@ -18,6 +18,7 @@ from contract import (
     Scale,
     Unit,
     case,
+    seed_cpu,
 )
 
 from genmath.families import cnf, flows, residual
@@ -39,7 +40,7 @@ _FLOWS = {
 for _name, _make in _FLOWS.items():
 
     def _log_prob(spec, make=_make):
-        torch.manual_seed(spec.seed)
+        seed_cpu(spec.seed)
         d = max(spec.dim, 2)
         model = _seeded(spec, make(d))
         return Call(
@@ -47,7 +48,7 @@ for _name, _make in _FLOWS.items():
         )
 
     def _sample(spec, make=_make):
-        torch.manual_seed(spec.seed)
+        seed_cpu(spec.seed)
         model = _seeded(spec, make(max(spec.dim, 2)))
         return Call(model.sample_and_log_prob, dict(n=Count(3), generator=Gen(spec.generator(3))))
 
@@ -103,7 +104,7 @@ def _(spec):
 
 
 def _glow(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     return _seeded(spec, flows.Glow((2, 2, 2), 1, 4, generator=spec.generator(3)))
 
 
@@ -153,14 +154,14 @@ def _(spec):
 
 @case("genmath.families.flows.ChannelCoupling.forward")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     layer = flows.ChannelCoupling(2, 4).to(spec.dtype)
     return Call(layer.forward, dict(x=Data(spec.randn(spec.batch, 2, 2, 2, salt=1), mix=True)))
 
 
 @case("genmath.families.flows.RationalQuadraticCoupling.inverse")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     layer = flows.RationalQuadraticCoupling(3, bins=4, hidden=(8,)).to(spec.dtype)
     return Call(
         layer.inverse, dict(y=Data(spec.randn(spec.batch, 3, salt=1), fixed=True, mix=True))
@@ -209,7 +210,7 @@ def _(spec):
 
 @case("genmath.families.residual.InvertibleResidualBlock.forward_with_generator")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     block = residual.InvertibleResidualBlock(spec.dim, (8,), logdet="roulette").to(spec.dtype)
     return Call(
         block.forward_with_generator,
@@ -219,7 +220,7 @@ def _(spec):
 
 @case("genmath.families.residual.InvertibleResidualBlock.inverse")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     block = residual.InvertibleResidualBlock(spec.dim, (8,), generator=spec.generator(3)).to(
         spec.dtype
     )
@@ -230,7 +231,7 @@ def _(spec):
 
 
 def _cnf(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     return _seeded(spec, cnf.CNF(spec.dim, hidden=8))
 
 
@@ -315,7 +316,7 @@ def _(spec):
 
 
 def _flow_model(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     d = max(spec.dim, 2)
     layer = flows.RealNVP(d, 1, (8,), context_features=1).transform
     return _seeded(spec, flows.FlowModel(layer, d)), d
@@ -378,7 +379,7 @@ def _(spec):
     return Call(flows.InvertibleConv1x1(2, generator=spec.generator(3)).weight, {})
 
 def _block(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     return residual.InvertibleResidualBlock(spec.dim, (8,), generator=spec.generator(3)).to(
         spec.dtype
     )
@@ -405,7 +406,7 @@ def _(spec):
 
 
 def _spectral(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     return residual.SpectralNormLinear(spec.dim, 3, 0.9).to(spec.dtype)
 
 

@@ -22,6 +22,7 @@ from contract import (
     Tokens,
     Unit,
     case,
+    seed_cpu,
 )
 
 from genmath.families import diffusion
@@ -77,7 +78,7 @@ def _(spec):
 
 
 def _ddpm(spec, **kw):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     schedule = diffusion.DiscreteSchedule.from_path(VP_PATH, 10)
     return diffusion.DDPM(lambda x, t: 0.3 * x * t.reshape(-1, 1), schedule, **kw)
 

@@ -18,6 +18,7 @@ from contract import (
     Time,
     Tokens,
     case,
+    seed_cpu,
 )
 
 import genmath
@@ -33,7 +34,7 @@ _UNIFORM = genmath.UniformPath(K)
 
 
 def _token_mlp(spec, path, length=3):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     return dd.TokenMLP(length, path.num_states, K, hidden=8, mask_id=path.mask_id).to(spec.dtype)
 
 
@@ -237,7 +238,7 @@ def _(spec):
 
 @case("genmath.families.denoisers.TimeEmbedding.forward")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     embed = denoisers.TimeEmbedding(8, 8).to(spec.dtype)
     return Call(embed.forward, dict(t=Data(t_of(spec), event=False, mix=True, ints_ok=True)))
 
@@ -258,7 +259,7 @@ def _(spec):
 
 @case("genmath.families.denoisers.MLPDenoiser.forward")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     net = denoisers.MLPDenoiser(spec.dim, 8, 1, classes=3).to(spec.dtype)
     return Call(
         net.forward,
@@ -272,7 +273,7 @@ def _(spec):
 
 @case("genmath.families.denoisers.UNet8.forward")
 def _(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     net = denoisers.UNet8(1, 8).to(spec.dtype)
     return Call(
         net.forward,

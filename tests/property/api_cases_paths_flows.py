@@ -21,6 +21,7 @@ from contract import (
     Unit,
     Values,
     case,
+    seed_cpu,
 )
 
 import genmath
@@ -149,7 +150,7 @@ def _(spec):
 
 
 def _flow_matching(spec, parameterization="velocity", path=None):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     net = genmath.nn.VelocityMLP(spec.dim, 8).to(spec.dtype)
     return fm.FlowMatching(net, path, parameterization)
 
@@ -208,7 +209,7 @@ def _(spec):
 
 
 def _consistency(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     net = genmath.nn.VelocityMLP(spec.dim, 8).to(spec.dtype)
     return consistency.ConsistencyModel(net, PATHS["VE"])
 
@@ -331,7 +332,7 @@ def _(spec):
 
 
 def _average(spec):
-    torch.manual_seed(spec.seed)
+    seed_cpu(spec.seed)
     return meanflow.AverageVelocityMLP(spec.dim, 8, 2).to(spec.dtype)
 
 

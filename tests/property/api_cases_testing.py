@@ -5,6 +5,7 @@ tagged with its kind (see `contract.py`). The conformance checks and the adapter
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -66,8 +67,14 @@ NOT_CALLABLE = ("not callable", 3)
 KWARGS_BAD = (("a string", "bogus"), ("a list", [1, 2]))
 
 
+@functools.cache
+def _oracle_of(dtype: torch.dtype):
+    return testing.gaussian_2d(dtype=dtype)
+
+
 def _oracle(spec: Spec):
-    return testing.gaussian_2d(dtype=spec.dtype)
+    # an oracle holds no state a call could change: one per dtype serves every trial
+    return _oracle_of(spec.dtype)
 
 
 def _points(spec: Spec, salt: int = 1):
