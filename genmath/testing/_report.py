@@ -43,9 +43,10 @@ def _plain(value):
     return value
 
 
-def _strings(value, name: str) -> None:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+def _strings(value, name: str) -> list[str]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise InputTypeError(f"{name} must be a list of strings, got {value!r:.60}")
+    return value if isinstance(value, list) else list(value)  # the caller's list, not a copy
 
 
 @dataclasses.dataclass
@@ -80,9 +81,11 @@ class Report:
                 value = getattr(self, name)
                 raise InputTypeError(f"{name} must be a string, got {type(value).__name__} {value!r:.40}")
         for name in ("columns", "failures", "notes"):
-            _strings(getattr(self, name), name)
-        if not isinstance(self.rows, list) or not all(isinstance(r, dict) for r in self.rows):
+            setattr(self, name, _strings(getattr(self, name), name))
+        if not isinstance(self.rows, list | tuple) or not all(isinstance(r, dict) for r in self.rows):
             raise InputTypeError(f"rows must be a list of dicts (one per row), got {self.rows!r:.60}")
+        if isinstance(self.rows, tuple):
+            self.rows = list(self.rows)
         if not isinstance(self.summary, dict):
             raise InputTypeError(f"summary must be a dict, got {type(self.summary).__name__}")
 

@@ -242,3 +242,11 @@ def test_the_consistency_function_names_its_own_time():
     x = torch.zeros(3, 2, dtype=torch.float64)
     # said 's must be finite': the closure's time is called t
     _raises(r"\bt must be finite", f, x, math.nan)
+
+
+def test_a_report_accepts_tuples_and_keeps_the_callers_lists():
+    failures = []
+    report = testing.Report("c", "s", ("t",), ({"t": 0.5},), failures)
+    assert report.columns == ["t"] and report.rows == [{"t": 0.5}] and report.passed
+    assert report.failures is failures  # a check may add to its list after building the report
+    assert "0.5" in report.table()
