@@ -47,6 +47,7 @@ __all__ = [
     "check_floating_dtype",
     "check_kwargs",
     "check_text",
+    "check_flag",
 ]
 
 
@@ -288,3 +289,11 @@ def check_text(value, name: str, *, optional: bool = True) -> str | None:
     if (value is None and optional) or isinstance(value, str):
         return value
     raise InputTypeError(f"{name} must be a string, got {type(value).__name__} {value!r:.40}")
+
+
+def check_flag(value, name: str, *, optional: bool = False) -> bool | None:
+    """``value`` if it is a bool (or ``None`` when ``optional``: "decide for me"). A string
+    such as ``"no"`` is truthy: taken as a flag it would switch the option on."""
+    if (value is None and optional) or isinstance(value, bool):
+        return value
+    raise InputTypeError(f"{name} must be True or False, got {type(value).__name__} {value!r:.40}")

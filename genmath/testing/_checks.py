@@ -16,6 +16,7 @@ from ..core._shapes import scalar_time
 from ..core._validate import (
     InputTypeError,
     check_callable,
+    check_flag,
     check_generator,
     check_int,
     in_unit_interval,
@@ -58,7 +59,8 @@ def _positive_int(value, name: str, minimum: int = 1) -> int:
     return check_int(value, name, minimum)
 
 
-def _check_common(failure_prob=None, generator=None) -> None:
+def _check_common(failure_prob=None, generator=None, strict=False) -> None:
+    check_flag(strict, "strict")
     if failure_prob is not None:
         in_unit_interval(failure_prob, "failure_prob", open_low=True, open_high=True)
     check_generator(generator)
@@ -148,7 +150,7 @@ def check_sampler(
     order_tolerance = non_negative(order_tolerance, "order_tolerance")
     if atol is not None:
         atol = positive(atol, "atol")
-    _check_common(generator=generator)
+    _check_common(generator=generator, strict=strict)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     rows, failures, notes = [], [], []
     floor = 100 * max(oracle.rtol, oracle.atol)
@@ -293,7 +295,7 @@ def check_stochastic_sampler(
     n = _positive_int(n, "n", minimum=2)  # a sample variance needs two draws
     precision = positive(precision, "precision")
     log_density_precision = positive(log_density_precision, "log_density_precision")
-    _check_common(failure_prob, generator)
+    _check_common(failure_prob, generator, strict)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     per_row = failure_prob / len(steps)
     rows, failures, notes = [], [], []
@@ -399,7 +401,8 @@ def check_likelihood(
     atol = positive(atol, "atol")
     repeats = _positive_int(repeats, "repeats", minimum=2)  # a standard error needs two
     precision = positive(precision, "precision")
-    _check_common(failure_prob, generator)
+    check_flag(stochastic, "stochastic")
+    _check_common(failure_prob, generator, strict)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     x = oracle.sample(n, t_data, generator=generator)
     exact = oracle.log_prob(x, t_data)
@@ -509,7 +512,7 @@ def check_field(
     check_callable(model, "model", "a function (x, t) -> prediction")
     n = _positive_int(n, "n")
     rtol = positive(rtol, "rtol")
-    _check_common(generator=generator)
+    _check_common(generator=generator, strict=strict)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     lo, hi = oracle.safe_interval
     if times is None:

@@ -26,7 +26,7 @@ import inspect
 
 import torch
 
-from ..core._validate import InputTypeError, check_kwargs, check_text
+from ..core._validate import InputTypeError, check_flag, check_kwargs, check_text
 from ._requirements import require
 from ._samplers import CountingModel, SamplerUnderTest
 
@@ -71,6 +71,7 @@ class _DiffusersSampler(SamplerUnderTest):
         known = ("epsilon", "sample", "v_prediction", "flow_prediction")
         if self.prediction not in known:
             raise ValueError(f"prediction_type {self.prediction!r} is not one of {known}")
+        check_flag(stochastic, "stochastic", optional=True)
         if stochastic is None:
             algorithm = str(scheduler.config.get("algorithm_type", ""))
             stochastic = any(c in type(scheduler).__name__ for c in _STOCHASTIC_CLASSES) or (

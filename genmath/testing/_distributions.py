@@ -22,6 +22,7 @@ import torch
 
 from ..core._validate import (
     InputTypeError,
+    check_flag,
     check_generator,
     check_int,
     in_unit_interval,
@@ -150,6 +151,7 @@ def check_distribution(
     precision = positive(precision, "precision")
     in_unit_interval(failure_prob, "failure_prob", open_low=True, open_high=True)
     check_generator(generator)
+    check_flag(strict, "strict")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     name = type(distribution).__name__
     if len(distribution.event_shape) != 1:

@@ -28,6 +28,7 @@ import torch
 from ..core._validate import (
     InputTypeError,
     check_callable,
+    check_flag,
     check_kwargs,
     check_option,
     check_text,
@@ -137,7 +138,8 @@ class _KDiffusionSampler(SamplerUnderTest):
         parameters = inspect.signature(sampler).parameters
         self._noise_sampler = "noise_sampler" in parameters
         label = sampler.__name__
-        self.stochastic = ("ancestral" in label or "sde" in label) if stochastic is None else bool(stochastic)
+        check_flag(stochastic, "stochastic", optional=True)
+        self.stochastic = ("ancestral" in label or "sde" in label) if stochastic is None else stochastic
         self.kwargs = check_kwargs(kwargs, "sampler_kwargs")
         self.name = check_text(name, "name") or f"k-diffusion {label}"
 
@@ -282,6 +284,7 @@ def flow_matching_likelihood(
     Hutchinson estimator (stochastic: check with ``stochastic=True``)."""
     steps = positive_int(steps, "steps")
     method = _ode_method(method)
+    check_flag(exact_divergence, "exact_divergence")
     solver_class = _solver(solver)
     scheduler = _flow_scheduler(path)
 

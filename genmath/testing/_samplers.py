@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 
 from ..core._shapes import scalar_time
-from ..core._validate import check_callable, check_option, check_text, non_negative
+from ..core._validate import check_callable, check_flag, check_option, check_text, non_negative
 
 __all__ = ["SamplerUnderTest", "CountingModel", "as_sampler", "genmath_sampler"]
 
@@ -142,7 +142,7 @@ class _GenmathConvention(SamplerUnderTest):
         self.parameterization = check_parameterization(parameterization)
         self.t_start = None if t_start is None else scalar_time(t_start, "t_start")
         self.t_end = None if t_end is None else scalar_time(t_end, "t_end")
-        self.stochastic = bool(stochastic)
+        self.stochastic = check_flag(stochastic, "stochastic")
         self.name = check_text(name, "name") or getattr(fn, "__name__", type(fn).__name__)
         try:
             self._takes_generator = "generator" in inspect.signature(fn).parameters

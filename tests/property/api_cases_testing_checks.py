@@ -19,6 +19,7 @@ from contract import (
     Call,
     Count,
     Data,
+    Flag,
     Gen,
     Option,
     Plain,
@@ -50,6 +51,7 @@ def _(spec):
             parameterization=Option("velocity"),
             t_start=Time(0.9),
             t_end=Time(0.1),
+            stochastic=Flag(False),
             name=Bad("mine", ("a number", 3)),
         ),
     )
@@ -103,6 +105,7 @@ def _(spec):
             order_tolerance=Scale(0.25, zero_ok=True),
             atol=Scale(10.0),
             generator=Gen(spec.generator(3)),
+            strict=Flag(False),
         ),
     )
 
@@ -120,6 +123,7 @@ def _(spec):
             log_density_precision=Scale(3.0),
             failure_prob=Unit(1e-6, open=True),
             generator=Gen(spec.generator(3)),
+            strict=Flag(False),
         ),
     )
 
@@ -143,6 +147,8 @@ def _(spec):
             precision=Scale(0.05),
             failure_prob=Unit(1e-6, open=True),
             generator=Gen(spec.generator(3)),
+            stochastic=Flag(False),
+            strict=Flag(False),
         ),
     )
 
@@ -187,6 +193,7 @@ def _(spec):
             n=Count(spec.batch),
             rtol=Scale(1e-5),
             generator=Gen(spec.generator(3)),
+            strict=Flag(False),
         ),
     )
 
@@ -218,6 +225,7 @@ def _(spec):
             precision=Scale(3.0),
             failure_prob=Unit(1e-6, open=True),
             generator=Gen(spec.generator(3)),
+            strict=Flag(False),
         ),
     )
 
@@ -270,6 +278,7 @@ def _(spec):
                 ("a string", "bogus"),
                 ("a number", 3.0),
             ),
+            stochastic=Flag(None, optional=True),
             step_kwargs=Bad({}, *KWARGS_BAD),
             name=Bad("mine", ("a number", 3)),
         ),
@@ -297,6 +306,7 @@ def _(spec):
             sigma_min=Scale(0.002),
             sigma_max=Scale(80.0),
             rho=Scale(7.0),
+            stochastic=Flag(None, optional=True),
             sampler_kwargs=Bad({}, *KWARGS_BAD),
             name=Bad("mine", ("a number", 3)),
         ),
@@ -352,6 +362,7 @@ def _(spec):
         dict(
             steps=Count(4),
             method=Option("midpoint"),
+            exact_divergence=Flag(True),
             path=Bad(None, ("a string", "bogus")),
             solver=Bad(None, ("a string", "bogus")),
         ),

@@ -51,6 +51,7 @@ from kinds import (  # noqa: F401  (re-exported: the case files import the kinds
     SAME_DTYPE,
     Count,
     Data,
+    Flag,
     Gen,
     Kind,
     Lam,

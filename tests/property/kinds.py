@@ -335,6 +335,17 @@ class Gen(Kind):
         return [Mutation("an int", 42, REJECT), Mutation("a string", "seed", REJECT)]
 
 
+class Flag(Kind):
+    """A bool switch (``optional``: ``None`` means "decide for me")."""
+
+    def __init__(self, value, *, optional=False):
+        super().__init__(value)
+        self.optional = optional
+
+    def mutations(self, spec):
+        return [Mutation("a string", "no", REJECT), Mutation("an int", 1, REJECT)]
+
+
 class PathKind(Kind):
     """A `GaussianPath` (``schedule``: a `Schedule`)."""
 

@@ -250,3 +250,15 @@ def test_a_report_accepts_tuples_and_keeps_the_callers_lists():
     assert report.columns == ["t"] and report.rows == [{"t": 0.5}] and report.passed
     assert report.failures is failures  # a check may add to its list after building the report
     assert "0.5" in report.table()
+
+
+def test_flags_must_be_bools(oracle):
+    # strict="no" is truthy: it switched strict mode on and raised ConformanceError
+    sampler = testing.genmath_sampler("euler", noise=1.0)
+    _raises("strict", testing.check_stochastic_sampler, sampler, oracle, steps=(2,), n=8,
+            strict="no")
+    _raises("stochastic", testing.check_likelihood, lambda x, o: o.log_prob(x), oracle, n=4,
+            stochastic="yes")
+    _raises("stochastic", testing.as_sampler, lambda m, x, s: x, stochastic=1)
+    _raises("exact_divergence", testing.flow_matching_likelihood, 4, exact_divergence="no")
+    _raises("stochastic", testing.k_diffusion_sampler, "euler", stochastic="no")
