@@ -389,7 +389,7 @@ register(
 def _bridge_by_code(points):
     import torch
 
-    from ..families.schrodinger_bridge import brownian_bridge, bridge_matching_loss
+    from ..families.schrodinger_bridge import bridge_matching_loss, brownian_bridge
 
     a0, a1, noise = points[x0][:, None], points[x1][:, None], points[xi][:, None]
     tt, ss = points[t], points[sg]

@@ -44,7 +44,14 @@ from collections.abc import Callable
 import torch
 
 from .._implements import implements
-from ..core._shapes import as_time, check_batch, check_like, check_reduction, expand_time, reduce_batch
+from ..core._shapes import (
+    as_time,
+    check_batch,
+    check_like,
+    check_reduction,
+    expand_time,
+    reduce_batch,
+)
 from ..core._validate import InputTypeError, check_generator, non_negative
 from ..core.path import GaussianPath, check_gaussian_path, check_parameterization
 
@@ -64,7 +71,7 @@ def _check_weighting(weighting, allowed: tuple[str, ...] = ()) -> None:
         return
     if isinstance(weighting, str):
         raise ValueError(
-            f"weighting must be None, a number >= 0, a callable of t"
+            "weighting must be None, a number >= 0, a callable of t"
             + (f" or one of {allowed}" if allowed else "")
             + f", got {weighting!r}"
         )

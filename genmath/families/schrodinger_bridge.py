@@ -35,7 +35,14 @@ import torch
 from .._implements import implements, plumbing
 from ..analytic import Gaussian
 from ..analytic._gaussian import _validated_covariances
-from ..core._shapes import as_time, check_batch, check_like, check_reduction, expand_time, reduce_batch
+from ..core._shapes import (
+    as_time,
+    check_batch,
+    check_like,
+    check_reduction,
+    expand_time,
+    reduce_batch,
+)
 from ..core._solvers import CountedField, integrate_fixed
 from ..core._validate import (
     InputTypeError,
