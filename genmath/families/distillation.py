@@ -226,7 +226,9 @@ def dmd_loss(
     $w_t = \frac{\sigma_t^2}{\alpha_t^2}\frac{D}{\|x - \hat x_\mathrm{real}\|_1}$ ($D$ the
     event size), which makes the direction the difference of the two denoisers over their mean
     absolute error, $(\hat x_\mathrm{fake} - \hat x_\mathrm{real})\,D/\|x - \hat
-    x_\mathrm{real}\|_1$ (D-dmd-weighting); a callable or a number is a plain $w(t)$.
+    x_\mathrm{real}\|_1$ (D-dmd-weighting); a callable or a number is a plain $w(t)$. The
+    normalized weight is undefined where the real denoiser reproduces $x$ exactly (an exact
+    denoiser at $t = 0$): the default times stay in `DISTILLATION_TIMES`.
 
     Arguments are those of `vsd_loss`; ``parameterization`` defaults to ``"x0"`` (denoisers),
     the form DMD's models are written in.
