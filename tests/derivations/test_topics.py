@@ -53,6 +53,7 @@ TOPICS = [
     "instantaneous_change_of_variables",
     "likelihood",
     "multistep_solvers",
+    "noise_unconditional",
     "optimal_discriminator",
     "parameterizations",
     "posterior",

@@ -86,3 +86,44 @@ def _(spec):
         ),
         aliases={"noise": ("x",)},  # the network names its own input x
     )
+
+
+# --------------------------------------------------------------------------- Sun et al.'s target
+
+
+def _mixture_marginal(spec):
+    d = spec.dim
+    covs = torch.stack([torch.eye(d, dtype=spec.dtype) * s for s in (0.5, 1.5)])
+    data = genmath.analytic.GaussianMixture(
+        torch.tensor([0.3, 0.7], dtype=spec.dtype), spec.randn(2, d, salt=33), covs
+    )
+    return data.marginal(PATHS["VE"])
+
+
+@case("genmath.analytic.noise_unconditional_target")
+def _(spec):
+    return Call(
+        genmath.analytic.noise_unconditional_target,
+        dict(
+            marginal=_mixture_marginal(spec),
+            x=Data(x_of(spec), fixed=True, mix=True),
+            target=Option("velocity"),
+            loss_weight=lambda t: 1 + t,
+            panels=Count(4),
+            order=Count(4),
+        ),
+    )
+
+
+@case("genmath.analytic.time_posterior")
+def _(spec):
+    return Call(
+        genmath.analytic.time_posterior,
+        dict(
+            marginal=_mixture_marginal(spec),
+            x=Data(x_of(spec), fixed=True, mix=True),
+            interval=Plain((0.1, 0.9)),
+            panels=Count(4),
+            order=Count(4),
+        ),
+    )
