@@ -367,6 +367,12 @@ def consistency_distillation_loss(
     x_hi, _ = interpolate(x0, _noise(noise, x0, generator), t_hi, path)
     if callable(solver):
         x_lo = solver(x_hi, t_hi, t_lo)
+        if not isinstance(x_lo, torch.Tensor) or x_lo.shape != x_hi.shape:
+            got = tuple(x_lo.shape) if isinstance(x_lo, torch.Tensor) else type(x_lo).__name__
+            raise ValueError(
+                f"solver(x, s, t) must return the map's value, shaped like x "
+                f"{tuple(x_hi.shape)}; got {got}"
+            )
     elif solver in ("euler", "heun"):
         velocity = reparameterize(teacher, path, teacher_parameterization, "velocity")
         with torch.no_grad():

@@ -40,7 +40,7 @@ class _ExactNetwork(torch.nn.Module):
         )
         at_boundary = c_out == 0
         c_out = torch.where(at_boundary, torch.ones_like(c_out), c_out)
-        end = self.marginal.flow_map(x, t, model.t_min)
+        end = consistency_function_from_map(self.marginal.flow_map, model.t_min)(x, t)
         return (end - c_skip[:, None] * x) / c_out[:, None]
 
 
@@ -483,3 +483,8 @@ def test_consistency_function_of_the_exact_flow_map_has_zero_distillation_loss(g
         return marginal.flow_map(x, s, t) + 0.05 * (s - t)[:, None] * x
 
     assert float(loss(perturbed).mean()) > 1e-6  # 18 orders above the exact map's
+    with pytest.raises(ValueError, match="solver"):
+        cm.consistency_distillation_loss(
+            marginal.denoise, marginal.denoise, x0, path, None,
+            solver=lambda x, s, t: x[:, :1],
+        )
