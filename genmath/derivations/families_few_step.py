@@ -598,4 +598,4 @@ register(
     )
 )
 
-from . import _few_step_bindings  # noqa: E402,F401  (the bindings of these derivations)
+from . import _consistency_bindings, _few_step_bindings  # noqa: E402,F401  (their bindings)
