@@ -376,6 +376,14 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "eprint": "2302.00482",
         "archiveprefix": "arXiv",
     }),
+    "sun2025noise": ("inproceedings", {
+        "author": "Sun, Qiao and Jiang, Zhicheng and Zhao, Hanhong and He, Kaiming",
+        "title": "Is Noise Conditioning Necessary for Denoising Generative Models?",
+        "booktitle": "International Conference on Machine Learning (ICML)",
+        "year": "2025",
+        "eprint": "2502.13129",
+        "archiveprefix": "arXiv",
+    }),
     "song2023consistency": ("inproceedings", {
         "author": "Song, Yang and Dhariwal, Prafulla and Chen, Mark and Sutskever, Ilya",
         "title": "Consistency Models",

@@ -55,6 +55,7 @@ TOPICS = [
     "instantaneous_change_of_variables",
     "likelihood",
     "multistep_solvers",
+    "noise_unconditional",
     "optimal_discriminator",
     "parameterizations",
     "posterior",

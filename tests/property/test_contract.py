@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import warnings
 
+import api_cases_consist  # noqa: F401
 import api_cases_core  # noqa: F401  (registers cases)
 import api_cases_core_estimators  # noqa: F401
 import api_cases_flows  # noqa: F401
