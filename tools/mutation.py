@@ -50,7 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genmath.derivations._audit import formula_functions  # noqa: E402
+from genmath.derivations._audit import check_spans, formula_functions  # noqa: E402
 
 CACHE = ROOT / ".mutation"
 KINDS = ("sign", "factor", "index", "entry", "detach", "reduction")
@@ -175,10 +175,13 @@ def mutants(files: list[str] | None = None) -> list[Mutant]:
         lines = source.split("\n")
         tree = ast.parse(source)
         wanted = {line: f for f in funcs for line in f.lines}
+        checks = check_spans(tree)  # argument checks and messages: not formulas (_audit's rule)
         seen = set()
         for node in ast.walk(tree):
             line = getattr(node, "lineno", None)
             if line not in wanted:
+                continue
+            if (node.lineno, node.col_offset, node.end_lineno, node.end_col_offset) in checks:
                 continue
             if isinstance(node, ast.Assign):
                 target = node.targets[0] if len(node.targets) == 1 else None
