@@ -79,6 +79,8 @@ _squared_eps = beta**2 / (2 * tilde * alpha * (1 - abar_t)) * (eps - eps_hat) **
 _prior_kl = -sp.log(sp.sqrt(1 - abar_t)) + (1 - abar_t + abar_t * x0**2) / 2 - sp.Rational(1, 2)
 _decoder = -log_normal(x0, x0_hat, 1 - abar_s)  # step 1 of the two-step schedule: beta_1
 _decoder_expanded = sp.log(2 * sp.pi * (1 - abar_s)) / 2 + (x0 - x0_hat) ** 2 / (2 * (1 - abar_s))
+# the value DDPM.elbo returns on a two-step schedule (prior, one step, decoder)
+_bound_value = -(_prior_kl + _step_kl(v) + _decoder)
 
 register(
     Derivation(
@@ -166,6 +168,16 @@ register(
                     r"value, written $\bar\alpha_{i-1}$)."
                 ),
             ),
+            Step(
+                lhs=_bound_value,
+                rhs=-(_prior_kl + _step_kl(v) + _decoder_expanded),
+                reason=(
+                    r"The bound itself, on the two-step schedule the bindings use: "
+                    r"$\mathrm{ELBO} = -(L_T + L_1 + L_0)$, the prior, the one step's KL and the "
+                    r"decoder with the signs of $\log p(x_0) \ge \mathbb E_q[\log p(x_{0:T}) - "
+                    r"\log q(x_{1:T} \mid x_0)]$; `DDPM.elbo` returns this value (bound)."
+                ),
+            ),
         ],
         symbols=(alpha, abar_s, x_t, x0, x0_hat, eps, eps_hat, v),
         references=("ho2020denoising", "kingma2021variational", "nichol2021improved"),
@@ -246,8 +258,12 @@ def _elbo_terms(variance):
             name = PARAMETERIZATIONS[j % len(PARAMETERIZATIONS)]
             u = p.get(_u, torch.zeros(1, 1, dtype=torch.float64))
             ddpm = _ddpm(schedule, p[x0_hat], name, variance, u)
-            _, terms = ddpm.elbo(p[x0], terms=True, generator=torch.Generator().manual_seed(j))
-            rows.append(torch.stack([terms["steps"][0, 0], terms["prior"][0], terms["decoder"][0]]))
+            value, terms = ddpm.elbo(p[x0], terms=True, generator=torch.Generator().manual_seed(j))
+            rows.append(
+                torch.stack(
+                    [terms["steps"][0, 0], terms["prior"][0], terms["decoder"][0], value[0]]
+                )
+            )
         return tuple(torch.stack(rows).T)
 
     return evaluate
@@ -277,7 +293,7 @@ for _choice in ("learned",):
         Binding(
             derivation="D-ddpm-bound-simple",
             code=("genmath.families.diffusion.DDPM.elbo",),
-            expression=(_step_kl(v), _prior_kl, _decoder),
+            expression=(_step_kl(v), _prior_kl, _decoder, _bound_value),
             where={v: _variance_of[_choice]},
             evaluate=_elbo_terms(_choice),
             domain={
@@ -286,8 +302,8 @@ for _choice in ("learned",):
             },
             samples=16,
             description=(
-                f"DDPM.elbo's per-step KL, prior and Gaussian decoder terms, variance={_choice!r}, "
-                "every parameterization"
+                f"DDPM.elbo's per-step KL, prior and Gaussian decoder terms and the value it "
+                f"returns, -(prior + step + decoder), variance={_choice!r}, every parameterization"
             ),
         )
     )
