@@ -797,3 +797,73 @@ register(
         ),
     )
 )
+
+
+def _negatives_from_langevin(points):
+    """The same gradients as `_contrastive_by_code`, with the negative produced by one ULA
+    step of `langevin` on the model's own score and the loss written out as
+    E(data) - E(negative) (no detach of its own): only the sampler's stop-gradient keeps
+    the gradient from flowing back through the step. The start is chosen so that the step
+    lands on the drawn x_n (a ULA step is affine in its start: two runs at the same seed
+    read it off)."""
+    import torch
+
+    from ..families.ebm import GaussianEnergy, langevin
+
+    rows = []
+    for j in range(len(points[xd])):
+        energy = GaussianEnergy(1, dtype=torch.float64)
+        with torch.no_grad():
+            energy.mean.copy_(points[mu][j : j + 1])
+            energy.log_diagonal.copy_(points[ell][j : j + 1])
+
+        def step(start, j=j, energy=energy):
+            begin = torch.full((1, 1), float(start), dtype=torch.float64)
+            return langevin(
+                _score_of(energy), begin, step_size=0.05, steps=1,
+                generator=_seeded(j),
+            ).x
+
+        with torch.no_grad():
+            at0, at1 = float(step(0.0)), float(step(1.0))
+        start = (float(points[xn][j]) - at0) / (at1 - at0)
+        negative = step(start)
+        data = points[xd][j].reshape(1, 1)
+        loss = energy(data).mean() - energy(negative).mean()
+        gradients = torch.autograd.grad(loss, (energy.mean, energy.log_diagonal))
+        rows.append(torch.stack([gradients[0][0], gradients[1][0]]))
+    return tuple(torch.stack(rows).detach().T)
+
+
+def _score_of(energy):
+    """The model's score -dE/dx by autograd, in the graph of its parameters (as
+    `EnergyModel.score` gives it)."""
+    import torch
+
+    def score(state):
+        with torch.enable_grad():
+            point = state if state.requires_grad else state.detach().requires_grad_(True)
+            (gradient,) = torch.autograd.grad(energy(point).sum(), point, create_graph=True)
+        return -gradient
+
+    return score
+
+
+register(
+    Binding(
+        derivation="D-contrastive-divergence",
+        code=(f"{_EBM}.langevin",),
+        expression=(
+            sp.exp(2 * ell) * ((xn - mu) - (xd - mu)),
+            sp.exp(2 * ell) * ((xd - mu) ** 2 - (xn - mu) ** 2),
+        ),
+        evaluate=_negatives_from_langevin,
+        domain={xd: Uniform(-3, 3), xn: Uniform(-3, 3), mu: Uniform(-2, 2), ell: Uniform(-1.5, 1.5)},
+        samples=12,
+        description=(
+            "negatives from one langevin step on the model's own score (in the graph of its "
+            "parameters): the gradient of E(data) - E(negative) is the CD gradient with the "
+            "negative held constant, so no gradient flows back through the sampler"
+        ),
+    )
+)
