@@ -773,8 +773,12 @@ def _linear_vae_by_code(fitted):
 
         n = points[noise].shape[0]
         Ws = stacked(list(_W1)).reshape(n, 1, 2)
-        if fitted:  # the smallest gap depends on W and s only: any data point shows it
-            bs = xs = torch.zeros(n, 1, dtype=torch.float64)
+        if fitted:
+            # the smallest gap depends on W and s only: any data point shows it. Points away
+            # from b and from 0 test the encoder's matrix and its offset (at x = b = 0 a wrong
+            # matrix would go unseen)
+            bs = torch.linspace(-1.5, 2.0, n, dtype=torch.float64)[:, None]
+            xs = torch.linspace(2.5, -0.5, n, dtype=torch.float64)[:, None]
         else:
             bs, xs = stacked(list(_b1)), stacked(list(_x1))
         out = []
