@@ -60,6 +60,55 @@ _COPY_IGNORE = shutil.ignore_patterns(
 )
 
 
+# Mutants that cannot change any value or any first-order gradient, each with the argument.
+# (file, function, original text, replacement) -> why it is equivalent. Kept short: a mutant
+# goes here only with a reason a reader can check from the code.
+EQUIVALENT = {
+    (
+        "genmath/core/elbo.py",
+        "genmath.core.elbo.score_function_surrogate",
+        "torch.as_tensor(baseline, dtype=f.dtype, device=f.device).detach()",
+    ): (
+        "the baseline enters only through signal * (log_q - log_q.detach()), whose second "
+        "factor is zero in value: the product rule gives the baseline's own gradient weight 0, "
+        "so the surrogate's value and first-order gradient are the same with or without it"
+    ),
+    (
+        "genmath/families/residual.py",
+        "genmath.families.residual.InvertibleResidualBlock._value_and_logdet",
+        "(x + g).detach()",
+    ): (
+        "the branch runs only when grad mode is off (create_graph = torch.is_grad_enabled()), "
+        "where nothing downstream records a graph: the value is the same and no gradient is "
+        "taken (only whether y holds the block's graph differs)"
+    ),
+    (
+        "genmath/families/flow_matching.py",
+        "genmath.families.flow_matching.ot_coupling",
+        "(plan > 0).sum()",
+    ): (
+        "the count only decides whether POT's plan is a permutation or the assignment solver is "
+        "asked instead; both give the unique optimal pairing, so a wrong count changes which "
+        "solver answers, not the answer"
+    ),
+}
+
+
+def _no_grad_spans(tree: ast.AST) -> list[tuple[int, int]]:
+    """Line ranges of ``with torch.no_grad():`` bodies: a ``.detach()`` there has no graph to
+    cut (nothing is recorded), so removing it is an equivalent mutant by construction."""
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.With) and any(
+            isinstance(item.context_expr, ast.Call)
+            and getattr(item.context_expr.func, "attr", getattr(item.context_expr.func, "id", None))
+            == "no_grad"
+            for item in node.items
+        ):
+            spans.append((node.body[0].lineno, node.body[-1].end_lineno))
+    return spans
+
+
 @dataclasses.dataclass(frozen=True)
 class Mutant:
     id: str
@@ -176,6 +225,7 @@ def mutants(files: list[str] | None = None) -> list[Mutant]:
         tree = ast.parse(source)
         wanted = {line: f for f in funcs for line in f.lines}
         checks = check_spans(tree)  # argument checks and messages: not formulas (_audit's rule)
+        no_grad = _no_grad_spans(tree)
         seen = set()
         for node in ast.walk(tree):
             line = getattr(node, "lineno", None)
@@ -195,6 +245,10 @@ def mutants(files: list[str] | None = None) -> list[Mutant]:
             for kind, replacement in _candidates(node, text):
                 key = (rel, span.lineno, span.col_offset, kind, replacement)
                 if key in seen or replacement == text:
+                    continue
+                if kind == "detach" and any(lo <= span.lineno <= hi for lo, hi in no_grad):
+                    continue  # no graph is recorded under no_grad: an equivalent mutant
+                if (rel, wanted[line].name, text) in EQUIVALENT:
                     continue
                 seen.add(key)
                 try:  # the mutated file must still compile
