@@ -17,6 +17,7 @@ from typing import Any
 import sympy as sp
 
 from ._domains import Integers, _as_domain
+from ._lambdify import mpmath_function
 from ._results import BindingResult
 from ._rewrites import _short
 
@@ -261,7 +262,7 @@ def _run_binding(binding: Binding) -> tuple[bool, float, str | None, list[str]]:
     worst = 0.0
     with mpmath.workdps(30):
         for k, (expr, got) in enumerate(zip(expressions, actual, strict=True)):
-            fn = sp.lambdify(free, expr, "mpmath")
+            fn = mpmath_function(free, expr)
             got = torch.as_tensor(got).detach().to(torch.float64)
             got = np.broadcast_to(got.cpu().numpy(), (binding.samples,))
             for j in range(binding.samples):

@@ -14,6 +14,7 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from ._domains import Integers, _default_domain
+from ._lambdify import mpmath_function
 from ._rewrites import _SOUND_REWRITES, _apply, _doit
 
 if TYPE_CHECKING:  # annotations only: the engine imports this module
@@ -239,7 +240,7 @@ def _numeric_function(expr: Any, free: list) -> Callable[[Mapping], complex]:
     try:
         if exact.atoms(AppliedUndef) or exact.has(sp.Product, sp.Piecewise):
             raise TypeError("not compiled")
-        compiled = sp.lambdify(free, exact, "mpmath")
+        compiled = mpmath_function(free, exact)
     except Exception:
         compiled = None
 
