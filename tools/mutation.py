@@ -26,6 +26,8 @@ Usage (from the repository root, with the development environment):
     python tools/mutation.py map                 # coverage maps of verify and of the tests
     python tools/mutation.py list [--files ...]  # the mutants, without running them
     python tools/mutation.py run --sample 200 --seed 0 [--files ...] [--out PATH]
+    python tools/mutation.py map --verify-only   # no tests map (the suite's takes long) ...
+    python tools/mutation.py run --sample 40 --seed 1 --named-tests  # ... tests for survivors
 
 ``run`` writes a JSON report (every mutant, its diff and verdicts) and prints a summary by
 kind and by file, and the survivors. Equivalent mutants (a change that cannot alter any
@@ -414,7 +416,42 @@ def _stratified(pool: list[Mutant], sample: int | None, rng: random.Random) -> l
     return chosen
 
 
-def run(sample: int | None, seed: int, files: list[str] | None, out: Path, timeout: int) -> dict:
+def _named_tests(mutant: Mutant, verify_items: list[str]) -> list[str]:
+    """Test files for a mutant without a coverage map of the suite: those the derivations and
+    checks that execute its line name (``tests=``), and ``test_<module>.py`` beside them for
+    the module (or, for a private module, its package: ``diffusion/_ddpm.py`` ->
+    ``test_diffusion.py``)."""
+    import genmath.derivations as registry
+
+    out: set[str] = set()
+    for item_id in verify_items:
+        try:
+            item = registry.get(item_id)
+        except Exception:  # noqa: BLE001  (an id the map knows and the registry no longer has)
+            continue
+        for test in getattr(item, "tests", ()) or ():
+            path = test.split("::")[0]
+            if (ROOT / path).exists():
+                out.add(path)
+    rel = Path(mutant.file)
+    stem = rel.stem.lstrip("_")
+    area = rel.parts[1] if len(rel.parts) > 2 else ""
+    for name in (stem, rel.parent.name):
+        for folder in (area, "analytic", "core", "families"):
+            candidate = Path("tests") / folder / f"test_{name}.py"
+            if (ROOT / candidate).exists():
+                out.add(str(candidate))
+    return sorted(out)
+
+
+def run(
+    sample: int | None,
+    seed: int,
+    files: list[str] | None,
+    out: Path,
+    timeout: int,
+    named_tests: bool = False,
+) -> dict:
     maps = _load_maps()
     pool = mutants(files)
     rng = random.Random(seed)
@@ -442,6 +479,10 @@ def run(sample: int | None, seed: int, files: list[str] | None, out: Path, timeo
                 else:
                     verify_caught, verify_log = False, "line not executed by genmath verify"
                 tests = _tests_for(test_ctx)
+                if not tests and named_tests and not verify_caught:
+                    # no coverage map of the suite: the named test files, for survivors only
+                    named = _named_tests(m, items if items != ["*"] else [])
+                    tests = [*named, "-m", "not slow"] if named else []
                 if tests:
                     tests_caught, tests_log = _run(
                         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
@@ -457,7 +498,8 @@ def run(sample: int | None, seed: int, files: list[str] | None, out: Path, timeo
                 "verify": verify_caught,
                 "tests": tests_caught,
                 "verify_items": len(items) if items != ["*"] else "all",
-                "n_tests": len(tests),
+                "n_tests": len([t for t in tests if t.startswith("tests/")]),
+                "test_files": [t for t in tests if t.startswith("tests/")],
                 "verify_log": verify_log if not verify_caught else verify_log[-200:],
                 "tests_log": tests_log[-200:],
             }
@@ -530,6 +572,10 @@ def main(argv=None) -> int:
     runner.add_argument("--files", nargs="*")
     runner.add_argument("--timeout", type=int, default=300)
     runner.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "mutation.json")
+    runner.add_argument(
+        "--named-tests", action="store_true",
+        help="for mutants verify misses, run the test files their derivations name (no tests map)",
+    )
     summary = sub.add_parser("summary", help="print the summary of a report")
     summary.add_argument("report", type=Path)
     args = parser.parse_args(argv)
@@ -542,7 +588,9 @@ def main(argv=None) -> int:
         counts = {k: sum(m.kind == k for m in pool) for k in KINDS}
         print(f"{len(pool)} mutants: {counts}")
     elif args.command == "run":
-        _print_summary(run(args.sample, args.seed, args.files, args.out, args.timeout))
+        _print_summary(
+            run(args.sample, args.seed, args.files, args.out, args.timeout, args.named_tests)
+        )
     else:
         _print_summary(json.loads(args.report.read_text()))
     return 0
