@@ -378,10 +378,17 @@ def _tests_for(contexts: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- running
 
 _RUN_ITEMS = r"""
-import sys
+import json, os, sys
 import genmath.derivations as R
-R.derivations()
+import genmath.derivations._registry as registry
 ids = sys.argv[1:]
+if ids != ["*"] and os.environ.get("GENMATH_MUTATION_HINTS"):
+    # import only the topics that register these items and their bindings (as a parallel
+    # run's worker does), not all of them
+    with open(os.environ["GENMATH_MUTATION_HINTS"]) as f:
+        registry._HINTS = {k: tuple(v) for k, v in json.load(f).items()}
+else:
+    R.derivations()
 items = R.select() if ids == ["*"] else [R.get(i) for i in ids]
 failed = [item.id for item in items if not item.verify().ok]
 print("FAILED " + " ".join(failed) if failed else "ok")
@@ -389,10 +396,10 @@ sys.exit(1 if failed else 0)
 """
 
 
-def _run(cmd, cwd, timeout) -> tuple[bool, str]:
+def _run(cmd, cwd, timeout, env=None) -> tuple[bool, str]:
     try:
         proc = subprocess.run(
-            cmd, cwd=cwd, env={**os.environ, "PYTHONPATH": str(cwd)},
+            cmd, cwd=cwd, env={**os.environ, "PYTHONPATH": str(cwd), **(env or {})},
             capture_output=True, text=True, timeout=timeout,
         )
     except subprocess.TimeoutExpired:
@@ -460,6 +467,10 @@ def run(
     scratch = Path(tempfile.mkdtemp(prefix="genmath-mutation-"))
     shutil.copytree(ROOT, scratch / "repo", ignore=_COPY_IGNORE)
     repo = scratch / "repo"
+    from genmath.derivations._registry import _hints
+
+    hints = scratch / "hints.json"
+    hints.write_text(json.dumps(_hints()))
     records = []
     try:
         for k, m in enumerate(chosen, 1):
@@ -474,7 +485,8 @@ def run(
                     items = ["*"]
                 if items:
                     verify_caught, verify_log = _run(
-                        [sys.executable, "-c", _RUN_ITEMS, *items], repo, timeout
+                        [sys.executable, "-c", _RUN_ITEMS, *items], repo, timeout,
+                        {"GENMATH_MUTATION_HINTS": str(hints)},
                     )
                 else:
                     verify_caught, verify_log = False, "line not executed by genmath verify"
