@@ -15,6 +15,9 @@ TORCH_SPEC ?= torch==2.13.0
 # and its training stack; genmath.testing loads only its samplers, which need none of that.
 K_DIFFUSION_SPEC ?= k-diffusion==0.1.1.post1
 SITE_DIR ?= site
+# pytest-xdist: one worker per core (tests/conftest.py keeps the tests that share an expensive
+# session fixture on one worker); `make test PYTEST_WORKERS=` runs in one process.
+PYTEST_WORKERS ?= -n auto --dist loadgroup
 
 .PHONY: verify test lint docs dev bench mutation clean
 
@@ -51,7 +54,7 @@ docs: dev
 	$(BIN)/mkdocs build --strict --site-dir $(SITE_DIR)
 
 test: dev lint docs
-	GENMATH_SITE_DIR=$(SITE_DIR) $(BIN)/pytest -q
+	GENMATH_SITE_DIR=$(SITE_DIR) $(BIN)/pytest -q $(PYTEST_WORKERS)
 
 # The anchors the benchmarks compare against; the constraint keeps the CPU build of torch.
 # torchcfm and k-diffusion come without their declared dependencies (torchdyn, torchvision,

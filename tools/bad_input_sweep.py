@@ -43,6 +43,7 @@ import api_cases_core  # noqa: E402, F401  (registers cases)
 import api_cases_flows  # noqa: E402, F401
 import api_cases_models  # noqa: E402, F401
 import api_cases_paths  # noqa: E402, F401
+import api_cases_seminar  # noqa: E402, F401
 from contract import (  # noqa: E402
     CASES,
     Spec,

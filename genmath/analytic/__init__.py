@@ -7,6 +7,7 @@ See the "Exact oracles" page of the documentation.
 from ._categorical import Categorical
 from ._gaussian import Gaussian, GaussianMarginal, MixtureMarginal
 from ._mixture import GaussianMixture
+from ._noise_unconditional import noise_unconditional_target, time_posterior
 from ._ppca import PPCA
 
 __all__ = [
@@ -16,4 +17,6 @@ __all__ = [
     "GaussianMarginal",
     "GaussianMixture",
     "MixtureMarginal",
+    "noise_unconditional_target",
+    "time_posterior",
 ]

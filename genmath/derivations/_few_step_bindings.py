@@ -15,6 +15,8 @@ from .families_few_step import (
     N_pts,
     a_p,
     b_p,
+    c_in_edm,
+    c_noise_edm,
     c_out_song,
     c_skip_song,
     c_w,
@@ -125,7 +127,7 @@ register(
 )
 
 
-def _model_by_code(label):
+def _model_by_code(label, **options):
     def evaluate(points):
         import torch
 
@@ -138,7 +140,7 @@ def _model_by_code(label):
             time = t_min + points[u2][j] * (hi - t_min)
             model = ConsistencyModel(
                 _linear_network(points[w_p][j]), shared_path(label), t_min=t_min,
-                sigma_data=float(points[sigma_d][j]),
+                sigma_data=float(points[sigma_d][j]), **options,
             )
             with torch.no_grad():
                 out.append(model(points[x_c][j].reshape(1, 1), time.reshape(1))[0, 0])
@@ -184,6 +186,34 @@ def _register_boundary_bindings():
                 description=(
                     f"ConsistencyModel(F = w x + t, GaussianPath({label}), t_min, sigma_data)(x, t)"
                     " at t_min in the lower half of the safe interval, t in [t_min, t_max]"
+                ),
+            )
+        )
+    # EDM's input scaling and noise label (both, or the label alone): F = w c_in x / alpha + c_noise
+    for label, options in (("VE()", dict(input_scaling=True, noise_conditioning="edm")),
+                           ("VP()", dict(input_scaling=True, noise_conditioning="edm")),
+                           ("CondOT()", dict(noise_conditioning="edm"))):
+        lo_s, hi_s, _, _ = _interval(label)
+        t_min = lo_s + u1 * (hi_s - lo_s) / 2
+        time = t_min + u2 * (hi_s - t_min)
+        level = _level(label, time)
+        alpha = schedule_case(label).at(time)[0]
+        scaled = c_in_edm.subs(s, level) / alpha * x_c if options.get("input_scaling") else x_c
+        register(
+            Binding(
+                derivation="D-consistency-boundary",
+                code=(f"{_CM}.ConsistencyModel.forward",
+                      "genmath.families.diffusion.edm_preconditioning"),
+                expression=consistency_function,
+                where={s: level, s_min: _level(label, t_min),
+                       F_c: w_p * scaled + c_noise_edm.subs(s, level)},
+                evaluate=_model_by_code(label, **options),
+                domain={u1: Uniform(0, 1, ends=True), u2: Uniform(0, 1, ends=True),
+                        w_p: Uniform(-2, 2), x_c: Uniform(-5, 5), sigma_d: LogUniform(0.05, 5)},
+                samples=10,
+                description=(
+                    f"ConsistencyModel(F = w x + label, GaussianPath({label}), {options}): the "
+                    "network sees c_in x / alpha (with input_scaling) and c_noise = ln(s)/4"
                 ),
             )
         )

@@ -10,6 +10,8 @@ from ._chain import Earlier
 from ._engine import Check, Derivation, Step, sound_rewrite
 from ._registry import register
 from ._stop_gradient import StopGradient, stop_gradient
+from .edm_preconditioning import c_in as _edm_c_in
+from .edm_preconditioning import sigma as _edm_sigma
 
 _CM = "genmath.families.consistency"
 _MF = "genmath.families.meanflow"
@@ -46,6 +48,10 @@ c_skip_edm = sigma_d**2 / (s**2 + sigma_d**2)
 c_out_edm = s * sigma_d / sp.sqrt(s**2 + sigma_d**2)
 #: the parameterization $f_\theta(x, s) = c_\mathrm{skip}(s) x + c_\mathrm{out}(s) F_\theta$
 consistency_function = c_skip_song * x_c + c_out_song * F_c
+alpha_c = sp.Symbol("alpha", positive=True)
+#: EDM's input scaling and noise label at noise level s (D-edm-preconditioning's c_in)
+c_in_edm = _edm_c_in.subs(_edm_sigma, s)
+c_noise_edm = sp.log(s) / 4
 
 register(
     Derivation(
@@ -60,7 +66,12 @@ register(
             r"$F_\theta$. They are Karras et al.'s EDM scalings shifted by $s_\mathrm{min}$; the "
             r"EDM forms make the network's regression target $(x_0 - c_\mathrm{skip} x)/"
             r"c_\mathrm{out}$ of unit variance for data of variance $\sigma_d^2$ and "
-            r"$x = x_0 + s\,n$. One-step sampling evaluates $f_\theta(\sigma_T z, T)$ at "
+            r"$x = x_0 + s\,n$. With ``input_scaling`` the network sees $c_\mathrm{in}(s)\,"
+            r"x_t/\alpha_t$, $c_\mathrm{in} = 1/\sqrt{s^2 + \sigma_d^2}$ (D-edm-preconditioning), "
+            r"of unit variance for $x_t = \alpha_t x_0 + \sigma_t n$, $\sigma_t = \alpha_t s$; "
+            r"with ``noise_conditioning='edm'`` the label $c_\mathrm{noise} = \tfrac14\ln s$. "
+            r"Neither touches $c_\mathrm{skip}, c_\mathrm{out}$, so the boundary condition holds "
+            r"with them. One-step sampling evaluates $f_\theta(\sigma_T z, T)$ at "
             r"$T = t_\mathrm{max}$."
         ),
         start=sp.ImmutableMatrix(
@@ -69,29 +80,102 @@ register(
                 sp.Subs(c_skip_song, s_min, 0),
                 sp.Subs(c_out_song, s_min, 0),
                 ((1 - c_skip_edm) ** 2 * sigma_d**2 + c_skip_edm**2 * s**2) / c_out_edm**2,
+                (c_in_edm / alpha_c) ** 2 * (alpha_c**2 * sigma_d**2 + (alpha_c * s) ** 2),
             ]
         ),
         steps=[
             Step(
-                rhs=sp.ImmutableMatrix([x_c, c_skip_edm, c_out_edm, 1]),
+                rhs=sp.ImmutableMatrix([x_c, c_skip_edm, c_out_edm, 1, 1]),
                 reason=(
                     r"At $s = s_\mathrm{min}$ the shift vanishes: $c_\mathrm{skip} = 1$, and "
                     r"$c_\mathrm{out}$ carries the factor $s - s_\mathrm{min}$, so $f = x$ whatever "
                     r"$F_\theta$. With $s_\mathrm{min} = 0$ the scalings are EDM's (Karras et al. "
                     r"2022, Table 1), and $\operatorname{Var}[x_0 - c_\mathrm{skip}(x_0 + s n)] = "
                     r"(1 - c_\mathrm{skip})^2\sigma_d^2 + c_\mathrm{skip}^2 s^2 = c_\mathrm{out}^2$: "
-                    "a unit-variance target."
+                    r"a unit-variance target. Last row: $\operatorname{Var}(x_t/\alpha_t) = "
+                    r"\sigma_d^2 + s^2 = 1/c_\mathrm{in}^2$, a unit-variance network input."
                 ),
             ),
         ],
-        symbols=(s, s_min, sigma_d, x_c, F_c),
+        symbols=(s, s_min, sigma_d, x_c, F_c, alpha_c),
         references=("song2023consistency", "karras2022elucidating"),
         code=(
             f"{_CM}.boundary_coefficients",
             f"{_CM}.ConsistencyModel",
             f"{_CM}.sample",
+            "genmath.families.diffusion.edm_preconditioning",
         ),
         tests=_CM_TESTS,
+    )
+)
+
+# ------------------------------------------------------------------ re-noising (Algorithm 1)
+a_from, a_to = sp.symbols("alpha_from alpha_to", positive=True)
+s_from, s_to = sp.symbols("s_from s_to", positive=True)
+y_r, n_r, z_r, x_r = sp.symbols("y n z x", real=True)  # data, noise in x, fresh noise, state
+_added = sp.sqrt(s_to**2 - s_from**2)
+#: Song et al.'s Algorithm 1 in the scaled state: x_to = (a_to/a_from) x + a_to sqrt(s_to^2 - s_from^2) z
+renoise_algorithm1 = a_to / a_from * x_r + a_to * _added * z_r
+#: re-noising along the path as if x were data: x_to = a_to x + sigma_to z, sigma_to = a_to s_to
+renoise_path = a_to * x_r + a_to * s_to * z_r
+_state = a_from * (y_r + s_from * n_r)  # a point of p_from: x = a_from (y + s_from n)
+
+
+def _noise_variance(expr):
+    """Var of ``expr`` given the data y, for independent standard n and z."""
+    return sp.diff(expr, n_r) ** 2 + sp.diff(expr, z_r) ** 2
+
+
+register(
+    Derivation(
+        id="D-consistency-renoise",
+        title="Song et al.'s re-noising step gives the exact marginal at the new noise level",
+        statement=(
+            r"Multistep consistency sampling (Song et al. 2023, Algorithm 1) re-noises the "
+            r"model's output $x$ at $t_\mathrm{min}$ (noise level $\epsilon$) to a level $\tau$ "
+            r"by $x + \sqrt{\tau^2 - \epsilon^2}\,z$ on the VE axis. On any Gaussian path, in "
+            r"EDM's noise level $s = \sigma/\alpha$ and scaled state $x/\alpha = x_0 + s\,n$: "
+            r"$x_\tau = \tfrac{\alpha_\tau}{\alpha_t}x + \alpha_\tau\sqrt{s_\tau^2 - s_t^2}\,z$. "
+            r"If $x \sim p_t$, i.e. $x = \alpha_t(x_0 + s_t n)$, then $x_\tau = \alpha_\tau(x_0 + "
+            r"s_t n + \sqrt{s_\tau^2 - s_t^2}\,z)$, whose noise given $x_0$ has variance "
+            r"$\alpha_\tau^2 s_\tau^2 = \sigma_\tau^2$: $x_\tau \sim p_\tau$ exactly. "
+            r"Re-noising along the path, $\alpha_\tau x + \sigma_\tau z$, treats $x$ as data: "
+            r"its noise variance exceeds $\sigma_\tau^2$ by $\alpha_\tau^2\alpha_t^2 s_t^2$ "
+            r"(on VE, by $\epsilon^2$)."
+        ),
+        start=sp.ImmutableMatrix(
+            [
+                sp.Subs(renoise_algorithm1, x_r, _state),
+                _noise_variance(renoise_algorithm1.subs(x_r, _state)),
+                renoise_algorithm1.subs({a_from: 1, a_to: 1}),
+                sp.Subs(renoise_path, x_r, _state),
+                _noise_variance(renoise_path.subs(x_r, _state)) - (a_to * s_to) ** 2,
+            ]
+        ),
+        steps=[
+            Step(
+                rhs=sp.ImmutableMatrix(
+                    [
+                        a_to * (y_r + s_from * n_r + _added * z_r),
+                        (a_to * s_to) ** 2,
+                        x_r + sp.sqrt(s_to**2 - s_from**2) * z_r,
+                        a_to * a_from * (y_r + s_from * n_r) + a_to * s_to * z_r,
+                        (a_to * a_from * s_from) ** 2,
+                    ]
+                ),
+                reason=(
+                    r"Multiply out: the signal keeps its scale $\alpha_\tau$, the noise variances "
+                    r"add, $\alpha_\tau^2(s_t^2 + s_\tau^2 - s_t^2) = \sigma_\tau^2$; with "
+                    r"$\alpha = 1$ (VE) the step is Algorithm 1's as written; the path rule "
+                    r"adds $\sigma_\tau^2$ on top of the noise $x$ already carries."
+                ),
+            ),
+        ],
+        symbols=(a_from, a_to, s_from, s_to, y_r, n_r, z_r, x_r),
+        references=("song2023consistency",),
+        code=(f"{_CM}.renoise", f"{_CM}.sample"),
+        tests=_CM_TESTS,
+        domain={s_to: (1.0, 80.0), s_from: (1e-3, 1.0)},
     )
 )
 
@@ -115,7 +199,8 @@ register(
             r"Song et al. (2023, App. C) grow the discretisation as $N(k) = \lceil\sqrt{k/K\,"
             r"((s_1 + 1)^2 - s_0^2) + s_0^2} - 1\rceil + 1 = \lceil g(k)\rceil$: $g^2$ moves "
             r"linearly from $s_0^2$ to $(s_1 + 1)^2$, so $N(0) = s_0$ and $N(K) = s_1 + 1$ "
-            r"points. The EMA decay $\mu(N) = \exp(s_0\log\mu_0/N)$ keeps $\mu(N)^N = "
+            r"points $t_1 < \dots < t_N$ (`training_grid`: `karras_grid` with $N - 1$ "
+            r"intervals, the loss's ``steps``). The EMA decay $\mu(N) = \exp(s_0\log\mu_0/N)$ keeps $\mu(N)^N = "
             r"\mu_0^{s_0}$: the target forgets at the same rate per sweep of $N$ updates "
             r"whatever $N$, with $\mu(s_0) = \mu_0$. The update $\theta^- \leftarrow "
             r"\mu\theta^- + (1 - \mu)\theta$ applied twice at fixed $\theta$ contracts the gap "
@@ -152,7 +237,12 @@ register(
         ],
         symbols=(k_it, K_it, s0, s1, N_pts, mu0, mu_ema, theta_target, theta_online),
         references=("song2023consistency",),
-        code=(f"{_CM}.training_steps", f"{_CM}.ema_decay", f"{_CM}.ema_update"),
+        code=(
+            f"{_CM}.training_steps",
+            f"{_CM}.training_grid",
+            f"{_CM}.ema_decay",
+            f"{_CM}.ema_update",
+        ),
         tests=_CM_TESTS,
     )
 )
@@ -508,4 +598,4 @@ register(
     )
 )
 
-from . import _few_step_bindings  # noqa: E402,F401  (the bindings of these derivations)
+from . import _consistency_bindings, _few_step_bindings  # noqa: E402,F401  (their bindings)

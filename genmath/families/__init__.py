@@ -21,4 +21,8 @@ Import a family from its module (`genmath.families.diffusion.DDPM`, ...):
   consistency models and MeanFlow on the same Gaussian path and probability-flow ODE.
 * `discrete_diffusion` — D3PM, continuous-time masked diffusion and discrete flow matching on
   the discrete paths of `genmath.core.discrete`.
+* `distillation` — SDS, VSD and DMD: a diffusion model distilled into a one-step generator by
+  surrogate losses on the path's noised samples and converted predictions.
+* `schrodinger_bridge` — the Gaussian Schrödinger bridge in closed form and iterative
+  Markovian fitting (DSBM in exact form) converging to it.
 """

@@ -23,6 +23,19 @@ $f_{\theta^-}(\hat x_{t_n}, t_n)$, $\hat x_{t_n}$ one teacher ODE step from $x_{
 consistency **training** replaces the teacher step by the same noise at the lower level,
 $x_{t_n} = \alpha_{t_n} x_0 + \sigma_{t_n}\varepsilon$ (an unbiased one-sample estimate of the
 teacher's velocity), with a step count $N(k)$ that grows during training.
+
+**Options of the papers.** With ``input_scaling=True`` the network sees EDM's unit-variance
+input $c_\mathrm{in}(s)\,x/\alpha_t$, with ``noise_conditioning="edm"`` EDM's noise label
+$c_\mathrm{noise}(s) = \tfrac14\ln s$ instead of $t$ (Karras et al. 2022, Table 1; Song et al.
+2023 use both), both taken from `genmath.families.diffusion.edm_preconditioning`
+(D-edm-preconditioning). The multistep sampler re-noises either along the path
+(``renoise="path"``) or by Song et al.'s Algorithm 1 exactly (``renoise="algorithm1"``,
+`renoise`, D-consistency-renoise). `training_grid` gives the paper's $N(k)$ grid points.
+
+**On the flow map.** A consistency function is the flow map to the data end,
+$f(x, t) = X(x, t, t_\mathrm{min})$ (`genmath.consistency_function_from_map`); the
+distillation teacher's step is a flow map too: the core `genmath.flow_map` of the teacher
+velocity with one Euler or Heun step, or any exact map ``solver(x, s, t)``.
 """
 
 from __future__ import annotations
@@ -35,7 +48,6 @@ import torch
 from torch import nn
 
 from .._implements import implements
-from ..core import _solvers
 from ..core._shapes import as_time, check_batch, check_reduction, expand_time, reduce_batch
 from ..core._validate import (
     InputTypeError,
@@ -49,8 +61,10 @@ from ..core._validate import (
     positive_tensor,
 )
 from ..core.dynamics import SampleResult, reparameterize
+from ..core.flow_map import flow_map
 from ..core.grids import check_grid, karras_grid
 from ..core.path import GaussianPath, check_gaussian_path, check_parameterization
+from .diffusion import edm_preconditioning
 from .flow_matching import interpolate
 
 __all__ = [
@@ -58,14 +72,23 @@ __all__ = [
     "ConsistencyModel",
     "ema_update",
     "training_steps",
+    "training_grid",
     "ema_decay",
     "consistency_distillation_loss",
     "consistency_training_loss",
+    "renoise",
     "sample",
     "METRICS",
+    "NOISE_CONDITIONING",
+    "RENOISE_RULES",
 ]
 
 METRICS = ("l2", "pseudo_huber")
+#: what the network is told about the noise: the time t, or EDM's c_noise(s) = ln(s)/4
+NOISE_CONDITIONING = ("time", "edm")
+#: how the multistep sampler re-noises: along the path as if x were clean data, or Song et
+#: al.'s Algorithm 1 (the exact marginal at the new level)
+RENOISE_RULES = ("path", "algorithm1")
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -95,6 +118,17 @@ class ConsistencyModel(nn.Module):
         t_min, t_max: the time range; default the schedule's `safe_interval` (where the noise
             level $s = \sigma_t/\alpha_t$ is finite and positive). $f(x, t_\mathrm{min}) = x$.
         sigma_data: $\sigma_d$ of the scalings (0.5 in Song et al.).
+        input_scaling: if true the network sees EDM's unit-variance input
+            $c_\mathrm{in}(s)\,x/\alpha_t$, $c_\mathrm{in}(s) = 1/\sqrt{s^2 + \sigma_d^2}$
+            ($x/\alpha_t = x_0 + s\,\varepsilon$ is EDM's state; on a VE path $\alpha_t = 1$):
+            what the papers' networks need when $s$ reaches 80. Default false: the raw $x$.
+        noise_conditioning: ``"time"`` (the network's second argument is $t$, shape ``(B,)``)
+            or ``"edm"`` (EDM's noise label $c_\mathrm{noise}(s) = \tfrac14\ln s$, shape
+            ``(B,)``).
+
+    $c_\mathrm{in}$ and $c_\mathrm{noise}$ are those of `edm_preconditioning`
+    (D-edm-preconditioning); the skip and output scalings stay Song et al.'s shifted ones, so
+    the boundary condition holds with either option (D-consistency-boundary).
     """
 
     def __init__(
@@ -105,10 +139,18 @@ class ConsistencyModel(nn.Module):
         t_min: float | None = None,
         t_max: float | None = None,
         sigma_data: float = 0.5,
+        input_scaling: bool = False,
+        noise_conditioning: str = "time",
     ) -> None:
         super().__init__()
         check_gaussian_path(path)
         sigma_data = positive(sigma_data, "sigma_data")
+        if not isinstance(input_scaling, bool):
+            raise InputTypeError(
+                f"input_scaling must be True or False, got {type(input_scaling).__name__} "
+                f"{input_scaling!r:.40}"
+            )
+        check_option(noise_conditioning, NOISE_CONDITIONING, "noise_conditioning")
         lo, hi = path.schedule.safe_interval
         t_min = float(lo if t_min is None else t_min)
         t_max = float(hi if t_max is None else t_max)
@@ -119,6 +161,7 @@ class ConsistencyModel(nn.Module):
             )
         self.network, self.path = network, path
         self.t_min, self.t_max, self.sigma_data = t_min, t_max, float(sigma_data)
+        self.input_scaling, self.noise_conditioning = input_scaling, noise_conditioning
         self.s_min = float(self.noise_level(torch.tensor(t_min, dtype=torch.float64)))
 
     @implements("D-consistency-boundary")
@@ -143,12 +186,24 @@ class ConsistencyModel(nn.Module):
             )
         return t
 
+    def _network_inputs(self, x: torch.Tensor, t: torch.Tensor, s: torch.Tensor):
+        r"""What $F_\theta$ is called with: ``(x, t)``, or EDM's $c_\mathrm{in}x/\alpha_t$ and
+        $c_\mathrm{noise}$ where the options ask for them."""
+        if not self.input_scaling and self.noise_conditioning == "time":
+            return x, t
+        _, _, c_in, c_noise = edm_preconditioning(s, self.sigma_data)
+        if self.input_scaling:
+            x = expand_time(c_in / self.path.alpha(t), x) * x
+        return x, (c_noise if self.noise_conditioning == "edm" else t)
+
     @implements("D-consistency-boundary")
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
         check_batch(x)
         t = self._times(t, x)
-        c_skip, c_out = boundary_coefficients(self.noise_level(t), self.s_min, self.sigma_data)
-        return expand_time(c_skip, x) * x + expand_time(c_out, x) * self.network(x, t)
+        s = self.noise_level(t)
+        c_skip, c_out = boundary_coefficients(s, self.s_min, self.sigma_data)
+        network = self.network(*self._network_inputs(x, t, s))
+        return expand_time(c_skip, x) * x + expand_time(c_out, x) * network
 
     def target_copy(self) -> ConsistencyModel:
         """A frozen copy for the EMA target $\\theta^-$ (update it with `ema_update`)."""
@@ -175,13 +230,31 @@ def training_steps(k: int, total: int, s0: int = 2, s1: int = 150) -> int:
 
     $N$ is the paper's number of discretisation *points* $t_1 < \dots < t_N$ ($N - 1$
     intervals); `consistency_training_loss(steps=...)` counts intervals (it builds
-    `karras_grid(steps)`, ``steps + 1`` points), so pass ``steps=training_steps(k, K) - 1``
-    to train on the paper's grid."""
+    `karras_grid(steps)`, ``steps + 1`` points), so pass ``steps=training_steps(k, K) - 1``,
+    or ``grid=training_grid(k, K, path)``, to train on the paper's grid."""
     k, total = check_int(k, "k", 0), check_int(total, "total", 1)
     s0, s1 = check_int(s0, "s0", 1), check_int(s1, "s1", 1)
     if not (0 <= k <= total and total >= 1 and 1 <= s0 <= s1):
         raise ValueError(f"need 0 <= k <= total, total >= 1, 1 <= s0 <= s1; got {k, total, s0, s1}")
     return math.ceil(math.sqrt(k / total * ((s1 + 1) ** 2 - s0**2) + s0**2) - 1) + 1
+
+
+@implements("D-consistency-training-schedule")
+def training_grid(
+    k: int, total: int, path: GaussianPath, s0: int = 2, s1: int = 150, *, rho: float = 7.0
+) -> torch.Tensor:
+    r"""The paper's grid at iteration $k$ of $K$: the $N(k)$ = `training_steps` ``(k, total,
+    s0, s1)`` points $t_\mathrm{max} = t_N > \dots > t_1 = t_\mathrm{min}$ of EDM's
+    $\rho$-spacing (Song et al. 2023, App. C: $t_i = (\epsilon^{1/\rho} + \tfrac{i-1}{N-1}
+    (T^{1/\rho} - \epsilon^{1/\rho}))^\rho$ in noise level), i.e. `karras_grid` with
+    $N - 1$ intervals, decreasing, float64. Pass it as
+    ``consistency_training_loss(..., grid=training_grid(k, K, path))``: the loss draws one of
+    its $N - 1$ adjacent pairs, so the paper's $N$ is read as written."""
+    # N(0) = s0 points: s0 = 1 would start with a single point and no interval to train on
+    check_int(s0, "s0", 2)
+    points = training_steps(k, total, s0, s1)
+    check_gaussian_path(path)
+    return karras_grid(points - 1, path.schedule, rho=rho, dtype=torch.float64)
 
 
 @implements("D-consistency-training-schedule")
@@ -220,12 +293,12 @@ def _adjacent_times(grid, path, x0, generator, name="grid"):
     return grid[n], grid[n + 1]
 
 
-def _noise(noise, x0: torch.Tensor, generator) -> torch.Tensor:
+def _noise(noise, x0: torch.Tensor, generator, like: str = "x0") -> torch.Tensor:
     if noise is None:
         return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
     if not isinstance(noise, torch.Tensor) or noise.shape != x0.shape:
         got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
-        raise ValueError(f"noise must have the shape of x0, {tuple(x0.shape)}; got {got}")
+        raise ValueError(f"noise must have the shape of {like}, {tuple(x0.shape)}; got {got}")
     return noise.to(x0)
 
 
@@ -270,8 +343,10 @@ def consistency_distillation_loss(
             comes from `GaussianPath.convert`.
         grid: a decreasing time grid inside the safe interval, or an int $N$ for
             `karras_grid(N, path.schedule)`; $n$ is uniform on its $N$ intervals.
-        solver: ``"euler"``, ``"heun"`` (the core fixed steps), or a callable
-            ``solver(x, t_from, t_to)`` (e.g. an exact flow map).
+        solver: ``"euler"``, ``"heun"``: one step of the core `genmath.flow_map` of the
+            teacher's velocity from $t_{n+1}$ to $t_n$; or a flow-map model
+            ``solver(x, s, t)`` $= X(x, s, t)$ with ``(B,)`` times (an exact map such as
+            ``marginal.flow_map``, or ``lambda x, s, t: genmath.flow_map(v, x, s, t)``).
         metric: ``"l2"`` (squared) or ``"pseudo_huber"`` ($\sqrt{\|\cdot\|^2 + c^2} - c$,
             default $c = 0.00054\sqrt{d}$ for events of size $d$, Song & Dhariwal 2023).
         noise: the $\varepsilon$ of $x_{t_{n+1}}$ (default fresh standard normal).
@@ -292,17 +367,17 @@ def consistency_distillation_loss(
     x_hi, _ = interpolate(x0, _noise(noise, x0, generator), t_hi, path)
     if callable(solver):
         x_lo = solver(x_hi, t_hi, t_lo)
+        if not isinstance(x_lo, torch.Tensor) or x_lo.shape != x_hi.shape:
+            got = tuple(x_lo.shape) if isinstance(x_lo, torch.Tensor) else type(x_lo).__name__
+            raise ValueError(
+                f"solver(x, s, t) must return the map's value, shaped like x "
+                f"{tuple(x_hi.shape)}; got {got}"
+            )
     elif solver in ("euler", "heun"):
         velocity = reparameterize(teacher, path, teacher_parameterization, "velocity")
-
-        def field(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return velocity(x, t.reshape(-1))  # the step's broadcast times, back to (B,)
-
         with torch.no_grad():
-            # per-sample times shaped to broadcast over the event, as the core step expects
-            x_lo = _solvers._fixed_step(
-                solver, field, x_hi, expand_time(t_hi, x_hi), expand_time(t_lo, x_hi)
-            )
+            # the teacher's flow map X(x, t_{n+1}, t_n), approximated by one step of its ODE
+            x_lo = flow_map(velocity, x_hi, t_hi, t_lo, steps=1, method=solver)
     else:
         raise ValueError(f"solver must be 'euler', 'heun' or a callable, got {solver!r}")
     return _loss(model, target_model, x_hi, t_hi, x_lo.detach(), t_lo, metric, huber_c, reduction)
@@ -326,8 +401,9 @@ def consistency_training_loss(
     r"""Consistency training from data: adjacent times of `karras_grid(steps)` (``steps``
     intervals) share the noise, $x_{t} = \alpha_t x_0 + \sigma_t\varepsilon$ at $t_{n+1}$ and
     $t_n$; loss $d(f_\theta(x_{t_{n+1}}, t_{n+1}), \mathrm{sg}(f_{\theta^-}(x_{t_n}, t_n)))$
-    (D-consistency-losses). Grow the grid with `training_steps` (the paper's $N$ points are
-    ``steps = N - 1`` intervals) and set the EMA decay with `ema_decay`. ``grid`` (a
+    (D-consistency-losses). ``steps`` counts *intervals*: the paper's $N$ points are
+    ``steps = N - 1``, or pass ``grid=training_grid(k, K, path)`` (its $N(k)$ points); set the
+    EMA decay with `ema_decay`. ``grid`` (a
     decreasing time grid) replaces `karras_grid(steps)`; ``noise`` is $\varepsilon$ (default
     fresh standard normal); ``metric`` and ``huber_c`` as in `consistency_distillation_loss`."""
     check_batch(x0, "x0", event=True)
@@ -347,31 +423,102 @@ def consistency_training_loss(
     return _loss(model, target_model, x_hi, t_hi, x_lo, t_lo, metric, huber_c, reduction)
 
 
-@implements("D-consistency-boundary")
+def _renoise(x, t_from, t_to, path, rule, z):
+    if rule == "path":
+        return interpolate(x, z, t_to, path)[0]
+    # Algorithm 1 in the scaled state x / alpha = x_0 + s n: raise the noise level from s_from
+    # to s_to by adding independent noise of variance s_to^2 - s_from^2, then scale back
+    alpha_from, alpha_to = path.alpha(t_from), path.alpha(t_to)
+    s_from, s_to = path.sigma(t_from) / alpha_from, path.sigma(t_to) / alpha_to
+    if bool((s_to < s_from).any()):
+        raise ValueError(
+            "re-noising raises the noise level: need s(t_to) >= s(t_from), i.e. t_to >= t_from, "
+            f"got s(t_from) = {s_from.tolist()} and s(t_to) = {s_to.tolist()}"
+        )
+    added = alpha_to * (s_to**2 - s_from**2).sqrt()
+    return expand_time(alpha_to / alpha_from, x) * x + expand_time(added, x) * z
+
+
+@implements("D-consistency-renoise")
+def renoise(
+    x: torch.Tensor,
+    t_from,
+    t_to,
+    path: GaussianPath,
+    *,
+    rule: str = "algorithm1",
+    noise: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""One re-noising step of multistep consistency sampling, from a state ``x`` at time
+    ``t_from`` (a consistency model's output, a point of $p_{t_\mathrm{min}}$) to time
+    ``t_to`` (D-consistency-renoise).
+
+    The $\sigma$ axis is EDM's noise level of the path, $s_t = \sigma_t/\alpha_t$, in the
+    scaled state $x/\alpha_t = x_0 + s_t n$ (on a VE path $\alpha_t = 1$ and $s_t = \sigma_t$,
+    Song et al.'s own axis).
+
+    * ``rule="algorithm1"`` (Song et al. 2023, Algorithm 1):
+      $x_\tau = \tfrac{\alpha_\tau}{\alpha_{t}}\,x + \alpha_\tau\sqrt{s_\tau^2 - s_{t}^2}\,z$,
+      on VE $x + \sqrt{\tau^2 - \epsilon^2}\,z$: if $x \sim p_{t}$ then $x_\tau \sim p_\tau$
+      exactly. Needs $s_\tau \ge s_t$ (``t_to >= t_from``).
+    * ``rule="path"``: $x_\tau = \alpha_\tau x + \sigma_\tau z$ (`GaussianPath.sample`), which
+      treats ``x`` as clean data: its variance exceeds that of $p_\tau$ by
+      $\alpha_\tau^2\sigma_t^2$ per unit of noise in ``x``.
+
+    ``t_from``, ``t_to``: floats or ``(B,)``; ``noise`` is $z$ (default fresh standard
+    normal)."""
+    check_batch(x, "x")
+    check_gaussian_path(path)
+    check_option(rule, RENOISE_RULES, "rule")
+    check_generator(generator)
+    t_from, t_to = as_time(t_from, like=x, name="t_from"), as_time(t_to, like=x, name="t_to")
+    for name, value in (("t_from", t_from), ("t_to", t_to)):
+        if value.ndim == 1 and value.shape != (x.shape[0],):
+            raise ValueError(
+                f"{name} must be a float or have shape ({x.shape[0]},), got {tuple(value.shape)}"
+            )
+    return _renoise(x, t_from, t_to, path, rule, _noise(noise, x, generator, "x"))
+
+
+@implements("D-consistency-boundary", "D-consistency-renoise")
 def sample(
     model: ConsistencyModel,
     noise: torch.Tensor,
     *,
     times=None,
+    renoise: str = "path",
     generator: torch.Generator | None = None,
 ) -> SampleResult:
     r"""Multistep consistency sampling (Song et al. 2023, Alg. 1): $x = f(\sigma_{T} z, T)$ at
     $T$ = ``model.t_max``, then for each further time $\tau$ of the decreasing ``times``
-    re-noise along the path, $x_\tau = \alpha_\tau x + \sigma_\tau z$ (`GaussianPath.sample`),
-    and map back, $x = f(x_\tau, \tau)$. ``times=None`` is one step."""
+    re-noise from $t_\mathrm{min}$ to $\tau$ and map back, $x = f(x_\tau, \tau)$.
+    ``times=None`` is one step.
+
+    ``renoise`` is the rule of `renoise` (D-consistency-renoise): ``"path"`` (default),
+    $x_\tau = \alpha_\tau x + \sigma_\tau z$ as if $x$ were clean data; ``"algorithm1"``,
+    the paper's $x_\tau = \tfrac{\alpha_\tau}{\alpha_{t_\mathrm{min}}}x + \alpha_\tau
+    \sqrt{s_\tau^2 - s_\mathrm{min}^2}\,z$ on the noise-level axis $s = \sigma/\alpha$ (on VE,
+    $x + \sqrt{\tau^2 - \epsilon^2}\,z$), under which $x \sim p_{t_\mathrm{min}}$ gives
+    $x_\tau \sim p_\tau$ exactly."""
     check_batch(noise, "noise")
     if not isinstance(model, ConsistencyModel):
         raise InputTypeError(f"model must be a ConsistencyModel, got {type(model).__name__}")
+    check_option(renoise, RENOISE_RULES, "renoise")
     check_generator(generator)
     t_max = torch.tensor(model.t_max, dtype=noise.dtype, device=noise.device)
+    t_min = torch.tensor(model.t_min, dtype=noise.dtype, device=noise.device)
     grid = t_max.reshape(1)
     if times is not None:
         grid = torch.cat([grid, torch.as_tensor(times).to(noise).reshape(-1)])
         check_grid(grid, model.path.schedule, name="[t_max, *times]")
         if not bool((grid[1:] < grid[:-1]).all()):
             raise ValueError(f"times must decrease from below t_max = {model.t_max:.6g}")
+        if bool((grid[1:] < model.t_min).any()):
+            raise ValueError(f"times must lie in [t_min, t_max] = [{model.t_min:.6g}, "
+                             f"{model.t_max:.6g}], got {grid[1:].tolist()}")
     x = model(model.path.sigma(t_max).to(noise) * noise, t_max)
     for tau in grid[1:]:
-        x_tau, _ = model.path.sample(x, tau, generator=generator)
-        x = model(x_tau, tau)
+        z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        x = model(_renoise(x, t_min, tau, model.path, renoise, z), tau)
     return SampleResult(x=x, nfe=grid.numel(), grid=grid)

@@ -7,13 +7,14 @@ import math
 import pytest
 import torch
 
+from genmath import consistency_function_from_map
 from genmath.analytic import Gaussian
 from genmath.core.dynamics import sample_ode
 from genmath.core.grids import karras_grid
 from genmath.core.path import GaussianPath
 from genmath.families import consistency as cm
 from genmath.nn import VelocityMLP
-from genmath.schedules import VP, CondOT
+from genmath.schedules import VE, VP, CondOT
 from genmath.testing import assert_close, assert_mean_matches, assert_variance_matches
 
 
@@ -39,7 +40,7 @@ class _ExactNetwork(torch.nn.Module):
         )
         at_boundary = c_out == 0
         c_out = torch.where(at_boundary, torch.ones_like(c_out), c_out)
-        end = self.marginal.flow_map(x, t, model.t_min)
+        end = consistency_function_from_map(self.marginal.flow_map, model.t_min)(x, t)
         return (end - c_skip[:, None] * x) / c_out[:, None]
 
 
@@ -293,3 +294,197 @@ def test_noise_and_ema_decay_are_validated():
     assert_close(cm.ema_decay(37, 2, 0.9) ** 37, 0.9**2, atol=1e-12)
     assert cm.training_steps(0, 1000, 2, 150) == 2
     assert cm.training_steps(1000, 1000, 2, 150) == 151
+
+
+# --------------------------------------------------------------- EDM inputs (c_in, c_noise)
+
+
+class _Recorder(torch.nn.Module):
+    """F(x, label) = 0, keeping what the consistency model passed in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x, label):
+        self.seen.append((x, label))
+        return torch.zeros_like(x)
+
+
+@pytest.mark.parametrize("schedule", [VE(0.002, 80.0), VP()], ids=["ve", "vp"])
+def test_edm_input_scaling_and_noise_label_reach_the_network(schedule, generator):
+    path = GaussianPath(schedule)
+    recorder = _Recorder()
+    model = cm.ConsistencyModel(
+        recorder, path, sigma_data=0.7, input_scaling=True, noise_conditioning="edm"
+    )
+    x = 3 * torch.randn(5, 2, generator=generator)
+    t = torch.tensor([model.t_min, 0.2, 0.5, 0.8, model.t_max])
+    assert_close(model(x, model.t_min), x, atol=0.0, name="f(x, t_min) with EDM inputs")
+    recorder.seen.clear()
+    model(x, t)
+    seen_x, seen_label = recorder.seen[0]
+    # Karras et al. (2022), Table 1, at the path's noise level s = sigma_t / alpha_t, typed here
+    alpha, sigma = path.alpha(t), path.sigma(t)
+    s = sigma / alpha
+    expected_input = x / (alpha * torch.sqrt(s**2 + 0.7**2))[:, None]
+    assert_close(seen_x, expected_input, atol=1e-13, name="c_in x / alpha")
+    assert_close(seen_label, torch.log(s) / 4, atol=1e-13, name="c_noise")
+    # the default passes x and t untouched
+    plain = cm.ConsistencyModel(_Recorder(), path)
+    plain(x, t)
+    assert_close(plain.network.seen[0][0], x, atol=0.0)
+    assert_close(plain.network.seen[0][1], t, atol=0.0)
+
+
+def test_edm_input_is_of_unit_variance_at_sigma_80(generator):
+    """At s = 80 (VE's top) the raw input has standard deviation ~80; c_in makes it 1 for data
+    of standard deviation sigma_d, whatever the level."""
+    path = GaussianPath(VE(0.002, 80.0))
+    recorder = _Recorder()
+    model = cm.ConsistencyModel(recorder, path, sigma_data=0.5, input_scaling=True)
+    x0 = 0.5 * torch.randn(20000, 3, generator=generator)
+    for t in (model.t_max, 0.5):
+        recorder.seen.clear()
+        xt, _ = path.sample(x0, t, generator=generator)
+        model(xt, t)
+        assert_variance_matches(recorder.seen[0][0], torch.ones(3), rtol=0.1, name=f"t={t}")
+
+
+# --------------------------------------------------------------- re-noising, Algorithm 1
+
+
+@pytest.mark.parametrize(
+    ("schedule", "t_from", "t_to"),
+    [(VE(0.002, 80.0), None, None), (VP(), 0.3, 0.4)],
+    ids=["ve", "vp"],
+)
+def test_algorithm1_renoising_gives_the_exact_marginal(schedule, t_from, t_to, generator):
+    """x ~ p_t re-noised by Algorithm 1 is distributed as p_tau: its variance is that of the
+    exact marginal, alpha_tau^2 Sigma + sigma_tau^2 I (two-sided); the path rule's is not."""
+    path = GaussianPath(schedule)
+    if t_from is None:  # VE: noise levels 1 and 2, where the path rule's excess (1) is visible
+        t_from = float(path.schedule.inverse_log_snr(torch.tensor(0.0)))
+        t_to = float(path.schedule.inverse_log_snr(torch.tensor(-2 * math.log(2.0))))
+    data = _data()
+    x = path.sample(data.sample(40000, generator), t_from, generator=generator)[0]
+    marginal = data.marginal(path)
+    exact_var = marginal.cov(t_to).diagonal()
+    x_tau = cm.renoise(x, t_from, t_to, path, rule="algorithm1", generator=generator)
+    assert_mean_matches(x_tau, marginal.mean(t_to), precision=0.1, name="Algorithm 1 mean")
+    assert_variance_matches(x_tau, exact_var, rtol=0.06, name="Algorithm 1 variance")
+    on_path = cm.renoise(x, t_from, t_to, path, rule="path", generator=generator)
+    with pytest.raises(AssertionError):
+        assert_variance_matches(on_path, exact_var, rtol=0.06, name="path rule variance")
+
+
+def test_algorithm1_on_ve_is_the_papers_step(generator):
+    """On VE, Algorithm 1 reads x + sqrt(tau^2 - eps^2) z with eps, tau the levels (= sigma)."""
+    path = GaussianPath(VE(0.002, 80.0))
+    x, z = torch.randn(4, 3, generator=generator), torch.randn(4, 3, generator=generator)
+    got = cm.renoise(x, 0.1, 0.6, path, noise=z)
+    eps, tau = 0.002 * (40000.0**0.1), 0.002 * (40000.0**0.6)  # VE: sigma_min (max/min)^t
+    assert_close(got, x + math.sqrt(tau**2 - eps**2) * z, atol=1e-12)
+    with pytest.raises(ValueError, match="raises the noise level"):
+        cm.renoise(x, 0.6, 0.1, path, noise=z)
+    with pytest.raises(ValueError, match="rule must be one of"):
+        cm.renoise(x, 0.1, 0.6, path, rule="song")
+
+
+def test_multistep_sampling_with_algorithm1_keeps_the_exact_marginal(generator):
+    """With the exact consistency function and a large t_min (noise level 0.5) the samples of
+    a two-step Algorithm 1 sampler have p_{t_min}'s variance; re-noising along the path
+    inflates it by the noise x_{t_min} already carries."""
+    path = GaussianPath(VE(0.002, 80.0))
+    data = _data()
+    marginal = data.marginal(path)
+    t_min = float(path.schedule.inverse_log_snr(torch.tensor(-2 * math.log(0.5))))
+    holder = []
+    model = cm.ConsistencyModel(_ExactNetwork(marginal, holder), path, t_min=t_min)
+    holder.append(model)
+    noise = torch.randn(30000, 2, generator=generator)
+    exact_var = marginal.cov(t_min).diagonal()
+    tau = float(path.schedule.inverse_log_snr(torch.tensor(-2 * math.log(1.0))))
+    paper = cm.sample(model, noise, times=[tau], renoise="algorithm1", generator=generator)
+    assert_variance_matches(paper.x, exact_var, rtol=0.06, name="Algorithm 1 samples")
+    along = cm.sample(model, noise, times=[tau], renoise="path", generator=generator)
+    with pytest.raises(AssertionError):
+        assert_variance_matches(along.x, exact_var, rtol=0.06, name="path-rule samples")
+
+
+# --------------------------------------------------------------- the paper's N
+
+
+def _papers_n(k, total, s0, s1):
+    """Song et al. (2023), App. C, as printed: N(k) = ceil(sqrt(k/K ((s1+1)^2 - s0^2) + s0^2) - 1) + 1."""
+    return math.ceil(math.sqrt(k / total * ((s1 + 1) ** 2 - s0**2) + s0**2) - 1) + 1
+
+
+def test_training_grid_has_the_papers_n_points_at_the_papers_levels():
+    path = GaussianPath(VE(0.002, 80.0))
+    total, rho = 600_000, 7.0
+    assert cm.training_steps(0, total) == 2 and cm.training_steps(total, total) == 151
+    for k in (0, 1, 12_345, 300_000, total):
+        n = _papers_n(k, total, 2, 150)
+        grid = cm.training_grid(k, total, path)
+        assert grid.numel() == n == cm.training_steps(k, total)
+        # t_i = (eps^(1/rho) + (i-1)/(N-1) (T^(1/rho) - eps^(1/rho)))^rho, i = 1..N, on VE
+        i = torch.arange(1, n + 1, dtype=torch.float64)
+        lo, hi = 0.002 ** (1 / rho), 80.0 ** (1 / rho)
+        levels = (lo + (i - 1) / (n - 1) * (hi - lo)) ** rho
+        assert_close(path.sigma(grid).flip(0), levels, atol=0.0, rtol=1e-10, name=f"k={k}")
+        # steps = N - 1 intervals is the same grid
+        assert_close(karras_grid(n - 1, path.schedule), grid, atol=0.0)
+    with pytest.raises(ValueError, match="s0"):
+        cm.training_grid(0, 10, path, s0=1, s1=4)
+
+
+def test_training_loss_draws_only_adjacent_points_of_the_papers_grid(generator):
+    path = GaussianPath(CondOT())
+    recorder = _Recorder()
+    model = cm.ConsistencyModel(recorder, path)
+    grid = cm.training_grid(5_000, 10_000, path, s0=2, s1=6)
+    n = _papers_n(5_000, 10_000, 2, 6)
+    x0 = _data().sample(400, generator)
+    cm.consistency_training_loss(model, model, x0, path, grid=grid, generator=generator)
+    (_, t_lo), (_, t_hi) = recorder.seen  # the (stopped) target call, then the online one
+    index = {round(float(v), 12): i for i, v in enumerate(grid)}
+    hi = torch.tensor([index[round(float(v), 12)] for v in t_hi])
+    lo = torch.tensor([index[round(float(v), 12)] for v in t_lo])
+    assert bool((lo == hi + 1).all())
+    assert set(hi.tolist()) == set(range(n - 1))  # all N - 1 intervals, no more
+
+
+# --------------------------------------------------------------- on the flow map
+
+
+def test_consistency_function_of_the_exact_flow_map_has_zero_distillation_loss(generator):
+    """f(x, t) = X(x, t, t_min) (genmath.consistency_function_from_map) of the exact Gaussian
+    flow map, with the exact map as the teacher step: zero loss; a perturbed map: not."""
+    path = GaussianPath(CondOT())
+    marginal = _data().marginal(path)
+    t_min = path.schedule.safe_interval[0]
+    x0 = _data().sample(256, generator)
+
+    def loss(flow):
+        f = consistency_function_from_map(flow, end=t_min)
+        state = generator.get_state()
+        value = cm.consistency_distillation_loss(
+            f, f, x0, path, None, solver=marginal.flow_map, generator=generator,
+            reduction="none",
+        )
+        generator.set_state(state)
+        return value
+
+    assert float(loss(marginal.flow_map).max()) < 1e-24
+
+    def perturbed(x, s, t):
+        # still a map with X(x, s, s) = x, but not the ODE's: off by 0.05 (s - t) x
+        return marginal.flow_map(x, s, t) + 0.05 * (s - t)[:, None] * x
+
+    assert float(loss(perturbed).mean()) > 1e-6  # 18 orders above the exact map's
+    with pytest.raises(ValueError, match="solver"):
+        cm.consistency_distillation_loss(
+            marginal.denoise, marginal.denoise, x0, path, None,
+            solver=lambda x, s, t: x[:, :1],
+        )

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import warnings
 
+import api_cases_consist  # noqa: F401
 import api_cases_core  # noqa: F401  (registers cases)
 import api_cases_flows  # noqa: F401
 import api_cases_models  # noqa: F401
 import api_cases_paths  # noqa: F401
+import api_cases_seminar  # noqa: F401
 import pytest
 import torch
 from contract import (
