@@ -26,6 +26,8 @@ Usage (from the repository root, with the development environment):
     python tools/mutation.py map                 # coverage maps of verify and of the tests
     python tools/mutation.py list [--files ...]  # the mutants, without running them
     python tools/mutation.py run --sample 200 --seed 0 [--files ...] [--out PATH]
+    python tools/mutation.py map --verify-only   # no tests map (the suite's takes long) ...
+    python tools/mutation.py run --sample 40 --seed 1 --named-tests  # ... tests for survivors
 
 ``run`` writes a JSON report (every mutant, its diff and verdicts) and prints a summary by
 kind and by file, and the survivors. Equivalent mutants (a change that cannot alter any
@@ -50,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genmath.derivations._audit import formula_functions  # noqa: E402
+from genmath.derivations._audit import check_spans, formula_functions  # noqa: E402
 
 CACHE = ROOT / ".mutation"
 KINDS = ("sign", "factor", "index", "entry", "detach", "reduction")
@@ -58,6 +60,55 @@ _COPY_IGNORE = shutil.ignore_patterns(
     ".venv", "site", "node_modules", ".git", ".mutation", "__pycache__", ".pytest_cache",
     "*.png", ".ruff_cache",
 )
+
+
+# Mutants that cannot change any value or any first-order gradient, each with the argument.
+# (file, function, original text, replacement) -> why it is equivalent. Kept short: a mutant
+# goes here only with a reason a reader can check from the code.
+EQUIVALENT = {
+    (
+        "genmath/core/elbo.py",
+        "genmath.core.elbo.score_function_surrogate",
+        "torch.as_tensor(baseline, dtype=f.dtype, device=f.device).detach()",
+    ): (
+        "the baseline enters only through signal * (log_q - log_q.detach()), whose second "
+        "factor is zero in value: the product rule gives the baseline's own gradient weight 0, "
+        "so the surrogate's value and first-order gradient are the same with or without it"
+    ),
+    (
+        "genmath/families/residual.py",
+        "genmath.families.residual.InvertibleResidualBlock._value_and_logdet",
+        "(x + g).detach()",
+    ): (
+        "the branch runs only when grad mode is off (create_graph = torch.is_grad_enabled()), "
+        "where nothing downstream records a graph: the value is the same and no gradient is "
+        "taken (only whether y holds the block's graph differs)"
+    ),
+    (
+        "genmath/families/flow_matching.py",
+        "genmath.families.flow_matching.ot_coupling",
+        "(plan > 0).sum()",
+    ): (
+        "the count only decides whether POT's plan is a permutation or the assignment solver is "
+        "asked instead; both give the unique optimal pairing, so a wrong count changes which "
+        "solver answers, not the answer"
+    ),
+}
+
+
+def _no_grad_spans(tree: ast.AST) -> list[tuple[int, int]]:
+    """Line ranges of ``with torch.no_grad():`` bodies: a ``.detach()`` there has no graph to
+    cut (nothing is recorded), so removing it is an equivalent mutant by construction."""
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.With) and any(
+            isinstance(item.context_expr, ast.Call)
+            and getattr(item.context_expr.func, "attr", getattr(item.context_expr.func, "id", None))
+            == "no_grad"
+            for item in node.items
+        ):
+            spans.append((node.body[0].lineno, node.body[-1].end_lineno))
+    return spans
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,10 +226,14 @@ def mutants(files: list[str] | None = None) -> list[Mutant]:
         lines = source.split("\n")
         tree = ast.parse(source)
         wanted = {line: f for f in funcs for line in f.lines}
+        checks = check_spans(tree)  # argument checks and messages: not formulas (_audit's rule)
+        no_grad = _no_grad_spans(tree)
         seen = set()
         for node in ast.walk(tree):
             line = getattr(node, "lineno", None)
             if line not in wanted:
+                continue
+            if (node.lineno, node.col_offset, node.end_lineno, node.end_col_offset) in checks:
                 continue
             if isinstance(node, ast.Assign):
                 target = node.targets[0] if len(node.targets) == 1 else None
@@ -192,6 +247,10 @@ def mutants(files: list[str] | None = None) -> list[Mutant]:
             for kind, replacement in _candidates(node, text):
                 key = (rel, span.lineno, span.col_offset, kind, replacement)
                 if key in seen or replacement == text:
+                    continue
+                if kind == "detach" and any(lo <= span.lineno <= hi for lo, hi in no_grad):
+                    continue  # no graph is recorded under no_grad: an equivalent mutant
+                if (rel, wanted[line].name, text) in EQUIVALENT:
                     continue
                 seen.add(key)
                 try:  # the mutated file must still compile
@@ -319,10 +378,17 @@ def _tests_for(contexts: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- running
 
 _RUN_ITEMS = r"""
-import sys
+import json, os, sys
 import genmath.derivations as R
-R.derivations()
+import genmath.derivations._registry as registry
 ids = sys.argv[1:]
+if ids != ["*"] and os.environ.get("GENMATH_MUTATION_HINTS"):
+    # import only the topics that register these items and their bindings (as a parallel
+    # run's worker does), not all of them
+    with open(os.environ["GENMATH_MUTATION_HINTS"]) as f:
+        registry._HINTS = {k: tuple(v) for k, v in json.load(f).items()}
+else:
+    R.derivations()
 items = R.select() if ids == ["*"] else [R.get(i) for i in ids]
 failed = [item.id for item in items if not item.verify().ok]
 print("FAILED " + " ".join(failed) if failed else "ok")
@@ -330,10 +396,10 @@ sys.exit(1 if failed else 0)
 """
 
 
-def _run(cmd, cwd, timeout) -> tuple[bool, str]:
+def _run(cmd, cwd, timeout, env=None) -> tuple[bool, str]:
     try:
         proc = subprocess.run(
-            cmd, cwd=cwd, env={**os.environ, "PYTHONPATH": str(cwd)},
+            cmd, cwd=cwd, env={**os.environ, "PYTHONPATH": str(cwd), **(env or {})},
             capture_output=True, text=True, timeout=timeout,
         )
     except subprocess.TimeoutExpired:
@@ -357,7 +423,42 @@ def _stratified(pool: list[Mutant], sample: int | None, rng: random.Random) -> l
     return chosen
 
 
-def run(sample: int | None, seed: int, files: list[str] | None, out: Path, timeout: int) -> dict:
+def _named_tests(mutant: Mutant, verify_items: list[str]) -> list[str]:
+    """Test files for a mutant without a coverage map of the suite: those the derivations and
+    checks that execute its line name (``tests=``), and ``test_<module>.py`` beside them for
+    the module (or, for a private module, its package: ``diffusion/_ddpm.py`` ->
+    ``test_diffusion.py``)."""
+    import genmath.derivations as registry
+
+    out: set[str] = set()
+    for item_id in verify_items:
+        try:
+            item = registry.get(item_id)
+        except Exception:  # noqa: BLE001  (an id the map knows and the registry no longer has)
+            continue
+        for test in getattr(item, "tests", ()) or ():
+            path = test.split("::")[0]
+            if (ROOT / path).exists():
+                out.add(path)
+    rel = Path(mutant.file)
+    stem = rel.stem.lstrip("_")
+    area = rel.parts[1] if len(rel.parts) > 2 else ""
+    for name in (stem, rel.parent.name):
+        for folder in (area, "analytic", "core", "families"):
+            candidate = Path("tests") / folder / f"test_{name}.py"
+            if (ROOT / candidate).exists():
+                out.add(str(candidate))
+    return sorted(out)
+
+
+def run(
+    sample: int | None,
+    seed: int,
+    files: list[str] | None,
+    out: Path,
+    timeout: int,
+    named_tests: bool = False,
+) -> dict:
     maps = _load_maps()
     pool = mutants(files)
     rng = random.Random(seed)
@@ -366,6 +467,10 @@ def run(sample: int | None, seed: int, files: list[str] | None, out: Path, timeo
     scratch = Path(tempfile.mkdtemp(prefix="genmath-mutation-"))
     shutil.copytree(ROOT, scratch / "repo", ignore=_COPY_IGNORE)
     repo = scratch / "repo"
+    from genmath.derivations._registry import _hints
+
+    hints = scratch / "hints.json"
+    hints.write_text(json.dumps(_hints()))
     records = []
     try:
         for k, m in enumerate(chosen, 1):
@@ -380,11 +485,16 @@ def run(sample: int | None, seed: int, files: list[str] | None, out: Path, timeo
                     items = ["*"]
                 if items:
                     verify_caught, verify_log = _run(
-                        [sys.executable, "-c", _RUN_ITEMS, *items], repo, timeout
+                        [sys.executable, "-c", _RUN_ITEMS, *items], repo, timeout,
+                        {"GENMATH_MUTATION_HINTS": str(hints)},
                     )
                 else:
                     verify_caught, verify_log = False, "line not executed by genmath verify"
                 tests = _tests_for(test_ctx)
+                if not tests and named_tests and not verify_caught:
+                    # no coverage map of the suite: the named test files, for survivors only
+                    named = _named_tests(m, items if items != ["*"] else [])
+                    tests = [*named, "-m", "not slow"] if named else []
                 if tests:
                     tests_caught, tests_log = _run(
                         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
@@ -400,7 +510,8 @@ def run(sample: int | None, seed: int, files: list[str] | None, out: Path, timeo
                 "verify": verify_caught,
                 "tests": tests_caught,
                 "verify_items": len(items) if items != ["*"] else "all",
-                "n_tests": len(tests),
+                "n_tests": len([t for t in tests if t.startswith("tests/")]),
+                "test_files": [t for t in tests if t.startswith("tests/")],
                 "verify_log": verify_log if not verify_caught else verify_log[-200:],
                 "tests_log": tests_log[-200:],
             }
@@ -473,6 +584,10 @@ def main(argv=None) -> int:
     runner.add_argument("--files", nargs="*")
     runner.add_argument("--timeout", type=int, default=300)
     runner.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "mutation.json")
+    runner.add_argument(
+        "--named-tests", action="store_true",
+        help="for mutants verify misses, run the test files their derivations name (no tests map)",
+    )
     summary = sub.add_parser("summary", help="print the summary of a report")
     summary.add_argument("report", type=Path)
     args = parser.parse_args(argv)
@@ -485,7 +600,9 @@ def main(argv=None) -> int:
         counts = {k: sum(m.kind == k for m in pool) for k in KINDS}
         print(f"{len(pool)} mutants: {counts}")
     elif args.command == "run":
-        _print_summary(run(args.sample, args.seed, args.files, args.out, args.timeout))
+        _print_summary(
+            run(args.sample, args.seed, args.files, args.out, args.timeout, args.named_tests)
+        )
     else:
         _print_summary(json.loads(args.report.read_text()))
     return 0

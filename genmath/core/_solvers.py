@@ -87,7 +87,10 @@ def integrate_fixed(method, field: CountedField, x, grid, keep_trajectory: bool)
     return x, trajectory
 
 
-@implements("D-ddim-exponential-integrator", "D-dpm-solver-pp-2m")
+@implements(
+    "D-ddim-exponential-integrator", "D-dpm-solver-pp-2m", "D-exponential-adams-2",
+    "D-exponential-adams-3",
+)
 def integrate_exponential(method, denoiser: CountedField, x, grid, alpha, sigma, keep_trajectory):
     """DDIM and DPM-Solver++(2M): exponential integrators of the probability-flow ODE in the
     data ($x_0$) prediction, with $\\lambda = \\log(\\alpha/\\sigma)$ (derivations

@@ -23,7 +23,10 @@ import dataclasses
 import pathlib
 from collections.abc import Iterable
 
-__all__ = ["FormulaFunction", "formula_functions", "formula_lines", "Audit", "audit"]
+__all__ = [
+    "FormulaFunction", "formula_functions", "formula_lines", "check_nodes", "check_spans", "Audit",
+    "audit",
+]
 
 # Calls that compute (elementwise math, reductions, linear algebra). A function calling one
 # of these, or doing arithmetic on non-constants, bears a formula.
@@ -60,23 +63,118 @@ def _call_name(node: ast.Call) -> str | None:
     return None
 
 
-def _excluded_lines(fn: ast.AST) -> set[int]:
-    """Lines of error messages and assertions: arithmetic there is not a formula."""
-    out = set()
+# Calls whose arguments are checks or messages, not formulas: the shared validators of
+# genmath/core/_validate.py and _shapes.py (check_batch, check_time, ...) and warnings.
+_CHECK_CALL_PREFIXES = ("check_", "_check", "require_", "_require")
+_MESSAGE_CALLS = frozenset({"warn", "InputTypeError", "ValueError", "TypeError"})
+
+
+def _raises(body: list[ast.stmt]) -> bool:
+    """Whether a branch ends by raising (an argument check's body)."""
+    return bool(body) and isinstance(body[-1], ast.Raise)
+
+
+def _check_roots(fn: ast.AST) -> list[ast.AST]:
+    """The nodes of ``fn`` that only check or report: a ``raise``, an ``assert``, an f-string,
+    the condition of an ``if`` whose branch raises (an argument check), a call of a shared
+    validator (``check_*``) or a warning whose result is discarded."""
+    roots: list[ast.AST] = []
     for node in ast.walk(fn):
-        if isinstance(node, ast.Raise | ast.JoinedStr | ast.Assert):
-            for sub in ast.walk(node):
-                if hasattr(sub, "lineno"):
-                    out.add(sub.lineno)
-    return out
+        if isinstance(node, ast.Raise | ast.Assert | ast.JoinedStr):
+            roots.append(node)
+        elif isinstance(node, ast.If) and (_raises(node.body) or _raises(node.orelse)):
+            roots.append(node.test)
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            # only a validator whose result is discarded: check_grid(grid) returns the grid
+            name = _call_name(node.value)
+            if name and (name.startswith(_CHECK_CALL_PREFIXES) or name in _MESSAGE_CALLS):
+                roots.append(node)
+    return roots
+
+
+def _assigned_names(stmt: ast.stmt) -> list[str] | None:
+    """The plain names an assignment binds, or None when it binds anything else."""
+    if isinstance(stmt, ast.Assign):
+        targets = stmt.targets
+    elif isinstance(stmt, ast.AugAssign | ast.AnnAssign):
+        targets = [stmt.target]
+    else:
+        return None
+    names: list[str] = []
+    for target in targets:
+        elements = target.elts if isinstance(target, ast.Tuple) else [target]
+        for element in elements:
+            if not isinstance(element, ast.Name):
+                return None
+            names.append(element.id)
+    return names
+
+
+def check_nodes(fn: ast.AST) -> set[int]:
+    """The ``id``s of the nodes of ``fn`` that only check arguments or build messages:
+    arithmetic there is not a formula.
+
+    The one rule, used by the audit and by the mutation pool (tools/mutation.py): a node is a
+    check when it lies inside a check root (`_check_roots`), or inside an assignment of names
+    that are read nowhere but inside checks (e.g. ``asymmetry = (a - a.T).abs() / scale`` feeding only
+    ``if (asymmetry > tol).any(): raise ...``), transitively. A name also read by a formula or
+    returned keeps its line. Names are tracked per function, so a name reassigned for a check
+    and for a formula counts as a formula (the cautious side)."""
+    sunk: set[int] = set()  # ids of the nodes inside checks
+
+    def sink(node: ast.AST) -> None:
+        for sub in ast.walk(node):
+            sunk.add(id(sub))
+
+    for root in _check_roots(fn):
+        sink(root)
+    assignments = [
+        (stmt, names)
+        for stmt in ast.walk(fn)
+        if isinstance(stmt, ast.stmt) and (names := _assigned_names(stmt)) is not None
+    ]
+    loads: dict[str, list[ast.Name]] = {}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            loads.setdefault(node.id, []).append(node)
+    changed = True
+    while changed:
+        changed = False
+        for stmt, names in assignments:
+            if id(stmt) in sunk:
+                continue
+            reads = [n for name in names for n in loads.get(name, [])]
+            # an augmented assignment reads its own target; that read is part of the statement
+            own = {id(sub) for sub in ast.walk(stmt)}
+            outside = [n for n in reads if id(n) not in own]
+            if names and outside and all(id(n) in sunk for n in outside):
+                sink(stmt)
+                changed = True
+    return sunk
+
+
+def check_spans(tree: ast.AST) -> set[tuple[int, int, int, int]]:
+    """Source spans ``(line, col, end_line, end_col)`` of every check node (`check_nodes`) of
+    the functions in ``tree``: the mutation runner plants no bug there."""
+    spans = set()
+    for fn in ast.walk(tree):
+        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            sunk = check_nodes(fn)
+            for node in ast.walk(fn):
+                if id(node) in sunk and hasattr(node, "end_lineno"):
+                    spans.add((node.lineno, node.col_offset, node.end_lineno, node.end_col_offset))
+    return spans
 
 
 def formula_lines(fn: ast.AST) -> set[int]:
     """The lines of ``fn`` (an ``ast.FunctionDef``) that compute, nested functions included."""
     lines = set()
+    checks = check_nodes(fn)
     body = fn.body if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef) else [fn]
     for stmt in body:
         for node in ast.walk(stmt):
+            if id(node) in checks:
+                continue  # an argument check or a message
             if isinstance(node, ast.BinOp) and isinstance(node.op, _ARITHMETIC):
                 if isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant):
                     continue  # string formatting
@@ -89,8 +187,7 @@ def formula_lines(fn: ast.AST) -> set[int]:
                 lines.add(node.lineno)
             elif isinstance(node, ast.Call) and _call_name(node) in MATH_CALLS:
                 lines.add(node.lineno)
-    # a docstring is not code
-    return lines - _excluded_lines(fn)
+    return lines
 
 
 def _decoration(fn: ast.FunctionDef) -> tuple[str | None, tuple[str, ...]]:

@@ -312,3 +312,123 @@ register(
         description="unipc's plan on a grid of steps a, h, b: the second step's corrector (nodes h, 0, -a)",
     )
 )
+
+
+# --- bindings: unipc's steps as the integrator runs them -----------------------------------
+# The weights above are bound where they are computed; these bind the loop that applies them
+# (genmath.core._solvers._integrate_adams): which outputs it weights, at which point and time
+# the corrector evaluates the model, the state and data coefficients. A time-dependent model
+# on a non-uniform grid tells the corrector's time t_{k+1} from t_k; a state-dependent model
+# tells the predicted point from the current state.
+tau0, tau1, tau2 = sp.symbols("tau_0 tau_1 tau_2", positive=True)
+kappa, x_start = sp.symbols("kappa x_start", real=True)
+sigma_ratio, alpha_next = sp.symbols("s_1 alpha_1", positive=True)
+
+
+def _model_of_time(t):
+    """A denoiser output that depends on time only (sympy or torch)."""
+    return (t * 3).sin() + t**2 if not isinstance(t, sp.Basic) else sp.sin(3 * t) + t**2
+
+
+def _unipc_run(grid, alpha, sigma, model, x):
+    import torch
+
+    from genmath.core._solvers import CountedField, integrate_exponential
+
+    field = CountedField(model, "denoiser")
+    as64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    _, trajectory = integrate_exponential(
+        "unipc", field, x, as64(grid), as64(alpha), as64(sigma), keep_trajectory=True
+    )
+    return trajectory
+
+
+def _unipc_second_step_correction(points):
+    """On the half-log-SNR grid (0, a, a + h, a + h + 1) at times tau_0 > tau_1 > tau_2 > tau_2/2
+    with the model D(x, t) = sin 3t + t^2: the second step's correction
+    (x_2 - sigma_2/sigma_1 x_1) / alpha_2, which the corrector weights at nodes (h, 0, -a)."""
+    import math
+
+    import torch
+
+    rows = []
+    for i in range(points[h].shape[0]):
+        step_a, step_h = float(points[a][i]), float(points[h][i])
+        times = [float(points[s][i]) for s in (tau0, tau1, tau2)]
+        times.append(times[2] / 2)
+        lam = [0.0, step_a, step_a + step_h, step_a + step_h + 1.0]
+        sigma = [1.0, 0.8, 0.5, 0.3]
+        alpha = [s * math.exp(v) for s, v in zip(sigma, lam, strict=True)]
+        x0 = torch.zeros(1, 1, dtype=torch.float64)
+        trajectory = _unipc_run(
+            times, alpha, sigma, lambda x, t: _model_of_time(t) * torch.ones_like(x), x0
+        )
+        x1, x2 = float(trajectory[1]), float(trajectory[2])
+        rows.append((x2 - sigma[2] / sigma[1] * x1) / alpha[2])
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+register(
+    Binding(
+        derivation="D-exponential-adams-3",
+        code=("genmath.core._solvers.integrate_exponential",),
+        expression=d0 * w3[0] + d1 * w3[1] + d2 * w3[2],
+        where={
+            u0: h, u1: 0, u2: -a,
+            d0: _model_of_time(tau2), d1: _model_of_time(tau1), d2: _model_of_time(tau0),
+        },
+        evaluate=_unipc_second_step_correction,
+        domain={
+            h: _step[h], a: _step[a],
+            tau0: Uniform(0.6, 1.0), tau1: Uniform(0.3, 0.6), tau2: Uniform(0.02, 0.3),
+        },
+        samples=12,
+        description=(
+            "unipc's second corrected step on a non-uniform grid with a time-dependent model: "
+            "the corrector weighs the model at t_2 (the predicted point's time), t_1 and t_0"
+        ),
+    )
+)
+
+
+def _unipc_first_step_correction(points):
+    """On the half-log-SNR grid (lambda_0, lambda_0 + h, lambda_0 + h + 1), sigma_0 = 1,
+    sigma_1 = s_1, alpha_1 given, with the model D(x, t) = kappa x: the first step's
+    correction (x_1 - s_1 x_0) / alpha_1 from x_0 = x_start."""
+    import math
+
+    import torch
+
+    rows = []
+    for i in range(points[h].shape[0]):
+        step_h, ratio, scale = (float(points[s][i]) for s in (h, sigma_ratio, alpha_next))
+        k, start = float(points[kappa][i]), float(points[x_start][i])
+        sigma = [1.0, ratio, ratio / 2]
+        lam1 = math.log(scale / ratio)
+        lam = [lam1 - step_h, lam1, lam1 + 1.0]
+        alpha = [s * math.exp(v) for s, v in zip(sigma, lam, strict=True)]
+        x0 = torch.full((1, 1), start, dtype=torch.float64)
+        trajectory = _unipc_run([0.9, 0.5, 0.2], alpha, sigma, lambda x, t, k=k: k * x, x0)
+        rows.append((float(trajectory[1]) - ratio * start) / scale)
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+_predicted_start = sigma_ratio * x_start + alpha_next * psi0 * kappa * x_start
+register(
+    Binding(
+        derivation="D-exponential-adams-2",
+        code=("genmath.core._solvers.integrate_exponential",),
+        expression=d0 * w2[0] + d1 * w2[1],
+        where={u0: h, u1: 0, d0: kappa * _predicted_start, d1: kappa * x_start},
+        evaluate=_unipc_first_step_correction,
+        domain={
+            h: _step[h], sigma_ratio: Uniform(0.1, 1.0), alpha_next: Uniform(0.1, 2.0),
+            kappa: Uniform(-2, 2), x_start: Uniform(-3, 3),
+        },
+        samples=12,
+        description=(
+            "unipc's first corrected step with a state-dependent model: the corrector (nodes h, "
+            "0) weighs the model at the predicted point s_1 x_0 + alpha_1 psi_0 D(x_0), not at x_0"
+        ),
+    )
+)

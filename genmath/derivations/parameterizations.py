@@ -177,13 +177,14 @@ def _convert_by_code(label, pairs):
 
 
 def _register_convert_bindings():
-    from ..core.path import GaussianPath
-    from ._path_cases import SCHEDULES, T
+    from ._path_cases import SCHEDULES, T, shared_path
 
     # the conversions are generated per schedule from the same 2x2 solve: the four built-in
     # families cover its branches (a constant alpha, derivatives that vanish, trigonometry)
     for case in (c for c in SCHEDULES if c.label in ("CondOT()", "VP()", "CosineVP()", "VE()")):
-        path = GaussianPath(case.build())
+        # the bindings' own shared path: the conversions it derives here to find the finite
+        # directions are the ones its bindings then run (derived once, not twice)
+        path = shared_path(case.label)
         lo, hi = path.schedule.safe_interval
         inside = {dst: [src for src in NAMES if src != dst] for dst in NAMES}
         segments = [("the safe interval", Uniform(lo, hi, ends=True), inside)]

@@ -312,3 +312,32 @@ def _topic(item):
     from genmath.derivations._registry import _TOPIC_OF
 
     return _TOPIC_OF[item.id]
+
+
+def test_checks_and_messages_are_not_formulas():
+    """The one rule the audit and the mutation pool share: arithmetic that only feeds a
+    `raise`, a message, an argument check's condition or a discarded validator call is not a
+    formula; a value that a formula also reads, or that a validator returns, is."""
+    import ast
+
+    from genmath.derivations._audit import check_spans, formula_lines
+
+    source = (
+        "def f(a, scale, tol):\n"
+        "    asymmetry = (a - a.T).abs() / scale\n"  # 2: read only by the check
+        "    if (asymmetry > tol).any():\n"  # 3: the check's condition
+        "        raise ValueError(f'asymmetric by {float(asymmetry.max()) * 2}')\n"
+        "    needed = 2 * a.sum() - 1\n"  # 5: read only by a message
+        "    message = f'needs {needed}'\n"
+        "    check_positive(a * 3, 'a')\n"  # 7: a discarded validator call
+        "    grid = check_grid(a + 1)\n"  # 8: the validator returns it: a formula
+        "    both = a * scale\n"  # 9: read by a check and by the result
+        "    if both.sum() > tol:\n"
+        "        raise ValueError(message)\n"
+        "    return (a + a.T) / 2 + grid + both\n"  # 12
+    )
+    tree = ast.parse(source)
+    fn = tree.body[0]
+    assert formula_lines(fn) == {8, 9, 12}
+    spans = check_spans(tree)
+    assert any(span[0] == 2 for span in spans) and not any(span[0] == 12 for span in spans)

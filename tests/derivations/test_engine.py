@@ -235,3 +235,21 @@ def test_every_reference_a_derivation_names_exists():
         for key in d.references:
             assert key in references.REFERENCES, f"{d.id} cites unknown key {key!r}"
             references.bibtex(key)
+
+
+def test_the_fast_mpmath_compilation_keeps_nested_sums_signs():
+    """`_lambdify.mpmath_function` prints sums unordered; sympy's own unordered printer turns
+    a nested unevaluated sum that starts with a minus, (2p/q - 2), into - (2 + 2p/q)."""
+    import mpmath
+    import sympy as sp
+
+    from genmath.derivations._lambdify import mpmath_function
+
+    p, q = sp.symbols("p q", positive=True)
+    inner = sp.Add(2 * p / q, -2, evaluate=False)
+    expr = sp.Add(-p * inner, q * sp.Add(inner, inner**2 / 4, evaluate=False), evaluate=False)
+    fn = mpmath_function([p, q], expr)
+    with mpmath.workdps(30):
+        got = fn(mpmath.mpf("0.3"), mpmath.mpf("0.7"))
+    expected = sp.N(expr.subs({p: sp.Rational(3, 10), q: sp.Rational(7, 10)}), 30)
+    assert abs(complex(got) - complex(expected)) < 1e-25
