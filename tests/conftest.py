@@ -19,8 +19,8 @@ def pytest_configure(config):
 # registry verified, every site page read by Chromium, every figure script run) would each be
 # paid twice, so every test that needs one is kept in one group, sent to one worker; every other
 # test stays with the rest of its file (module-scoped fixtures such as the distributed process
-# groups are built once). The heavy groups go first, so that they start on separate workers
-# while the rest of the suite fills the gaps.
+# groups are built once). The collection order is left as it is: reordering the items here made
+# xdist 3.8 split the groups again.
 _HEAVY_FIXTURES = {"probes": "browser", "verified": "verification", "quick_runs": "figures"}
 
 
@@ -31,8 +31,6 @@ def pytest_collection_modifyitems(config, items):
         heavy = [g for f, g in _HEAVY_FIXTURES.items() if f in getattr(item, "fixturenames", ())]
         group_of[item] = heavy[0] if heavy else item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group_of[item]))
-    heavy_order = list(_HEAVY_FIXTURES.values())
-    items.sort(key=lambda i: heavy_order.index(group_of[i]) if group_of[i] in heavy_order else 99)
 
     if config.getoption("--runslow"):
         return
