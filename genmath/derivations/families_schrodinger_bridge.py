@@ -172,7 +172,7 @@ register(
         statement=(
             r"Run the SDE $dX = f_t(X)\,dt + \sigma\,dW$ with the Markovian projection's drift "
             r"(D-gaussian-sb-drift) from $X_0 \sim \mathcal N(m_0, a^2)$: $X_1 - m_1 = \Phi(X_0 - "
-            r"m_0) + $ independent noise, $\Phi = \exp\int_0^1 A_s\,ds$, so the new coupling has "
+            r"m_0) + \varepsilon$ with $\varepsilon$ independent noise, $\Phi = \exp\int_0^1 A_s\,ds$, so the new coupling has "
             r"$c' = a^2\Phi$ — one step of iterative Markovian fitting (IMF; DSBM in exact form, "
             r"Shi et al. 2023). Since $A = (\dot v - \sigma^2)/(2v)$ (D-gaussian-sb-moments), "
             r"$c' = ab\,\exp(-\tfrac{\sigma^2}{2}\int_0^1 ds/v_s)$. The Schrödinger bridge's "

@@ -211,7 +211,7 @@ class GaussianBridgeMixture:
         r"""One IMF step: the bridge mixture over the coupling of the Markov SDE
         $dX = f_t(X)\,dt + \sigma\,dW$ with this mixture's Markovian projection as drift.
 
-        ``"forward"`` starts the SDE at $X_0 \sim \mu_0$: $X_1 - m_1 = \Phi(X_0 - m_0) +$ noise,
+        ``"forward"`` starts the SDE at $X_0 \sim \mu_0$: $X_1 - m_1 = \Phi(X_0 - m_0) + \varepsilon$ with $\varepsilon$ noise,
         $\dot\Phi = A_t\Phi$, so the new $C = \Sigma_0\Phi^\top$ (D-imf-markovian-coupling);
         ``"backward"`` runs the time-reversed problem from $X_1 \sim \mu_1$. The marginals are
         kept (a Markovian projection has the mixture's marginals), and in this exact form the two
