@@ -180,15 +180,28 @@ def _exact_from_graph(y: torch.Tensor, x: torch.Tensor, create_graph: bool) -> t
 
 # strategy chosen per kind of field and input: (field key, shape, dtype, device, graph) -> name
 _TUNED_CHOICES: dict[tuple, str] = {}
+_TUNED_CHOICES_KEPT = 256
 # evaluations each strategy is timed on before the faster one is kept
 _TUNING_SAMPLES = 2
 
 
 def _field_key(field) -> object:
-    """What identifies a kind of field across calls: a function's code (closures over other
-    networks of the same shape share it, and differ at most in speed), else its type."""
+    """What identifies a field across calls, for the remembered choice of strategy: a
+    function's code with what it closes over (the same ``lambda y, t: model(y, t)`` written
+    once and closing over a small analytic field or a wide network must not share a choice:
+    the faster strategy differs between them), a bound method's code with its object, else
+    the field's type. Objects count by identity; the cache is bounded (`_TunedExact`)."""
     function = getattr(field, "__func__", field)
-    return getattr(function, "__code__", None) or type(field)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return type(field)
+    captured = []
+    for cell in getattr(function, "__closure__", None) or ():
+        try:
+            captured.append(id(cell.cell_contents))
+        except ValueError:  # a cell not yet filled
+            captured.append(None)
+    return (code, id(getattr(field, "__self__", None)), tuple(captured))
 
 
 class _TunedExact:
@@ -235,6 +248,8 @@ class _TunedExact:
     def _settle(self, choice: str) -> None:
         self.choice = choice
         if self._key is not None:
+            if len(_TUNED_CHOICES) >= _TUNED_CHOICES_KEPT:  # keys hold ids of passing objects
+                _TUNED_CHOICES.clear()
             _TUNED_CHOICES[self._key] = choice
 
     @staticmethod
