@@ -71,17 +71,24 @@ def exponential_weights(h: float, nodes: list[float]) -> list[float]:
 
 
 @implements("D-exponential-adams-2", "D-exponential-adams-3", "D-dpm-solver-pp-3m-exact-weights")
-def multistep_plan(method: str, lam: list[float]) -> list[dict]:
-    """Per step ``k`` of a grid with half-log-SNRs ``lam``: the predictor's weights on the
+def multistep_plan(method: str, lam: list[float], lower_order_final: int = 0) -> list[dict]:
+    r"""Per step ``k`` of a grid with half-log-SNRs ``lam``: the predictor's weights on the
     denoiser outputs ``[D_k, D_{k-1}, ...]`` and, for ``"unipc"``, the corrector's weights on
     ``[D_{k+1}^{pred}, D_k, D_{k-1}, ...]`` (None on the last step, which has no following
-    evaluation to reuse)."""
+    evaluation to reuse).
+
+    The last ``lower_order_final`` steps predict from the current output alone, with the
+    nodes of the first step (DDIM's weight; unipc's corrector then has nodes $h, 0$): on a
+    short grid that ends near the data the last steps are long in $\lambda$, and extrapolating
+    a polynomial through earlier outputs across them amplifies their differences (diffusers'
+    ``lower_order_final``). A fixed number of first-order steps adds $O(h^2)$ to the error, so
+    it is meant for few steps, where it is far smaller than the extrapolation's."""
     steps = len(lam) - 1
     history = {"dpm++3m": 3, "unipc": 2}[method]
     plan = []
     for k in range(steps):
         h = lam[k + 1] - lam[k]
-        available = min(k + 1, history)
+        available = 1 if k >= steps - lower_order_final else min(k + 1, history)
         nodes = [lam[k - j] - lam[k] for j in range(available)]
         entry = {"predictor": exponential_weights(h, nodes), "corrector": None}
         if method == "unipc" and k < steps - 1:

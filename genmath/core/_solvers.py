@@ -91,7 +91,9 @@ def integrate_fixed(method, field: CountedField, x, grid, keep_trajectory: bool)
     "D-ddim-exponential-integrator", "D-dpm-solver-pp-2m", "D-exponential-adams-2",
     "D-exponential-adams-3",
 )
-def integrate_exponential(method, denoiser: CountedField, x, grid, alpha, sigma, keep_trajectory):
+def integrate_exponential(
+    method, denoiser: CountedField, x, grid, alpha, sigma, keep_trajectory, lower_order_final=0
+):
     """DDIM and DPM-Solver++(2M): exponential integrators of the probability-flow ODE in the
     data ($x_0$) prediction, with $\\lambda = \\log(\\alpha/\\sigma)$ (derivations
     D-ddim-exponential-integrator, D-dpm-solver-pp-2m):
@@ -107,10 +109,14 @@ def integrate_exponential(method, denoiser: CountedField, x, grid, alpha, sigma,
     end near the data have a long last step in $\\lambda$ across which the linear
     extrapolation is unreliable, and one first-order step leaves the global order at 2.
 
-    `alpha`, `sigma` are the schedule's values on the grid (tensors of the grid's length).
+    `alpha`, `sigma` are the schedule's values on the grid (tensors of the grid's length);
+    `lower_order_final`: for ``"dpm++3m"`` and ``"unipc"``, how many final steps predict from
+    the current output alone (`genmath.core._multistep.multistep_plan`).
     """
     if method in ("dpm++3m", "unipc"):
-        return _integrate_adams(method, denoiser, x, grid, alpha, sigma, keep_trajectory)
+        return _integrate_adams(
+            method, denoiser, x, grid, alpha, sigma, keep_trajectory, lower_order_final
+        )
     lam = torch.log(alpha) - torch.log(sigma)
     h = lam[1:] - lam[:-1]
     # every coefficient is known before the first step: compute them once, as Python floats
@@ -137,7 +143,9 @@ def integrate_exponential(method, denoiser: CountedField, x, grid, alpha, sigma,
     return x, trajectory
 
 
-def _integrate_adams(method, denoiser: CountedField, x, grid, alpha, sigma, keep_trajectory):
+def _integrate_adams(
+    method, denoiser: CountedField, x, grid, alpha, sigma, keep_trajectory, lower_order_final=0
+):
     """Exponential Adams integrators (`genmath.core._multistep`): ``"dpm++3m"`` extrapolates
     the quadratic through the last three denoiser outputs (third order; the first two steps
     use the one and two outputs available); ``"unipc"`` predicts from the last two and corrects
@@ -146,7 +154,7 @@ def _integrate_adams(method, denoiser: CountedField, x, grid, alpha, sigma, keep
     from ._multistep import multistep_plan
 
     lam64 = (torch.log(alpha) - torch.log(sigma)).to(torch.float64)
-    plan = multistep_plan(method, lam64.tolist())
+    plan = multistep_plan(method, lam64.tolist(), lower_order_final)
     state_coef = (sigma[1:] / sigma[:-1]).tolist()
     alpha_next = alpha[1:].tolist()
     trajectory = [x] if keep_trajectory else None

@@ -180,15 +180,28 @@ def _exact_from_graph(y: torch.Tensor, x: torch.Tensor, create_graph: bool) -> t
 
 # strategy chosen per kind of field and input: (field key, shape, dtype, device, graph) -> name
 _TUNED_CHOICES: dict[tuple, str] = {}
+_TUNED_CHOICES_KEPT = 256
 # evaluations each strategy is timed on before the faster one is kept
 _TUNING_SAMPLES = 2
 
 
 def _field_key(field) -> object:
-    """What identifies a kind of field across calls: a function's code (closures over other
-    networks of the same shape share it, and differ at most in speed), else its type."""
+    """What identifies a field across calls, for the remembered choice of strategy: a
+    function's code with what it closes over (the same ``lambda y, t: model(y, t)`` written
+    once and closing over a small analytic field or a wide network must not share a choice:
+    the faster strategy differs between them), a bound method's code with its object, else
+    the field's type. Objects count by identity; the cache is bounded (`_TunedExact`)."""
     function = getattr(field, "__func__", field)
-    return getattr(function, "__code__", None) or type(field)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return type(field)
+    captured = []
+    for cell in getattr(function, "__closure__", None) or ():
+        try:
+            captured.append(id(cell.cell_contents))
+        except ValueError:  # a cell not yet filled
+            captured.append(None)
+    return (code, id(getattr(field, "__self__", None)), tuple(captured))
 
 
 class _TunedExact:
@@ -235,6 +248,8 @@ class _TunedExact:
     def _settle(self, choice: str) -> None:
         self.choice = choice
         if self._key is not None:
+            if len(_TUNED_CHOICES) >= _TUNED_CHOICES_KEPT:  # keys hold ids of passing objects
+                _TUNED_CHOICES.clear()
             _TUNED_CHOICES[self._key] = choice
 
     @staticmethod
@@ -272,14 +287,17 @@ def _identity(dims: int, dtype: torch.dtype, device: torch.device) -> torch.Tens
 _IDENTITIES: dict[tuple, torch.Tensor] = {}
 
 
-def _exact_loop(y: torch.Tensor, x: torch.Tensor, create_graph: bool) -> torch.Tensor:
-    """`D` vector-Jacobian products with the one-hot cotangents $e_i$ (one per event entry)."""
-    batch, dims = x.shape[0], x[0].numel()
-    div = None
-    # Rows of one identity, broadcast over the batch: no per-dimension allocation.
-    eye = _identity(dims, y.dtype, y.device)
-    for i in range(dims):
-        cotangent = eye[i].expand(batch, dims).reshape(y.shape)
+# The autograd engine's entry point behind `torch.autograd.grad`, where this torch has it:
+# `grad`'s Python wrapper re-validates the cotangent's shape and type on every call (about a
+# sixth of a small field's cost per product), while `_exact_loop` builds each cotangent with
+# the output's own shape, dtype and device. Older torch: the public function.
+_run_backward = getattr(torch.autograd.graph, "_engine_run_backward", None)
+
+
+def _vjp(y: torch.Tensor, x: torch.Tensor, cotangent: torch.Tensor, create_graph: bool):
+    r"""$v^\top \partial y/\partial x$ with the graph kept; zeros where `y` does not depend
+    on `x` (what ``materialize_grads=True`` gives)."""
+    if _run_backward is None or torch.overrides.has_torch_function((y, x)):
         (row,) = torch.autograd.grad(
             y,
             x,
@@ -288,6 +306,22 @@ def _exact_loop(y: torch.Tensor, x: torch.Tensor, create_graph: bool) -> torch.T
             create_graph=create_graph,
             materialize_grads=True,
         )
+        return row
+    (row,) = _run_backward(
+        (y,), (cotangent,), True, create_graph, (x,), True, accumulate_grad=False
+    )
+    return torch.zeros_like(x) if row is None else row
+
+
+def _exact_loop(y: torch.Tensor, x: torch.Tensor, create_graph: bool) -> torch.Tensor:
+    """`D` vector-Jacobian products with the one-hot cotangents $e_i$ (one per event entry)."""
+    batch, dims = x.shape[0], x[0].numel()
+    div = None
+    # Rows of one identity, broadcast over the batch: no per-dimension allocation.
+    eye = _identity(dims, y.dtype, y.device)
+    for i in range(dims):
+        cotangent = eye[i].expand(batch, dims).reshape(y.shape)
+        row = _vjp(y, x, cotangent, create_graph)
         entry = row.reshape(batch, dims)[:, i]
         div = entry if div is None else div + entry
     return div
@@ -347,14 +381,20 @@ def _check_field(
     source: str,
     t: torch.Tensor | None = None,
 ) -> None:
-    """Shapes of a field's value (that of `x`) and divergence (`(B,)`); `t` names the time."""
+    """Shapes of a field's value (that of `x`) and divergence (`(B,)`); `t` names the time
+    (read only for a message: reading a tensor's value would wait for its device on every
+    evaluation of an ODE solve)."""
+    value_ok = isinstance(value, torch.Tensor) and value.shape == x.shape
+    div_ok = div is None or (isinstance(div, torch.Tensor) and div.shape == x.shape[:1])
+    if value_ok and div_ok:
+        return
     where = "" if t is None else f" at t = {float(t.detach()):.6g}"
-    if not isinstance(value, torch.Tensor) or value.shape != x.shape:
+    if not value_ok:
         got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
         raise ValueError(
             f"{source}{where} must return a tensor of shape {tuple(x.shape)} (that of x), got {got}"
         )
-    if div is not None and (not isinstance(div, torch.Tensor) or div.shape != x.shape[:1]):
+    if not div_ok:
         got = tuple(div.shape) if isinstance(div, torch.Tensor) else type(div).__name__
         raise ValueError(
             f"{source}{where} must return a divergence of shape {tuple(x.shape[:1])}, got {got}"

@@ -77,6 +77,8 @@ _ADAPTIVE_RK = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun")
 ODE_METHODS = (*_solvers.FIXED_STEP_METHODS, *_solvers.EXPONENTIAL_METHODS)
 """genmath's own ODE methods; any other torchdiffeq method name (`"dopri5"`, ...) also works."""
 SDE_METHODS = _solvers.SDE_METHODS
+# grids of fewer steps than this run the multistep methods' last two steps at first order
+_LOWER_ORDER_FINAL_BELOW = 15
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -205,8 +207,9 @@ def sample_ode(
             D-exponential-adams-3) and `"unipc"` (a UniPC-style predictor–corrector, Zhao
             et al. 2023: a two-output predictor corrected by the quadratic through the
             output at the predicted point, which the next step reuses, so one evaluation per
-            step; third order, D-exponential-adams-2 and -3), all needing a `path` and best
-            on `grid="log_snr"`; or any torchdiffeq method name (`"dopri5"`, ...), adaptive
+            step; third order, D-exponential-adams-2 and -3; on fewer than 15 steps the
+            last two steps of both predict from the current output alone, like diffusers'
+            `lower_order_final`), all needing a `path` and best on `grid="log_snr"`; or any torchdiffeq method name (`"dopri5"`, ...), adaptive
             ones controlled by `rtol`, `atol`.
         grid: `None` / `"uniform"` (uniform in $t$), `"karras"` (EDM's $\\rho = 7$ grid in
             noise level, needs a path), `"log_snr"` (uniform in log-SNR, DPM-Solver's choice,
@@ -251,8 +254,11 @@ def sample_ode(
             reparameterize(velocity, path, parameterization, "x0"), "model"
         )
         alpha, sigma = path.alpha(times), path.sigma(times)
+        # few steps: the multistep methods' last two steps first order (diffusers'
+        # `lower_order_final`, below the same 15 steps; `_multistep.multistep_plan`)
+        final = 2 if times.numel() - 1 < _LOWER_ORDER_FINAL_BELOW else 0
         x, trajectory = _solvers.integrate_exponential(
-            method, denoiser, x1, times, alpha, sigma, keep_trajectory
+            method, denoiser, x1, times, alpha, sigma, keep_trajectory, final
         )
         nfe = denoiser.nfe
     else:

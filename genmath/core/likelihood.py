@@ -154,8 +154,10 @@ def ode_log_likelihood(
     )
     # Finiteness of each evaluation, kept as tensors and read once after the solve: a check
     # that converted to a Python bool every evaluation would wait for the device each time.
-    # (sum of the state, sum of velocity and divergence, t) per evaluation.
-    health: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    # Per evaluation: the largest |entry| of the state, the velocity and the divergence (one
+    # reduction each; a max-norm is finite exactly when every entry is, and unlike a sum it
+    # cannot overflow on finite values), and t.
+    health: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def augmented_dynamics(t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         nonlocal nfe
@@ -177,10 +179,8 @@ def ode_log_likelihood(
                 else:
                     div = _hutchinson_from_graph(v, x_in, z, create_graph)
         with torch.no_grad():
-            # kept as tensors: no wait for the device here (a sum would be cheaper, but a
-            # finite velocity of 1e308 sums to inf and would be blamed for a state's overflow)
-            finite_field = torch.isfinite(v).all() & torch.isfinite(div).all()
-            health.append((torch.isfinite(x_t).all(), finite_field, t.detach()))
+            norms = (_max_norm(x_t), _max_norm(v), _max_norm(div))
+            health.append((torch.stack(norms), t.detach()))
         if not create_graph:
             v, div = v.detach(), div.detach()
         return v, div
@@ -222,16 +222,22 @@ def ode_log_likelihood(
     return ODELikelihood(log_prob, prior, integrated, x_end, nfe)
 
 
-def _raise_if_non_finite(health: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
-    """One read of every evaluation's finiteness flags; a ValueError naming the first
-    evaluation (its time and index) whose state, velocity or divergence was not finite."""
+def _max_norm(tensor: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(tensor.detach(), math.inf)
+
+
+def _raise_if_non_finite(health: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """One read of every evaluation's finiteness (max-norms of state, velocity, divergence);
+    a ValueError naming the first evaluation (its time and index) whose state, velocity or
+    divergence was not finite."""
     if not health:
         return
-    flags = torch.stack([torch.stack((state, field)) for state, field, _ in health])
+    finite = torch.isfinite(torch.stack([norms for norms, _ in health]))
+    flags = torch.stack((finite[:, 0], finite[:, 1:].all(dim=1)), dim=1)
     if bool(flags.all()):
         return
     first = int((~flags.all(dim=1)).nonzero()[0])
-    t = health[first][2]
+    t = health[first][1]
     when = f"t = {float(t):.6g} (evaluation {first + 1})"
     if not bool(flags[first, 0]):
         raise ValueError(

@@ -250,9 +250,10 @@ register(
 
 
 # --- bindings: each step's nodes, as sample_ode's plan takes them from the grid ------------
-def _plan_by_code(method, grid, step, part):
+def _plan_by_code(method, grid, step, part, lower_order_final=0):
     """The weights `multistep_plan` gives step ``step`` of the half-log-SNR grid
-    ``grid(h, a, b)`` (increasing: from noise towards data)."""
+    ``grid(h, a, b)`` (increasing: from noise towards data), its last ``lower_order_final``
+    steps predicting from the current output alone."""
 
     def evaluate(points):
         import torch
@@ -263,7 +264,7 @@ def _plan_by_code(method, grid, step, part):
         for i in range(points[h].shape[0]):
             # (a symbol the weights do not depend on is not drawn: a unit step stands in)
             values = (float(points[s][i]) if s in points else 1.0 for s in (h, a, b))
-            rows.append(multistep_plan(method, grid(*values))[step][part])
+            rows.append(multistep_plan(method, grid(*values), lower_order_final)[step][part])
         table = torch.tensor(rows, dtype=torch.float64)
         return tuple(table[:, j] for j in range(table.shape[1]))
 
@@ -313,6 +314,36 @@ register(
     )
 )
 
+# the lower-order final steps (sample_ode below 15 steps): the first step's node sets, one
+# node for the predictor (the weight psi_0, DDIM's) and nodes (h, 0) for unipc's corrector
+register(
+    Binding(
+        derivation="D-exponential-adams-2",
+        code=_plan_code,
+        expression=(psi0,),
+        evaluate=_plan_by_code(
+            "dpm++3m", lambda h_, a_, b_: [0.0, a_, a_ + b_, a_ + b_ + h_], 2, "predictor", 2
+        ),
+        domain={h: _step[h], a: _step[a], b: _step[b]},
+        description="dpm++3m's plan, last two steps lowered: the last step's one weight psi_0",
+    )
+)
+register(
+    Binding(
+        derivation="D-exponential-adams-2",
+        code=_plan_code,
+        expression=w2,
+        where={u0: h, u1: 0},
+        evaluate=_plan_by_code(
+            "unipc", lambda h_, a_, b_: [0.0, a_, a_ + h_, a_ + h_ + b_], 1, "corrector", 2
+        ),
+        domain={h: _step[h], a: _step[a]},
+        description=(
+            "unipc's plan, last two steps lowered: the second-to-last step's corrector has the "
+            "nodes h, 0 (not h, 0, -a)"
+        ),
+    )
+)
 
 # --- bindings: unipc's steps as the integrator runs them -----------------------------------
 # The weights above are bound where they are computed; these bind the loop that applies them

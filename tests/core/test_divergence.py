@@ -9,6 +9,7 @@ from genmath.core.divergence import (
     FieldWithDivergence,
     _exact_batched,
     _exact_loop,
+    _field_key,
     _TunedExact,
     divergence,
     draw_probes,
@@ -81,6 +82,27 @@ def test_tuned_choice_is_remembered_for_the_same_kind_of_input():
     assert _TunedExact(key).choice == first.choice  # a later solve starts with the choice
     assert _TunedExact(("other", *key[1:])).choice is None
 
+
+
+def test_field_key_tells_closures_over_different_fields_apart():
+    # one wrapper written once, closing over a small analytic field or a network: the tuned
+    # strategy may differ between them, so they must not share a remembered choice
+    def wrap(model):
+        return lambda y, t: model(y, t)
+
+    small, wide = (lambda y, t: -y), torch.nn.Linear(3, 3)
+    assert _field_key(wrap(small)) != _field_key(wrap(wide))
+    same = wrap(small)
+    assert _field_key(same) == _field_key(same)
+
+    class Field:
+        def velocity(self, y, t):
+            return -y
+
+    one, other = Field(), Field()
+    assert _field_key(one.velocity) != _field_key(other.velocity)
+    assert _field_key(one.velocity) == _field_key(one.velocity)
+    assert _field_key(wide) == _field_key(torch.nn.Linear(3, 3))  # a module: its type
 
 def test_exact_divergence_is_differentiable_wrt_parameters():
     # div of x -> tanh(theta * x @ A^T) is sum_i theta A_ii (1 - tanh^2); compare d/dtheta with FD.

@@ -400,3 +400,49 @@ def test_float32_stays_float32(method):
     )
     assert result.x.dtype == torch.float32 and result.grid.dtype == torch.float32
     assert torch.isfinite(result.x).all()
+
+
+@pytest.mark.parametrize("method", ["dpm++3m", "unipc"])
+def test_lower_order_final_steps_take_the_first_steps_weights(method):
+    # closed forms of the exponential integral of the interpolant, written out here:
+    # one node (DDIM) 1 - e^{-h}; nodes (h, 0) (the corrector's linear interpolant)
+    # w_h = psi_1 / h, w_0 = psi_0 - psi_1 / h with psi_0 = 1 - e^{-h}, psi_1 = h - psi_0
+    from genmath.core._multistep import multistep_plan
+
+    lam = [-4.0, -2.5, -1.6, -0.4, 0.9, 2.7, 5.0]
+    plan = multistep_plan(method, lam, lower_order_final=2)
+    full = multistep_plan(method, lam)
+    for k in (4, 5):
+        h = lam[k + 1] - lam[k]
+        psi0 = -math.expm1(-h)
+        assert plan[k]["predictor"] == pytest.approx([psi0], rel=1e-12)
+        if method == "unipc" and k == 4:
+            psi1 = h - psi0
+            assert plan[k]["corrector"] == pytest.approx([psi1 / h, psi0 - psi1 / h], rel=1e-12)
+    assert plan[:4] == full[:4]
+    assert len(full[4]["predictor"]) > 1  # without the option the last steps extrapolate
+
+
+def test_few_steps_lower_the_final_order_and_many_do_not():
+    # sample_ode below 15 steps runs the last two steps at first order, from 15 on it does
+    # not; the two variants must differ, so the comparison can tell which one ran
+    from genmath.core import _solvers
+
+    path = GaussianPath(schedules.VP())
+    marginal = _data().marginal(path)
+    x1 = torch.randn(64, 3, generator=torch.Generator().manual_seed(3))
+    for steps, lowered in ((10, True), (15, False)):
+        grid = log_snr_grid(steps, path.schedule)
+        result = sample_ode(
+            marginal.denoise, x1, grid=grid, method="unipc", path=path, parameterization="x0"
+        )
+        assert result.nfe == steps
+        alpha, sigma = path.alpha(grid), path.sigma(grid)
+        variants = {}
+        for final in (0, 2):
+            field = _solvers.CountedField(marginal.denoise, "denoiser")
+            variants[final], _ = _solvers.integrate_exponential(
+                "unipc", field, x1, grid, alpha, sigma, False, final
+            )
+        assert float((variants[2] - variants[0]).abs().max()) > 1e-6
+        torch.testing.assert_close(result.x, variants[2 if lowered else 0], rtol=0, atol=1e-12)
