@@ -151,7 +151,9 @@ def report(
     lock = threading.Lock()
 
     def work(k: int) -> tuple | None:
-        browser = Browser(chromium, profile / f"tab{k}")
+        # several browsers share the machine's cores: a long page's probe can take minutes
+        # on a loaded machine, where one browser alone took seconds
+        browser = Browser(chromium, profile / f"tab{k}", timeout=300.0)
         try:
             while True:
                 try:
