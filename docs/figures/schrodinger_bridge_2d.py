@@ -80,6 +80,7 @@ def main(quick: bool = False, out: pathlib.Path = OUTPUT) -> pathlib.Path:
     axes[3].legend()
     fig.suptitle("Gaussian Schrödinger bridges: t = 0 (gray) to t = 1 (red),\nmarginals at t = 1/2 (purple)", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.subplots_adjust(hspace=0.38)  # the lower panels' titles clear the upper tick labels
     out = pathlib.Path(out)
     fig.savefig(out, dpi=110)
     plt.close(fig)
