@@ -34,7 +34,7 @@ def main() -> None:
         ("CosineVP(s=0.008)", CosineVP(0.008)),
         ("VE(0.01, 50)", VE(0.01, 50.0)),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), constrained_layout=True)
     for (name, schedule), colour in zip(schedules, ("C0", "C1", "C2", "C3"), strict=True):
         alpha, sigma = schedule.alpha(t), schedule.sigma(t)
         axes[0].plot(t, alpha, color=colour, label=name)

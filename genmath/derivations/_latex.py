@@ -372,21 +372,116 @@ def tex_width(tex: str) -> float:
     return width
 
 
-def _terms(expr: Any, printer: _SitePrinter) -> list[tuple[str, str]]:
-    """The top-level terms of a sum as ``(sign, tex)``, in the order sympy prints them."""
+def _terms(expr: Any, printer: _SitePrinter, budget: float = float("inf")) -> list[tuple[str, str]]:
+    """The top-level terms of a sum as ``(sign, tex)``, in the order sympy prints them; a term
+    wider than ``budget`` is itself split (see `_split_term`), so every piece can be put on a
+    line of its own."""
     if not isinstance(expr, sp.Add):
-        return [("", printer._print(expr))]
+        return _split_term(expr, printer, budget)
     out = []
     for k, term in enumerate(printer._as_ordered_terms(expr, order=None)):
         # as sympy's _print_Add: a negative term prints as '- (its negation)'
         sign = "-" if _coeff_isneg(term) else ("" if k == 0 else "+")
         if sign == "-":
             term = -term
-        tex = printer._print(term)
         if printer._needs_add_brackets(term):
-            tex = rf"\left({tex}\right)"
-        out.append((sign, tex))
+            pieces = [("", rf"\left({printer._print(term)}\right)")]
+        else:
+            pieces = _split_term(term, printer, budget)
+        out.append((sign, pieces[0][1]))
+        out += pieces[1:]
     return out
+
+
+def _wrap(prefix: str, inner: list[tuple[str, str]], suffix: str) -> list[tuple[str, str]]:
+    r"""``prefix`` before the first piece and ``suffix`` after the last: the pieces of a sum
+    between the big brackets of a product (``\Bigl(`` and ``\Bigr)`` need not pair on one
+    line, as ``\left(`` and ``\right)`` must)."""
+    sign, tex = inner[0]
+    pieces = [("", f"{prefix}{f'{sign} ' if sign else ''}{tex}"), *inner[1:]]
+    last_sign, last = pieces[-1]
+    pieces[-1] = (last_sign, last + suffix)
+    return pieces
+
+
+def _split_term(term: Any, printer: _SitePrinter, budget: float, depth: int = 0) -> list[tuple[str, str]]:
+    r"""A product, fraction or function of a sum too wide for ``budget``, as pieces: the sum's
+    terms between big brackets, ``\frac{1}{d}\Bigl(`` ... ``\Bigr)`` for a fraction whose
+    numerator is the wide part. The value printed is the term's (the pieces are printed from
+    its own subexpressions); one that has no sum inside stays whole."""
+    tex = printer._print(term)
+    if tex_width(tex) <= budget or depth > 8 or not isinstance(term, sp.Basic):
+        return [("", tex)]
+
+    def inner(expr):
+        return _terms(expr, printer, budget) if isinstance(expr, sp.Add) else _split_term(
+            expr, printer, budget, depth + 1)
+
+    if isinstance(term, sp.Mul):
+        num, den = sp.fraction(term)
+        if den != 1 and tex_width(printer._print(den)) > 0.8 * budget:
+            # the denominator is the wide part: numerator times (denominator)^{-1}
+            below = inner(den)
+            if len(below) > 1:
+                above = inner(num) if num != 1 else [("", "1")]
+                if isinstance(num, sp.Add) and len(above) > 1:
+                    above = _wrap(r"\Bigl(", above, r"\Bigr)")
+                return above + _wrap(r"\Bigl(", below, r"\Bigr)^{-1}")
+        if den != 1 and num != 1:
+            over = rf"\frac{{1}}{{{printer._print(den)}}}"
+            pieces = inner(num)
+            if len(pieces) > 1:
+                return _wrap(over + r"\Bigl(", pieces, r"\Bigr)")
+        factors = list(term.as_ordered_factors())
+        widest = max(factors, key=lambda f: tex_width(printer._print(f)))
+        rest = sp.Mul(*[f for f in factors if f is not widest])
+        pieces = inner(widest)
+        if len(pieces) > 1:
+            if rest == 1:
+                head = ""
+            elif rest == -1:
+                head = "-"
+            else:
+                head = printer._print(rest)
+                if isinstance(rest, sp.Add):
+                    head = rf"\left({head}\right)"
+            bracket = isinstance(widest, sp.Add)
+            return _wrap(head + (r"\Bigl(" if bracket else " "), pieces,
+                         r"\Bigr)" if bracket else "")
+        return [("", tex)]
+    if isinstance(term, Expectation):
+        density, body, _ = term.args
+        pieces = inner(body)
+        if len(pieces) > 1:
+            head = rf"\mathbb{{E}}_{{{printer._print(density)}}}\Bigl["
+            return _wrap(head, pieces, r"\Bigr]")
+    if isinstance(term, sp.Abs):
+        pieces = inner(term.args[0])
+        if len(pieces) > 1:
+            return _wrap(r"\Bigl|", pieces, r"\Bigr|")
+    if isinstance(term, sp.Pow) and term.exp.is_Integer and term.exp > 0:
+        pieces = inner(term.base)
+        if len(pieces) > 1:
+            return _wrap(r"\Bigl(", pieces, rf"\Bigr)^{{{term.exp}}}")
+    if isinstance(term, sp.Pow) and term.exp == sp.S.Half:
+        pieces = inner(term.base)
+        if len(pieces) > 1:
+            return _wrap(r"\Bigl(", pieces, r"\Bigr)^{1/2}")
+    if isinstance(term, sp.Function) and len(term.args) == 1 and not isinstance(term, AppliedUndef):
+        name = {sp.exp: r"\exp", sp.log: r"\log"}.get(term.func)
+        if name is None:
+            name = rf"\operatorname{{{term.func.__name__}}}"
+        pieces = inner(term.args[0])
+        if len(pieces) > 1:
+            return _wrap(name + r"\Bigl(", pieces, r"\Bigr)")
+    if isinstance(term, sp.Derivative) and all(n == 1 for _, n in term.variable_count):
+        (variable, _), *more = term.variable_count
+        if not more:
+            pieces = inner(term.expr)
+            if len(pieces) > 1:
+                head = rf"\frac{{\partial}}{{\partial {printer._print(variable)}}}"
+                return _wrap(head + r"\Bigl(", pieces, r"\Bigr)")
+    return [("", tex)]
 
 
 def _pack(terms: list[tuple[str, str]], width: float, first: float) -> list[str]:
@@ -423,27 +518,68 @@ def _display(
     lhs: Any, relation: str, rhs: Any, *, width: float, continued: bool, notation: bool = True
 ) -> str:
     """The body of a ``$$`` block for ``lhs relation rhs``: one line when it fits in
-    ``width`` characters, else an ``aligned`` block broken at the top-level terms of each
-    side. ``continued`` prints only ``relation rhs``: the step continues the chain shown
-    just above it, whose last right-hand side is this step's left-hand side."""
+    ``width`` characters, else an ``aligned`` block broken at the terms of each side (and
+    inside a term too wide for a line, see `_split_term`); a matrix relation too wide for a
+    line is shown component by component, each labelled by its index. ``continued`` prints
+    only ``relation rhs``: the step continues the chain shown just above it, whose last
+    right-hand side is this step's left-hand side."""
     printer = _SitePrinter()
     lhs_r, rhs_r = (readable(lhs), readable(rhs)) if notation else (lhs, rhs)
     rel = {"=": "=", "<=": r"\le", ">=": r"\ge"}[relation]
     left = "" if continued else printer.doprint(lhs_r)
     right = printer.doprint(rhs_r)
-    matrix = isinstance(lhs_r, sp.MatrixBase) or isinstance(rhs_r, sp.MatrixBase)
-    if matrix or tex_width(left) + tex_width(right) + 2 <= width:
+    if isinstance(lhs_r, sp.MatrixBase) or isinstance(rhs_r, sp.MatrixBase):
+        lines = _matrix_rows(None if continued else lhs_r, rel, rhs_r, printer, width)
+        if lines is None:
+            return f"{left} {rel} {right}".strip()
+    elif tex_width(left) + tex_width(right) + 2 <= width:
         return f"{left} {rel} {right}".strip()
+    else:
+        lines = _rows(None if continued else lhs_r, rel, rhs_r, printer, width)
+    return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
+
+
+def _rows(lhs: Any, rel: str, rhs: Any, printer: _SitePrinter, width: float) -> list[str]:
+    """``aligned`` rows of ``lhs rel rhs`` (``lhs`` ``None``: the relation continues the row
+    above), the relation on the alignment mark, continuation rows indented."""
+    indent = 4.0
     lines = []
-    if left:
-        left_lines = _pack(_terms(lhs_r, printer), width, width)
+    if lhs is not None:
+        left_lines = _pack(_terms(lhs, printer, width), width, width)
         lines.append(left_lines[0])
         lines += [rf"&\quad {line}" for line in left_lines[1:]]
-    indent = 4.0
-    right_lines = _pack(_terms(rhs_r, printer), width - indent, width - indent)
-    if left and tex_width(left_lines[-1]) + tex_width(right_lines[0]) <= width:
+    right_lines = _pack(_terms(rhs, printer, width - indent), width - indent, width - indent)
+    if lhs is not None and tex_width(left_lines[-1]) + tex_width(right_lines[0]) <= width:
         lines[-1] = lines[-1] + rf" &{rel} {right_lines[0]}"
     else:
         lines.append(rf"&{rel} {right_lines[0]}")
     lines += [rf"&\quad {line}" for line in right_lines[1:]]
-    return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
+    return lines
+
+
+def _matrix_width(expr: Any, printer: _SitePrinter) -> float:
+    """Printed width of a matrix: its columns' widest entries side by side."""
+    if not isinstance(expr, sp.MatrixBase):
+        return tex_width(printer._print(expr))
+    columns = [max((tex_width(printer._print(e)) for e in expr.col(j)), default=0.0)
+               for j in range(expr.cols)]
+    return sum(columns) + 1.5 * expr.cols + 1.0
+
+
+def _matrix_rows(lhs: Any, rel: str, rhs: Any, printer: _SitePrinter, width: float):
+    """Rows of a matrix relation, one component after another (``None`` when it fits on one
+    line, or when the two sides are not matrices of one shape)."""
+    wide = _matrix_width(rhs, printer) + (0 if lhs is None else _matrix_width(lhs, printer))
+    if wide + 2 <= width or not isinstance(rhs, sp.MatrixBase):
+        return None
+    if lhs is not None and (not isinstance(lhs, sp.MatrixBase) or lhs.shape != rhs.shape):
+        return None
+    vector = 1 in rhs.shape
+    lines = []
+    for i in range(rhs.rows):
+        for j in range(rhs.cols):
+            index = f"{i * rhs.cols + j + 1}" if vector else f"{i + 1},{j + 1}"
+            label = rf"\text{{({index})}}\quad "
+            rows = _rows(None if lhs is None else lhs[i, j], rel, rhs[i, j], printer, width - 3)
+            lines += [label + rows[0], *rows[1:]]
+    return lines

@@ -13,9 +13,12 @@ tests (`tests/docs/test_site.py`) assert the same quantities; this script report
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import functools
 import http.server
 import json
+import os
+import queue
 import re
 import shutil
 import sys
@@ -120,25 +123,65 @@ def search(browser: Browser, base: str, query: str) -> str | None:
     return browser.evaluate(f"({SEARCH})({json.dumps(query)})")
 
 
-def report(site: Path, chromium: str, profile: Path | None = None, progress: bool = False) -> dict:
-    """Probe every page of ``site`` in one Chromium session; count what fails a reader."""
+def _tabs() -> int:
+    """How many browsers read pages at once: ``$GENMATH_BROWSER_TABS``, else one per core
+    (at least 2, at most 4: a page's load, KaTeX and the probe leave a core idle part of the
+    time, and more processes than that only compete for memory)."""
+    given = os.environ.get("GENMATH_BROWSER_TABS")
+    if given:
+        return max(1, int(given))
+    return min(4, max(2, os.cpu_count() or 1))
+
+
+def report(
+    site: Path, chromium: str, profile: Path | None = None, progress: bool = False,
+    tabs: int | None = None,
+) -> dict:
+    """Probe every page of ``site`` in ``tabs`` Chromium processes reading pages side by
+    side (each page is read by exactly one); count what fails a reader."""
     httpd, base = serve(site)
     own_profile = profile is None
     profile = Path(tempfile.mkdtemp(prefix="genmath-chromium-")) if own_profile else profile
-    browser = Browser(chromium, profile)
+    all_pages = pages(site)
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for page in all_pages:
+        todo.put(page)
+    results: dict = {}
+    done = []
+    lock = threading.Lock()
+
+    def work(k: int) -> tuple | None:
+        # several browsers share the machine's cores: a long page's probe can take minutes
+        # on a loaded machine, where one browser alone took seconds
+        browser = Browser(chromium, profile / f"tab{k}", timeout=300.0)
+        try:
+            while True:
+                try:
+                    page = todo.get_nowait()
+                except queue.Empty:
+                    break
+                probed = probe(browser, base, page, widths_for(page))
+                with lock:
+                    results[page] = probed
+                    done.append(page)
+                    if progress:
+                        print(f"[{len(done)}/{len(all_pages)}] {page}", file=sys.stderr,
+                              flush=True)
+            if k == 0:  # the index rows and the search, once
+                return index_rows(browser, base), search(browser, base, "tweedie")
+            return None
+        finally:
+            browser.close()
+
     try:
-        results = {}
-        for k, page in enumerate(all_pages := pages(site), 1):
-            results[page] = probe(browser, base, page, widths_for(page))
-            if progress:
-                print(f"[{k}/{len(all_pages)}] {page}", file=sys.stderr, flush=True)
-        tables, icons = index_rows(browser, base)
-        first = search(browser, base, "tweedie")
+        with concurrent.futures.ThreadPoolExecutor(tabs or _tabs()) as pool:
+            outcomes = list(pool.map(work, range(tabs or _tabs())))
     finally:
-        browser.close()
         httpd.shutdown()
         if own_profile:
             shutil.rmtree(profile, ignore_errors=True)
+    (tables, icons), first = outcomes[0]
+    results = {page: results[page] for page in all_pages}  # in the site's order
     if first:
         first = first.removeprefix(base)
     derivation_pages = [p for p in results if self_id(p) and p.startswith("derivations/D-")]
@@ -204,8 +247,9 @@ def main() -> int:
     parser.add_argument("site", type=Path)
     parser.add_argument("--json", type=Path, help="write every page's probe here")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
+    parser.add_argument("--tabs", type=int, help="browsers reading pages at once")
     args = parser.parse_args()
-    out = report(args.site.resolve(), args.chromium, progress=True)
+    out = report(args.site.resolve(), args.chromium, progress=True, tabs=args.tabs)
     for key, value in out["counts"].items():
         shown = f"{len(value)}: {', '.join(value)}" if isinstance(value, list) else value
         print(f"{key}: {shown}")

@@ -45,3 +45,45 @@ def test_figure_script_runs_quick(script, quick_runs):
 def test_figure_script_has_its_committed_image(script):
     image = FIGURES / script.replace(".py", ".png")
     assert image.is_file(), f"{script}: run it (without --quick) to write {image.name}"
+
+
+# The content column of the site is about 720 px wide at 1400 px (both sidebars shown), and an
+# image wider than it is shrunk to it. Matplotlib's 10-point text at 110 dpi is 15 px tall, so
+# an image at most 1450 px wide keeps its text at 7 px or more; a strip wider than 3.2 times its
+# height (five panels in a row, say) leaves each panel too small to read at any width.
+MAX_WIDTH_PX = 1450
+MAX_ASPECT = 3.2
+
+
+# Measured too wide on 2026-12-02; their re-layout (panels over rows) needs a full training run
+# of the script (one_step_2d: 2,500 iterations of three models, flows_2d: 1,500 of four,
+# diffusion_digits: 1,500 of a U-Net) that did not fit that session. Strict: the test fails
+# as soon as one is fixed and still listed here.
+TOO_WIDE_STILL = {
+    "one_step_2d.py": "1700x390, five panels in a row",
+    "flows_2d.py": "1870x440, five panels in a row",
+    "diffusion_digits.py": "1320x319, three digit grids in a row",
+}
+
+
+@pytest.mark.parametrize("script", [
+    pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=TOO_WIDE_STILL[s]))
+    if s in TOO_WIDE_STILL else s
+    for s in SCRIPTS
+])
+def test_figure_is_readable_at_page_width(script):
+    from PIL import Image
+
+    image = FIGURES / script.replace(".py", ".png")
+    if not image.is_file():
+        pytest.skip("no committed image (the test above fails)")
+    with Image.open(image) as im:
+        width, height = im.size
+    assert width <= MAX_WIDTH_PX, (
+        f"{image.name} is {width} px wide: shown at the page's width its text shrinks below "
+        f"7 px; lay it out narrower (split the panels over rows)"
+    )
+    assert width / height <= MAX_ASPECT, (
+        f"{image.name} is {width}x{height} (aspect {width / height:.2f} > {MAX_ASPECT}): split "
+        f"its panels over rows"
+    )
