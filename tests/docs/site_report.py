@@ -55,7 +55,7 @@ SEARCH = r"""
     setTimeout(() => {
       const first = document.querySelector(".md-search-result__list a[href]");
       if (first) return done(first.href);
-      if (Date.now() - t0 > 20000) return done(null);
+      if (Date.now() - t0 > 240000) return done(null);  // the index builds in a worker: slow under load
       ask();
     }, 250);
   })();
