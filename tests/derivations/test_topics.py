@@ -59,6 +59,7 @@ TOPICS = [
     "likelihood",
     "multistep_solvers",
     "noise_unconditional",
+    "optimal_transport",
     "optimal_discriminator",
     "parameterizations",
     "posterior",
