@@ -12,7 +12,7 @@ probability-flow ODE, started from $\mathcal N(0, 1)$ at $\alpha = 0$ on a varia
 path, produces instead $\mathcal N(m_S, v_S)$ with the **geometric** variance
 $v_S = v^{1-w} a^{w}$ where the tilted one is the harmonic
 $v_T = \big((1-w)/v + w/a\big)^{-1}$: they differ for $w \notin \{0, 1\}$ and $a \ne v$
-(D-guided-gaussian-law, D-guided-tilted-law).
+(D-guided-gaussian-law, D-guided-gaussian-mean, D-guided-tilted-law, D-guided-law-gap).
 """
 
 from __future__ import annotations
@@ -55,12 +55,12 @@ class GaussianGuidanceLaws:
     sampled_variance: torch.Tensor
     scale: float
 
-    @implements("D-guided-gaussian-score")
+    @implements("D-classifier-guidance")
     def guided_score(self, x: torch.Tensor, t, path: GaussianPath) -> torch.Tensor:
         r"""The guided score $(1 - w)\nabla\log p_t(x) + w\nabla\log p_t(x \mid c)$ in closed
         form on ``path``: $-(1-w)(x - \alpha_t\mu)/V_\varnothing - w(x - \alpha_t m_c)/V_c$ with
         $V_\varnothing = \alpha_t^2 v + \sigma_t^2$, $V_c = \alpha_t^2 a + \sigma_t^2$
-        (D-guided-gaussian-score). ``x``: ``(B, d)``; ``t`` a time or ``(B,)``."""
+        (D-classifier-guidance). ``x``: ``(B, d)``; ``t`` a time or ``(B,)``."""
         check_batch(x, "x", event=True)
         if x.ndim != 2 or x.shape[1] != self.mean.shape[0]:
             raise ValueError(f"x must have shape (B, {self.mean.shape[0]}), got {tuple(x.shape)}")
@@ -85,7 +85,7 @@ def _vector(value, name: str, size: int | None, like: torch.Tensor | None) -> to
     return value
 
 
-@implements("D-guided-gaussian-law", "D-guided-tilted-law")
+@implements("D-guided-gaussian-law", "D-guided-gaussian-mean", "D-guided-tilted-law", "D-guided-law-gap")
 def gaussian_guidance_laws(mean, variance, likelihood_variance, condition, scale: float) -> GaussianGuidanceLaws:
     r"""The exact laws of guided sampling for Gaussian data $\mathcal N(\mu, \operatorname{diag} v)$
     and the classifier $p(c \mid x_0) = \mathcal N(c; x_0, \operatorname{diag} r)$ at guidance
