@@ -298,12 +298,12 @@ register(
     )
 )
 
-_l1, _l2 = sp.symbols("lambda_1 lambda_2", positive=True)
+_eig1, _eig2 = sp.symbols("lambda_1 lambda_2", positive=True)
 _theta = sp.Symbol("theta", real=True)
 _rotated = {
-    s11: _l1 * sp.cos(_theta) ** 2 + _l2 * sp.sin(_theta) ** 2,
-    s22: _l1 * sp.sin(_theta) ** 2 + _l2 * sp.cos(_theta) ** 2,
-    s12: (_l1 - _l2) * sp.sin(_theta) * sp.cos(_theta),
+    s11: _eig1 * sp.cos(_theta) ** 2 + _eig2 * sp.sin(_theta) ** 2,
+    s22: _eig1 * sp.sin(_theta) ** 2 + _eig2 * sp.cos(_theta) ** 2,
+    s12: (_eig1 - _eig2) * sp.sin(_theta) * sp.cos(_theta),
 }
 
 
@@ -319,7 +319,7 @@ def _rotated_matrix(points, first, second):
 def _psd_sqrt_entries(points):
     from ..ot import psd_sqrt
 
-    root = psd_sqrt(_rotated_matrix(points, _l1, _l2))
+    root = psd_sqrt(_rotated_matrix(points, _eig1, _eig2))
     return root[:, 0, 0], root[:, 0, 1], root[:, 1, 1]
 
 
@@ -330,7 +330,7 @@ register(
         expression=(ROOT[0, 0], ROOT[0, 1], ROOT[1, 1]),
         where=_rotated,
         evaluate=_psd_sqrt_entries,
-        domain={_l1: LogUniform(1e-3, 1e3), _l2: LogUniform(1e-3, 1e3), _theta: Uniform(0, math.pi)},
+        domain={_eig1: LogUniform(1e-3, 1e3), _eig2: LogUniform(1e-3, 1e3), _theta: Uniform(0, math.pi)},
         samples=24,
         tolerance=1e-9,
         description="psd_sqrt of R(theta) diag(lambda) R(theta)^T, entry by entry: the 2 x 2 closed form",

@@ -14,8 +14,9 @@ import dataclasses
 
 import torch
 
-from .._implements import implements
+from .._implements import implements, plumbing
 from ..analytic._gaussian import _validated_covariances
+from ..core._shapes import check_batch
 from ..core._validate import as_parameter
 from ._linalg import psd_sqrt
 
@@ -29,7 +30,11 @@ class AffineMap:
     matrix: torch.Tensor
     offset: torch.Tensor
 
+    @plumbing("applies the map A x + c that gaussian_ot_map computes (D-gaussian-ot-map)")
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        check_batch(x, "x", event=True)
+        if x.ndim != 2 or x.shape[1] != self.matrix.shape[0]:
+            raise ValueError(f"x must have shape (B, {self.matrix.shape[0]}), got {tuple(x.shape)}")
         return x @ self.matrix.mT + self.offset
 
 
