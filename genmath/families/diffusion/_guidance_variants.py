@@ -106,10 +106,11 @@ def cfgpp_sample(
     + \sigma_s\,\frac{x_t - \alpha_t\hat x_0^\varnothing}{\sigma_t},
     $$
 
-    (D-cfgpp-step), where CFG's DDIM step renoises with the guided $\hat\varepsilon^\lambda$ too.
-    $\lambda = 0$ is unconditional DDIM and $\lambda = 1$ conditional DDIM, exactly; the paper
-    uses $\lambda \in [0, 1]$, which plays the part of CFG's $w$ (about $w = 1 + 12.5\lambda$
-    by their table).
+    (D-cfgpp-step), where CFG's DDIM step renoises with the guided $\hat\varepsilon^\lambda$ too;
+    the two differ by $\lambda\alpha_t\sigma_s/\sigma_t\,(\hat x_0^c - \hat x_0^\varnothing)$.
+    $\lambda = 0$ is unconditional DDIM exactly; $\lambda = 1$ is *not* conditional DDIM (it
+    still renoises with the unconditional noise). The paper uses $\lambda \in [0, 1]$, in the
+    part CFG's $w$ plays.
 
     Arguments:
         conditional, unconditional: ``(x, t) ->`` predictions in ``parameterization``.
