@@ -132,7 +132,7 @@ def test_the_tilted_law_is_the_normalised_tilted_density(w):
 
         Z = quad(density, -40, 40, epsabs=0, epsrel=1e-13, limit=200)[0]
         mean = quad(lambda x: x * density(x), -40, 40, epsabs=0, epsrel=1e-13, limit=200)[0] / Z
-        var = quad(lambda x: (x - mean) ** 2 * density(x), -40, 40, epsabs=0, epsrel=1e-13, limit=200)[0] / Z
+        var = quad(lambda x, mean=mean: (x - mean) ** 2 * density(x), -40, 40, epsabs=0, epsrel=1e-13, limit=200)[0] / Z
         assert laws.tilted_mean[k].item() == pytest.approx(mean, rel=1e-9)
         assert laws.tilted_variance[k].item() == pytest.approx(var, rel=1e-9)
 
