@@ -7,7 +7,8 @@ import torch
 
 from ..core._validate import InputTypeError, check_finite, check_float_tensor
 
-# two marginals are "of equal mass" to this relative tolerance (round-off of a normalisation)
+# two marginals are "of equal mass" to this relative tolerance (round-off of a normalisation
+# in the weights' dtype); within it, b is rescaled to a's mass exactly
 MASS_RTOL = 1e-9
 
 
@@ -42,12 +43,13 @@ def marginals(a, b, cost) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     cost = cost_matrix(cost)
     a = weights(a, cost.shape[0], "a", cost)
     b = weights(b, cost.shape[1], "b", cost)
-    ma, mb = float(a.sum()), float(b.sum())
-    if abs(ma - mb) > MASS_RTOL * max(ma, mb):
+    ma, mb = float(a.sum(dtype=torch.float64)), float(b.sum(dtype=torch.float64))
+    tolerance = max(MASS_RTOL, 1e3 * torch.finfo(a.dtype).eps)
+    if abs(ma - mb) > tolerance * max(ma, mb):
         raise ValueError(
             f"a and b must have the same total mass (balanced transport), got {ma!r} and {mb!r}"
         )
-    return a, b, cost
+    return a, b * (ma / mb), cost
 
 
 def points(x, name: str) -> torch.Tensor:

@@ -64,9 +64,11 @@ class GaussianGuidanceLaws:
         check_batch(x, "x", event=True)
         if x.ndim != 2 or x.shape[1] != self.mean.shape[0]:
             raise ValueError(f"x must have shape (B, {self.mean.shape[0]}), got {tuple(x.shape)}")
+        if x.dtype != self.mean.dtype:
+            raise ValueError(f"x has dtype {x.dtype} but the laws have dtype {self.mean.dtype}")
         check_gaussian_path(path)
-        t = expand_time(as_time(t, like=x), x)
-        alpha, sigma = path.alpha(t), path.sigma(t)
+        t = as_time(t, like=x)
+        alpha, sigma = expand_time(path.alpha(t), x), expand_time(path.sigma(t), x)
         w = self.scale
         v_n = alpha**2 * self.variance + sigma**2
         v_c = alpha**2 * self.conditional_variance + sigma**2
