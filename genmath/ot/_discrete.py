@@ -81,7 +81,7 @@ def discrete_ot(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor) -> OTPlan:
     if result.status != 0:  # balanced, finite problems are always feasible and bounded
         raise RuntimeError(f"the transport linear program failed: {result.message}")
     to = dict(dtype=cost.dtype, device=cost.device)
-    plan = torch.as_tensor(result.x.reshape(n, m), **to).clamp_min(0)
+    plan = torch.as_tensor(result.x.reshape(n, m), **to).clamp_min(0) + 0.0  # no -0.0 entries
     f = torch.as_tensor(result.eqlin.marginals[:n], **to)
     g = (cost - f[:, None]).amin(0)
     f = (cost - g[None, :]).amin(1)

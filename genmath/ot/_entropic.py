@@ -59,7 +59,7 @@ def sinkhorn(
     cost: torch.Tensor,
     epsilon: float,
     *,
-    tol: float = 1e-10,
+    tol: float = 1e-9,
     max_iter: int = 100_000,
 ) -> SinkhornResult:
     r"""Entropic optimal transport between weights ``a`` ``(n,)`` and ``b`` ``(m,)`` (one total
