@@ -40,6 +40,7 @@ TOPICS = [
     "families_gan",
     "families_gan_critics",
     "families_guidance",
+    "families_guidance_gaussian",
     "families_latent",
     "families_rectified_flow",
     "families_residual",
