@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from .._implements import plumbing
 from ..core._validate import InputTypeError, check_finite, check_float_tensor
 
 # two marginals are "of equal mass" to this relative tolerance (round-off of a normalisation
@@ -38,6 +39,7 @@ def weights(a, size: int, name: str, like: torch.Tensor) -> torch.Tensor:
     return a
 
 
+@plumbing("input validation: compares the two total masses and rescales b to a's, no formula")
 def marginals(a, b, cost) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(a, b, cost)`` checked, with ``a`` and ``b`` of one total mass."""
     cost = cost_matrix(cost)
