@@ -3,7 +3,7 @@
 `genmath verify` (a full run) audits the library after running the bindings:
 
 * **formula-bearing functions** — every public function and method of `genmath.core`,
-  `genmath.families`, `genmath.analytic` and `genmath.nn` whose body computes (arithmetic on
+  `genmath.families`, `genmath.analytic`, `genmath.ot` and `genmath.nn` whose body computes (arithmetic on
   non-constants, a unary minus, or a math function such as ``exp``, ``log``, ``sqrt``,
   ``sum``) is found by reading the source (`ast`);
 * each must carry ``@implements("D-...")`` (a formula with a derivation) or
@@ -39,7 +39,7 @@ MATH_CALLS = frozenset(
     logit log2 log10 exp2 abs clamp clamp_min clamp_max hypot where relu gelu silu""".split()
 )
 _ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.MatMult, ast.FloorDiv, ast.Mod)
-_SCANNED = ("core", "families", "analytic")
+_SCANNED = ("core", "families", "analytic", "ot")
 _ROOT = pathlib.Path(__file__).resolve().parents[1]  # the genmath package
 
 

@@ -304,42 +304,24 @@ def ot_coupling(x0: torch.Tensor, x1: torch.Tensor, *, backend: str = "auto") ->
     dependency: ``pip install pot``), whose optimal plan between two uniform measures on $B$
     points is a permutation matrix (a vertex of the Birkhoff polytope). ``"auto"`` (default)
     uses scipy below a batch of 192, where it is faster, and POT from there on when it is
-    installed."""
+    installed. The solve is `genmath.ot.assignment` of the squared distances: the same plan as
+    `genmath.ot.discrete_ot` with uniform weights $1/B$ (scaled by $B$)."""
     check_batch(x0, "x0")
     check_like(x1, x0, "x1", "x0")
     if backend not in OT_BACKENDS:
         raise ValueError(f"backend must be one of {OT_BACKENDS}, got {backend!r}")
-    if backend == "auto":
-        backend = "pot" if x0.shape[0] >= _POT_FROM and _pot() is not None else "scipy"
     with torch.no_grad():
         cost = torch.cdist(x0.flatten(1), x1.flatten(1)).pow(2)
     if not bool(torch.isfinite(cost).all()):
         # an assignment cannot carry a NaN (scipy would say "cost matrix is infeasible")
         raise ValueError("ot_coupling needs finite x0 and x1: the squared distances are not finite")
-    cost = cost.to(device="cpu", dtype=torch.float64).numpy()
-    if backend == "pot":
-        ot = _pot()
-        if ot is None:
-            raise ValueError("backend='pot' needs POT (pip install pot); or use backend='scipy'")
-        plan = ot.emd([], [], cost)
-        columns = plan.argmax(1)
-        # a vertex of the Birkhoff polytope has one entry per row; anything else (a solver
-        # that stopped early) is handed to the assignment solver
-        if (plan > 0).sum() == len(columns):
-            return torch.as_tensor(columns, dtype=torch.long, device=x0.device)
-    from scipy.optimize import linear_sum_assignment
+    from ..ot import assignment
+    from ..ot._discrete import _pot
 
-    _, columns = linear_sum_assignment(cost)
-    return torch.as_tensor(columns, dtype=torch.long, device=x0.device)
-
-
-def _pot():
-    """POT's module, or None when it is not installed."""
-    try:
-        import ot
-    except ImportError:
-        return None
-    return ot
+    if backend == "auto":
+        backend = "pot" if x0.shape[0] >= _POT_FROM and _pot() is not None else "scipy"
+    # the float64 CPU cost: the permutation must not depend on the data's precision
+    return assignment(cost.to(device="cpu", dtype=torch.float64), backend=backend).to(x0.device)
 
 
 @implements("D-reflow-marginals")

@@ -53,6 +53,7 @@ from ..core._validate import (
     positive_int,
     same_dtype,
 )
+from ..ot import psd_sqrt
 
 __all__ = [
     "GaussianBridgeMixture",
@@ -66,11 +67,6 @@ __all__ = [
 #: RK4 steps of the transition matrix in `GaussianBridgeMixture.project`: its error, O(h^4),
 #: is below 1e-9 on well-conditioned problems.
 PROJECTION_STEPS = 256
-
-
-def _psd_sqrt(matrix: torch.Tensor) -> torch.Tensor:
-    values, vectors = torch.linalg.eigh(matrix)
-    return (vectors * values.clamp_min(0).sqrt()[..., None, :]) @ vectors.mT
 
 
 def _endpoints(mean0, cov0, mean1, cov1):
@@ -104,9 +100,9 @@ def schrodinger_bridge_cross_covariance(cov0, cov1, sigma: float) -> torch.Tenso
 
 
 def _cross_covariance(cov0, cov1, sigma: float) -> torch.Tensor:
-    root = _psd_sqrt(cov0)
+    root = psd_sqrt(cov0)
     eye = torch.eye(cov0.shape[0], dtype=cov0.dtype, device=cov0.device)
-    inner = _psd_sqrt(4 * root @ cov1 @ root + sigma**4 * eye)
+    inner = psd_sqrt(4 * root @ cov1 @ root + sigma**4 * eye)
     # Sigma0^{1/2} D Sigma0^{-1/2} = Sigma0^{1/2} D Sigma0^{1/2} Sigma0^{-1}: one solve, no inverse root
     return 0.5 * (torch.linalg.solve(cov0, (root @ inner @ root).mT).mT - sigma**2 * eye)
 

@@ -309,6 +309,7 @@ def public_callables() -> set[str]:
     modules = [
         "genmath",
         "genmath.analytic",
+        "genmath.ot",
         "genmath.testing",
         "genmath.nn",
         "genmath.schedules",

@@ -25,6 +25,7 @@ import api_cases_flows  # noqa: F401
 import api_cases_models  # noqa: F401
 import api_cases_models_adversarial  # noqa: F401
 import api_cases_models_flows  # noqa: F401
+import api_cases_ot  # noqa: F401
 import api_cases_paths  # noqa: F401
 import api_cases_paths_discrete  # noqa: F401
 import api_cases_paths_flows  # noqa: F401

@@ -17,6 +17,8 @@ bookkeeping of each paper:
 | `ScoreSDE` | VP / sub-VP / VE as paths (`sub_vp`); Euler–Maruyama and predictor–corrector sampling of `ReverseSDE`; exact likelihood by the probability-flow ODE | D-sub-vp-sde, D-reverse-sde-marginals |
 | `EDM` | the preconditioning $c_\mathrm{skip}, c_\mathrm{out}, c_\mathrm{in}, c_\mathrm{noise}$, the loss weight, log-normal noise levels, and Heun / stochastic-churn sampling on the $\rho$-grid | D-edm-preconditioning, D-edm-loss-weight |
 | `guide` | classifier-free guidance in any parameterization; training by condition dropout | D-cfg-not-a-marginal |
+| `classifier_guidance`, `autoguidance`, `cfgpp_sample` | classifier guidance by autograd; a weak model in place of the unconditional one; CFG++'s unconditional renoising | D-classifier-guidance, D-autoguidance, D-cfgpp-step |
+| `gaussian_guidance_laws` | the exact Gaussian case: guided field, tilted law, and the different law guided sampling produces | D-guided-gaussian-law, D-guided-tilted-law |
 
 Time runs as everywhere in genmath: $t = 0$ data, $t = 1$ noise,
 $x_t = \alpha_t x_0 + \sigma_t\varepsilon$. A DDPM step index $i \in \{1, \dots, T\}$ is the
@@ -38,6 +40,8 @@ from ._discrete import (
 )
 from ._edm import EDM, edm_loss_weight, edm_preconditioning, edm_sample, lognormal_noise_levels
 from ._guidance import drop_condition, guide
+from ._guidance_gaussian import GaussianGuidanceLaws, gaussian_guidance_laws
+from ._guidance_variants import autoguidance, cfgpp_sample, classifier_guidance
 from ._score_sde import ScoreSDE, sub_vp
 
 __all__ = [
@@ -58,4 +62,9 @@ __all__ = [
     "edm_sample",
     "drop_condition",
     "guide",
+    "classifier_guidance",
+    "autoguidance",
+    "cfgpp_sample",
+    "GaussianGuidanceLaws",
+    "gaussian_guidance_laws",
 ]
