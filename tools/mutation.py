@@ -458,11 +458,16 @@ def run(
     out: Path,
     timeout: int,
     named_tests: bool = False,
+    only: list[str] | None = None,
 ) -> dict:
     maps = _load_maps()
     pool = mutants(files)
     rng = random.Random(seed)
-    chosen = _stratified(pool, sample, rng)
+    if only:
+        # named mutants (``file:line:kind``, optionally ``:original``): to reproduce one
+        chosen = [m for m in pool if any(_matches(m, spec) for spec in only)]
+    else:
+        chosen = _stratified(pool, sample, rng)
     chosen.sort(key=lambda m: m.id)
     scratch = Path(tempfile.mkdtemp(prefix="genmath-mutation-"))
     shutil.copytree(ROOT, scratch / "repo", ignore=_COPY_IGNORE)
@@ -530,6 +535,16 @@ def run(
     return report
 
 
+def _matches(m: Mutant, spec: str) -> bool:
+    file, line, kind, *text = spec.split(":", 3)
+    return (
+        m.file.endswith(file)
+        and str(m.line) == line
+        and m.kind == kind
+        and (not text or text[0] in m.original)
+    )
+
+
 def summarize(records: list[dict]) -> dict:
     def tally(rows):
         n = len(rows)
@@ -585,6 +600,10 @@ def main(argv=None) -> int:
     runner.add_argument("--timeout", type=int, default=300)
     runner.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "mutation.json")
     runner.add_argument(
+        "--only", nargs="*",
+        help="run these mutants only, each FILE:LINE:KIND[:ORIGINAL-SUBSTRING] (no sample)",
+    )
+    runner.add_argument(
         "--named-tests", action="store_true",
         help="for mutants verify misses, run the test files their derivations name (no tests map)",
     )
@@ -601,7 +620,10 @@ def main(argv=None) -> int:
         print(f"{len(pool)} mutants: {counts}")
     elif args.command == "run":
         _print_summary(
-            run(args.sample, args.seed, args.files, args.out, args.timeout, args.named_tests)
+            run(
+                args.sample, args.seed, args.files, args.out, args.timeout, args.named_tests,
+                args.only,
+            )
         )
     else:
         _print_summary(json.loads(args.report.read_text()))

@@ -381,10 +381,28 @@ def _elbo_by_code(kl):
 
 
 def _vae_elbo_by_code(points):
+    r"""VAE.elbo with a second data coordinate whose log-likelihood is exactly zero (decoded
+    at its own value with scale $1/\sqrt{2\pi}$), so that the decoder's log-density is summed
+    over an event of two coordinates: a mean over the event would halve it."""
+    import math
+
+    import torch
+
     from ..families.vae import VAE
 
     data, encoder, decoder, prior = _linear_model(points)
-    return VAE(encoder, decoder, prior).elbo(data, n_samples=2, kl="analytic")
+    second = torch.linspace(-1.5, 2.0, data.shape[0], dtype=torch.float64)[:, None]
+    unit = 1 / math.sqrt(2 * math.pi)  # N(x; x, unit^2) = 1
+
+    def two_coordinates(latent):
+        first = decoder(latent).base_dist
+        n = latent.shape[0] // second.shape[0]
+        loc = torch.cat([first.loc, second.repeat(n, 1)], 1)
+        scale = torch.cat([first.scale, torch.full_like(first.scale, unit)], 1)
+        return torch.distributions.Independent(torch.distributions.Normal(loc, scale), 1)
+
+    data = torch.cat([data, second], 1)
+    return VAE(encoder, two_coordinates, prior).elbo(data, n_samples=2, kl="analytic")
 
 
 def _beta_vae_objective_by_code(points):
@@ -433,7 +451,10 @@ register(
         evaluate=_vae_elbo_by_code,
         domain=_linear_domain,
         samples=16,
-        description="VAE.elbo of the linear-Gaussian model (decoder checked, analytic KL)",
+        description=(
+            "VAE.elbo of the linear-Gaussian model (decoder checked, analytic KL), with a second "
+            "data coordinate of log-likelihood 0: the event is summed, not averaged"
+        ),
     )
 )
 register(
