@@ -103,7 +103,7 @@ def _concrete_scores(kind):
         path = UniformPath(3, _schedule, _tau) if kind == "uniform" else MaskPath(2, _schedule, _tau)
         first, mask = (0, path.mask_id) if kind == "mask" else (0, 2)
         out = []
-        for j in range(points[s_data].numel()):
+        for j in range(points[_t].numel()):
             other = points[d1][j] if d1 in points else 1 - points[d0][j]
             row = []
             for state, token in ((0, first), (2, mask)):
