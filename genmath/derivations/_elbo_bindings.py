@@ -68,14 +68,15 @@ def _log_likelihood_at(points):
 
 
 def _iwae_loss_at(points):
-    """Minus `IWAE.loss` (a batch mean), one input at a time."""
+    """Minus `IWAE.loss` (a batch mean), one input at a time, given twice: a batch of two equal
+    bounds, whose mean is the bound (a sum would double it)."""
     import torch
 
     from ..families.vae import IWAE
 
     out = []
     for j in range(points[T.w1].shape[0]):
-        weights = torch.stack([points[T.w1][j : j + 1], points[T.w2][j : j + 1], points[T.w3][j : j + 1]])
+        weights = torch.stack([points[s_][j].repeat(2) for s_ in (T.w1, T.w2, T.w3)])
         x, encoder, decoder, prior = _weights_problem(weights)
         out.append(-IWAE(encoder, decoder, k=3, prior=prior).loss(x))
     return torch.stack(out)
@@ -114,7 +115,7 @@ for _code, _evaluate, _what, _samples in (
         "VAE.log_likelihood with k = 3 in chunks of 2 and 1",
         16,
     ),
-    ("genmath.families.vae.IWAE.loss", _iwae_loss_at, "minus IWAE(k=3).loss on one input", 8),
+    ("genmath.families.vae.IWAE.loss", _iwae_loss_at, "minus IWAE(k=3).loss, one input given twice", 8),
 ):
     register(
         Binding(

@@ -487,22 +487,31 @@ register(
 
 
 def _losses_mf_by_code(points):
+    """The losses on an event of two coordinates whose second is exactly zero (data and noise
+    0, and the model's g r t term on the first only: u, v and the target vanish there), so the
+    per-example squared error is a sum over the event that a mean would halve."""
     import torch
 
     from ..families.meanflow import improved_meanflow_loss, meanflow_loss
 
+    first = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
     rows = []
     for j in range(points[x_m].shape[0]):
         time = points[t][j].reshape(1)
         options = dict(
-            r=points[w_r][j] * time, t=time, noise=points[eps_m][j].reshape(1, 1),
+            r=points[w_r][j] * time, t=time, noise=points[eps_m][j].reshape(1, 1) * first,
             adaptive_power=float(points[p_w][j]), adaptive_c=float(points[c_w][j]),
         )
         row = []
         grads = []
         for loss_fn in (meanflow_loss, improved_meanflow_loss):
-            model, a, b = _model_from(points, j)
-            loss = loss_fn(model, points[x_m][j].reshape(1, 1), **options)
+            model_1d, a, b = _model_from(points, j)
+
+            def model(point, r_, t_, model_1d=model_1d):
+                return torch.cat([model_1d(point[:, :1], r_, t_), model_1d(point[:, 1:], r_, t_)
+                                  - model_1d(torch.zeros_like(point[:, 1:]), r_, t_)], 1)
+
+            loss = loss_fn(model, points[x_m][j].reshape(1, 1) * first, **options)
             row.append(loss.detach())
             grads += [g[0, 0] for g in torch.autograd.grad(loss, (a, b))]
         rows.append(torch.stack(row + grads))
@@ -522,8 +531,8 @@ register(
                 g_p: Uniform(-2, 2), p_w: Uniform(0, 1, ends=True), c_w: LogUniform(1e-4, 1)},
         samples=16,
         description=(
-            "meanflow_loss and improved_meanflow_loss (CondOT, u = a z + b t z + g r t): values "
-            "and autograd gradients in (a, b)"
+            "meanflow_loss and improved_meanflow_loss (CondOT, u = a z + b t z + g r t, and a "
+            "second coordinate that is zero throughout): values and autograd gradients in (a, b)"
         ),
     )
 )

@@ -493,6 +493,34 @@ register(
         ),
     )
 )
+def _torch_transform_inverse_by_code(points):
+    """Sigmoid seen as a torch Transform (`as_transform`), run backwards from y = sigmoid(x):
+    the transform's inverse must give back x (compared through sigmoid(x)) and the
+    log-determinant it remembers for the pair must be the forward one at x."""
+    import torch
+
+    from ..core.change_of_variables import Sigmoid, as_transform
+
+    transform = as_transform(Sigmoid())
+    y = torch.sigmoid(points[T.x])[:, None]
+    x = transform.inv(y)
+    return torch.sigmoid(x[:, 0]), transform.log_abs_det_jacobian(x, y)
+
+
+register(
+    Binding(
+        derivation="D-flow-sigmoid-logdet",
+        code=("genmath.core._flow.BijectionTransform._inverse",
+              "genmath.core._flow.BijectionTransform.log_abs_det_jacobian"),
+        expression=(T._sigmoid, T.SIGMOID_LOGDET),
+        evaluate=_torch_transform_inverse_by_code,
+        domain={T.x: Uniform(-8, 8)},
+        description=(
+            "as_transform(Sigmoid()).inv at sigmoid(x): the point's sigmoid and the remembered "
+            "log-det (|x| <= 8)"
+        ),
+    )
+)
 register(
     Binding(
         derivation="D-flow-sigmoid-logdet",

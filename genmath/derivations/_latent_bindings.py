@@ -425,8 +425,10 @@ register(
 
 
 def _vqvae_by_code(points):
-    """VQVAE with a Gaussian decoder of variance 1/2 (its NLL is (x - st)^2 + log(pi)/2) and
-    an encoder whose output is a parameter: the loss and its gradients in z and in the code."""
+    """VQVAE with a Gaussian decoder of variance 1/2 (its NLL is (x - st)^2 + log(pi)/2), a
+    second data coordinate of log-likelihood 0, a second latent coordinate shared by the codes
+    and the encoder, and an encoder whose output is a parameter: the loss and its gradients in
+    z and in the code."""
     import math
 
     import torch
@@ -435,25 +437,33 @@ def _vqvae_by_code(points):
 
     n = points[T.z].shape[0]
     shift = 100.0 * torch.arange(n, dtype=torch.float64)
-    quantizer = VectorQuantizer(n, 1, beta=0.25).double()
+    # a second latent coordinate on which every code and the encoder agree (c): it moves no
+    # distance and adds 0 to every squared error, so those are sums over two coordinates
+    c = torch.linspace(-0.5, 0.5, n, dtype=torch.float64)
+    quantizer = VectorQuantizer(n, 2, beta=0.25).double()
     with torch.no_grad():
-        quantizer.codebook.copy_((points[T.e] + shift)[:, None])
+        quantizer.codebook.copy_(torch.stack([points[T.e] + shift, c], 1))
 
     class Encoder(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.z = torch.nn.Parameter((points[T.z] + shift)[:, None].clone())
+            self.z = torch.nn.Parameter(torch.stack([points[T.z] + shift, c], 1).clone())
 
         def forward(self, data):
             return self.z
 
+    # a second data coordinate decoded at its own value with scale 1/sqrt(2 pi): its
+    # log-likelihood is exactly 0, so the event is summed over two terms (a mean halves it)
+    second = torch.linspace(-1.0, 1.0, n, dtype=torch.float64)[:, None]
+    scale = torch.tensor([[math.sqrt(0.5), 1 / math.sqrt(2 * math.pi)]], dtype=torch.float64)
+
     def decoder(code):
-        return torch.distributions.Independent(
-            torch.distributions.Normal(code, math.sqrt(0.5)), 1
-        )
+        loc = torch.cat([code[:, :1], second], 1)
+        return torch.distributions.Independent(torch.distributions.Normal(loc, scale), 1)
 
     model = VQVAE(Encoder(), quantizer, decoder)
-    loss = model((points[T.x_target] + shift)[:, None]).loss - 0.5 * math.log(math.pi)
+    data = torch.cat([(points[T.x_target] + shift)[:, None], second], 1)
+    loss = model(data).loss - 0.5 * math.log(math.pi)
     dz, dcode = torch.autograd.grad(loss.sum(), [model.encoder.z, quantizer.codebook])
     return loss.detach(), dz[:, 0], dcode[:, 0]
 

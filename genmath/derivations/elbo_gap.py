@@ -22,6 +22,7 @@ from ._engine import (
 )
 from ._gaussian import log_normal
 from ._registry import register
+from ._stop_gradient import release_stop_gradient, stop_gradient
 from .gaussian_kl import KL_GAUSSIAN
 from .gaussian_kl import mu1 as _kl_mu1
 from .gaussian_kl import mu2 as _kl_mu2
@@ -228,6 +229,12 @@ def _expand_logs(expr):
     return sp.cancel(sp.expand(sp.expand_log(sp.expand(expr))))
 
 
+# the gap with the model's posterior detached (as elbo_gap computes it), and its derivative
+# along the direction that moves the encoder's mean and every model parameter at unit speed
+_kl_detached = _kl(m, sp.sqrt(v), stop_gradient(_post_mean), stop_gradient(sp.sqrt(_post_var)))
+# (differentiated by sympy with the stopped quantities held constant: what autograd computes)
+_gap_slope = sp.Add(*(sp.diff(_kl_detached, s_) for s_ in (m, w, b, noise)))
+
 _gap_rhs = sp.Add(_log_evidence, sp.Mul(-1, _kl_posterior, evaluate=False), evaluate=False)
 
 register(
@@ -289,6 +296,18 @@ register(
                 ),
                 tag=NUMERIC,
                 samples=16,
+            ),
+            Step(
+                lhs=_gap_slope,
+                rhs=(m - _post_mean) / _post_var,
+                reason=(
+                    r"What `LinearGaussianVAE.elbo_gap` trains: the KL to the posterior of a "
+                    r"detached model (`as_ppca`), $\mathrm{KL}(q\,\|\,\operatorname{sg}(p(z"
+                    r"\mid x)))$. Its slope along $(m, w, b, s)$ all moving together is its slope "
+                    r"in $m$ alone, $(m - \mu)/\sigma^2$: the model's parameters enter only "
+                    r"through the stopped posterior."
+                ),
+                method=release_stop_gradient,
             ),
         ],
         symbols=(x, z, *_linear_symbols[1:]),
@@ -381,10 +400,28 @@ def _elbo_by_code(kl):
 
 
 def _vae_elbo_by_code(points):
+    r"""VAE.elbo with a second data coordinate whose log-likelihood is exactly zero (decoded
+    at its own value with scale $1/\sqrt{2\pi}$), so that the decoder's log-density is summed
+    over an event of two coordinates: a mean over the event would halve it."""
+    import math
+
+    import torch
+
     from ..families.vae import VAE
 
     data, encoder, decoder, prior = _linear_model(points)
-    return VAE(encoder, decoder, prior).elbo(data, n_samples=2, kl="analytic")
+    second = torch.linspace(-1.5, 2.0, data.shape[0], dtype=torch.float64)[:, None]
+    unit = 1 / math.sqrt(2 * math.pi)  # N(x; x, unit^2) = 1
+
+    def two_coordinates(latent):
+        first = decoder(latent).base_dist
+        n = latent.shape[0] // second.shape[0]
+        loc = torch.cat([first.loc, second.repeat(n, 1)], 1)
+        scale = torch.cat([first.scale, torch.full_like(first.scale, unit)], 1)
+        return torch.distributions.Independent(torch.distributions.Normal(loc, scale), 1)
+
+    data = torch.cat([data, second], 1)
+    return VAE(encoder, two_coordinates, prior).elbo(data, n_samples=2, kl="analytic")
 
 
 def _beta_vae_objective_by_code(points):
@@ -433,7 +470,10 @@ register(
         evaluate=_vae_elbo_by_code,
         domain=_linear_domain,
         samples=16,
-        description="VAE.elbo of the linear-Gaussian model (decoder checked, analytic KL)",
+        description=(
+            "VAE.elbo of the linear-Gaussian model (decoder checked, analytic KL), with a second "
+            "data coordinate of log-likelihood 0: the event is summed, not averaged"
+        ),
     )
 )
 register(
@@ -494,6 +534,27 @@ def _linear_vae_gap(ppca, data, m_j, v_j):
     return model.elbo_gap(data)
 
 
+def _linear_vae_gap_slope(ppca, data, m_j, v_j):
+    """The autograd slope of elbo_gap along (encoder mean, decoder weight, bias, noise std)."""
+    import torch
+
+    from ..families.vae import LinearGaussianVAE
+
+    model = LinearGaussianVAE(1, 1, generator=torch.Generator().manual_seed(0)).double()
+    with torch.no_grad():
+        model.decoder.weight.copy_(ppca.W)
+        model.decoder.bias.copy_(ppca.b)
+        model.decoder.log_noise_std.copy_(ppca.noise_std.log())
+        model.encoder.weight.zero_()
+        model.encoder.bias.fill_(float(m_j))
+        model.encoder.log_std.fill_(0.5 * float(v_j.log()))
+    leaves = (model.encoder.bias, model.decoder.weight, model.decoder.bias, model.decoder.log_noise_std)
+    grads = torch.autograd.grad(model.elbo_gap(data).sum(), leaves, allow_unused=True)
+    grads = [torch.zeros(()) if g is None else g.sum() for g in grads]
+    # d/ds = (d/d log s) / s
+    return (grads[0] + grads[1] + grads[2] + grads[3] / ppca.noise_std.reshape(())).reshape(1)
+
+
 _gap_domain = {**_linear_domain, noise: LogUniform(1e-2, 1e1, ends=True)}
 register(
     Binding(
@@ -526,5 +587,20 @@ register(
         domain=_gap_domain,
         samples=16,
         description="LinearGaussianVAE.elbo_gap with encoder N(m, v): KL to the exact posterior",
+    )
+)
+register(
+    Binding(
+        derivation="D-elbo-gap",
+        code=("genmath.families.vae.LinearGaussianVAE.elbo_gap",
+              "genmath.families.vae.LinearGaussianVAE.as_ppca"),
+        expression=_gap_slope,
+        evaluate=_per_point_ppca(_linear_vae_gap_slope),
+        domain=_gap_domain,
+        samples=12,
+        description=(
+            "elbo_gap's autograd slope along (m, w, b, s): the model is detached (as_ppca), so "
+            "only the encoder's mean moves it"
+        ),
     )
 )

@@ -81,6 +81,19 @@ _decoder = -log_normal(x0, x0_hat, 1 - abar_s)  # step 1 of the two-step schedul
 _decoder_expanded = sp.log(2 * sp.pi * (1 - abar_s)) / 2 + (x0 - x0_hat) ** 2 / (2 * (1 - abar_s))
 # the value DDPM.elbo returns on a two-step schedule (prior, one step, decoder)
 _bound_value = -(_prior_kl + _step_kl(v) + _decoder)
+# ... and on a three-step schedule: a further step i + 1 with alpha_{i+1} after step i, so
+# that abar_{i+1} = abar_i alpha_{i+1} (the prior's) and the step terms are summed over two
+alpha_next = sp.Symbol(r"alpha_{i+1}", positive=True)
+v_next = sp.Symbol(r"Sigma_{i+1}", positive=True)
+
+
+def _next_step(expr):
+    """``expr`` of step i written for step i + 1: (abar_{i-1}, alpha_i) -> (abar_i, alpha_{i+1})."""
+    return sp.sympify(expr).subs({abar_s: abar_t, alpha: alpha_next, v: v_next}, simultaneous=True)
+
+
+_prior_kl_next = _prior_kl.subs(abar_s, abar_s * alpha_next)  # abar_{i+1} = abar_{i-1} alpha_i alpha_{i+1}
+_bound_value_next = -(_prior_kl_next + _step_kl(v) + _next_step(_step_kl(v)) + _decoder)
 
 register(
     Derivation(
@@ -178,8 +191,19 @@ register(
                     r"\log q(x_{1:T} \mid x_0)]$; `DDPM.elbo` returns this value (bound)."
                 ),
             ),
+            Step(
+                lhs=_bound_value_next,
+                rhs=-(_prior_kl_next + _step_kl(v) + _next_step(_step_kl(v)) + _decoder_expanded),
+                reason=(
+                    r"On a three-step schedule (a step $i + 1$ with $\alpha_{i+1}$ after step $i$) "
+                    r"the bound adds one KL per step, $-(L_T + L_1 + L_2 + L_0)$: each step's "
+                    r"term is the one above with $(\bar\alpha_{i-1}, \alpha_i, \Sigma_i)$ moved "
+                    r"to its own step, and the prior's $\bar\alpha_T = \bar\alpha_{i-1}\alpha_i"
+                    r"\alpha_{i+1}$ (bound: the step terms are summed, not averaged)."
+                ),
+            ),
         ],
-        symbols=(alpha, abar_s, x_t, x0, x0_hat, eps, eps_hat, v),
+        symbols=(alpha, abar_s, x_t, x0, x0_hat, eps, eps_hat, v, alpha_next, v_next),
         references=("ho2020denoising", "kingma2021variational", "nichol2021improved"),
         code=(
             "genmath.families.diffusion.DDPM.elbo",
@@ -187,7 +211,7 @@ register(
             "genmath.families.diffusion.DDPM.sample",
         ),
         tests=("tests/families/test_diffusion.py",),
-        domain={alpha: (0.05, 0.95), abar_s: (0.05, 0.95)},
+        domain={alpha: (0.05, 0.95), abar_s: (0.05, 0.95), alpha_next: (0.05, 0.95)},
     )
 )
 
@@ -307,6 +331,47 @@ for _choice in ("learned",):
             ),
         )
     )
+
+
+def _elbo_three_steps(points):
+    """DDPM.elbo (learned variance, every parameterization) on the three-step schedule with
+    betas (1 - abar_{i-1}, 1 - alpha_i, 1 - alpha_{i+1})."""
+    import torch
+
+    from ..families.diffusion import DiscreteSchedule
+
+    out = []
+    for j in range(points[x0].shape[0]):
+        p = {k: t[j].reshape(1, 1) for k, t in points.items()}
+        betas = torch.cat([1 - p[abar_s], 1 - p[alpha], 1 - p[alpha_next]]).reshape(3)
+        schedule = DiscreteSchedule.from_betas(betas, _cosine_path())
+        name = PARAMETERIZATIONS[j % len(PARAMETERIZATIONS)]
+        ddpm = _ddpm(schedule, p[x0_hat], name, "learned", p[_u])
+        out.append(ddpm.elbo(p[x0], generator=torch.Generator().manual_seed(j))[0])
+    return torch.stack(out)
+
+
+register(
+    Binding(
+        derivation="D-ddpm-bound-simple",
+        code=("genmath.families.diffusion.DDPM.elbo",),
+        expression=_bound_value_next,
+        where={v: _variance_of["learned"], v_next: _next_step(_variance_of["learned"])},
+        evaluate=_elbo_three_steps,
+        # abar_T = abar_{i-1} alpha_i alpha_{i+1} stays above the path's conversion floor
+        domain={
+            **_step_domain,
+            alpha: LogUniform(0.05, 0.999),
+            alpha_next: Uniform(0.3, 0.999),
+            _u: Uniform(-0.5, 1.5, ends=True),
+        },
+        samples=10,
+        description=(
+            "DDPM.elbo on a three-step schedule (two step terms, summed), learned variance, "
+            "every parameterization"
+        ),
+    )
+)
 
 
 def _simple_loss(points):

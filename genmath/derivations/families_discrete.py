@@ -347,6 +347,11 @@ for _name in SCHEDULES:
 T, i_step = sp.symbols("T i", integer=True, positive=True)
 lam = sp.Symbol("lambda", nonnegative=True)
 _hybrid = T * (-c * sp.log(P)) + lam * (-sp.log(P))
+_two_step_nelbo = sp.Add(
+    -c.subs({ab_s: 1, ab_t: sp.Rational(1, 2)}) * sp.log(P),
+    -c.subs({ab_s: sp.Rational(1, 2), ab_t: 0}) * sp.log(P),
+    evaluate=False,
+)
 
 register(
     Derivation(
@@ -375,6 +380,16 @@ register(
                 ),
                 rhs=-(T / i_step + lam) * sp.log(P),
                 reason=r"The linear schedule on $t_i = i/T$: $c_i = (1/T)/(i/T) = 1/i$.",
+            ),
+            Step(
+                lhs=_two_step_nelbo,
+                rhs=-sp.Rational(3, 2) * sp.log(P),
+                reason=(
+                    r"The negative ELBO (prior 0) on $T = 2$ steps of the linear schedule, for a "
+                    r"token masked at $t_1 = \tfrac12$ (and so at $t_2 = 1$): the sum of the two "
+                    r"step KLs $-c_i\log\tilde p$, $c_1 = 1$ (the reconstruction) and $c_2 = "
+                    r"\tfrac12$ (D-masked-elbo) — the KLs, not the cross-entropies $-\log\tilde p$."
+                ),
             ),
         ],
         symbols=(T, i_step, lam, P, ab_s, ab_t),
@@ -457,6 +472,42 @@ register(
         description=(
             "D3PM.step_kl (T = 8, MaskPath, 1 - t) per masked token: the step KL -c_i log p "
             "and the cross-entropy -log p (visible tokens carry over: 0)"
+        ),
+    )
+)
+def _d3pm_two_step_nelbo(points):
+    """D3PM.negative_elbo on MaskPath(4) (1 - t), T = 2, one token, at seeds whose first step
+    masks it (the second, at t = 1, always does)."""
+    from ..families.discrete_diffusion import D3PM
+
+    path = _mask_path("linear")
+    x0 = torch.tensor([[2]])
+    out = []
+    for j in range(points[P].numel()):
+        for attempt in range(64):
+            denoiser = _Recording(x0, points[P][j], 4)
+            value = D3PM(denoiser, path, 2).negative_elbo(
+                x0, torch.Generator().manual_seed(j + 1000 * attempt)
+            )
+            if _masked_count(path, denoiser.inputs[0][0]) == 1:
+                break
+        else:
+            raise ValueError("no seed masked the token at t_1")
+        out.append(value[0])
+    return torch.stack(out)
+
+
+register(
+    Binding(
+        derivation="D-d3pm-hybrid-loss",
+        code=("genmath.families.discrete_diffusion.D3PM.negative_elbo",),
+        expression=_two_step_nelbo,
+        evaluate=in_float64(_d3pm_two_step_nelbo),
+        domain={P: LogUniform(1e-3, 0.999)},
+        samples=8,
+        description=(
+            "D3PM.negative_elbo on two steps (T = 2, MaskPath, 1 - t), one token masked at both: "
+            "the step KLs -log p and -(1/2) log p, summed"
         ),
     )
 )

@@ -371,6 +371,52 @@ register(
     )
 )
 
+_margin = sp.Symbol("m", positive=True)  # the schedule's min_scale
+
+
+def _interpolant_times(points):
+    """The time cfm_loss draws for a stochastic interpolant (t=None, noise_scale > 0) on
+    VP(min_scale=m), recorded from the model's call: the interval is the safe interval
+    clipped to [m, 1 - m], which for VP and m <= 5e-3 is [m, 1 - m] itself (sigma_t reaches
+    m at 10 m^2 < m, and alpha_1 = e^{-5.025} > m)."""
+    import torch
+
+    from ..core.path import GaussianPath
+    from ..core.schedules import VP
+    from ..families.flow_matching import cfm_loss
+
+    out = []
+    for j in range(points[_seed].numel()):
+        seen = []
+
+        def model(x, t, seen=seen):
+            seen.append(t.detach().clone())
+            return torch.zeros_like(x)
+
+        path = GaussianPath(VP(min_scale=float(points[_margin][j])))
+        x0 = torch.zeros(1, 1, dtype=torch.float64)
+        cfm_loss(model, x0, path, noise=x0 + 1, noise_scale=0.5,
+                 generator=torch.Generator().manual_seed(int(points[_seed][j])))
+        out.append(seen[0].reshape(-1)[0])
+    return torch.stack(out)
+
+
+register(
+    Binding(
+        derivation="D-time-sampling",
+        code=("genmath.families.flow_matching.cfm_loss", "genmath.families.flow_matching.sample_times"),
+        expression=uniform_time,
+        where={u_t: uniform_draw(_seed), lo: _margin, width: 1 - 2 * _margin},
+        evaluate=_interpolant_times,
+        domain={_margin: LogUniform(1e-4, 5e-3), _seed: Integers(0, 10**6)},
+        samples=12,
+        description=(
+            "cfm_loss's own time for a stochastic interpolant (t=None, noise_scale > 0): "
+            "uniform on [m, 1 - m], m the schedule's min_scale"
+        ),
+    )
+)
+
 
 # ------------------------------------------------------------------- the standard normal prior
 y1, y2 = sp.symbols("y_1 y_2", real=True)

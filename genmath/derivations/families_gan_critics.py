@@ -332,8 +332,12 @@ def _penalties_by_code(kind):
                 parameters = (b1_, b2_, a11, a12, a22)
             gradients = torch.autograd.grad(penalty, parameters, retain_graph=True)
             objective = critic(sample).mean() + penalty
-            (in_point,) = torch.autograd.grad(objective, sample)
-            rows.append(torch.stack([penalty, *gradients, *in_point.sum(0)]))
+            (in_point,) = torch.autograd.grad(objective, sample, retain_graph=True)
+            in_points = [in_point.sum(0)]
+            if kind == "gp":  # both interpolated points are held constant, the real one too
+                (in_real,) = torch.autograd.grad(critic(other).mean() + penalty, other)
+                in_points.append(in_real.sum(0))
+            rows.append(torch.stack([penalty, *gradients, *torch.cat(in_points)]))
         return tuple(torch.stack(rows).detach().T)
 
     return evaluate
@@ -368,13 +372,13 @@ register(
     Binding(
         derivation="D-gradient-penalties",
         code=(f"{GAN}.gradient_penalty",),
-        expression=(_gp_value, *_gp_gradient, _g1, _g2),
+        expression=(_gp_value, *_gp_gradient, _g1, _g2, _g1, _g2),
         evaluate=_penalties_by_code("gp"),
         domain={**_PENALTY_DOMAIN, lam: LogUniform(1e-2, 1e2)},
         samples=16,
         description=(
             "gradient_penalty at real = fake: value, autograd gradient in beta, and the "
-            "gradient of D + penalty in the (detached) fake point"
+            "gradient of D + penalty in the (detached) fake point and in the (detached) real one"
         ),
     )
 )

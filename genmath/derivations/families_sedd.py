@@ -11,8 +11,8 @@ import sympy as sp
 import torch
 
 from ._chain import FromStep
-from ._draws import in_float64
-from ._engine import NUMERIC, Binding, Derivation, LogUniform, Step, Uniform
+from ._draws import in_float64, uniform_draw
+from ._engine import NUMERIC, Binding, Derivation, Integers, LogUniform, Step, Uniform
 from ._registry import register
 
 # --- the concrete score ------------------------------------------------------------------
@@ -201,17 +201,18 @@ register(
 )
 
 
-def _score_entropy(points):
-    """score_entropy_loss on MaskPath(3) (cosine schedule) at a given t with the scores
-    (s_x0, s_a, s_b) on the data symbols: per masked token of the code's draw."""
+def _score_entropy(points, own_time=False):
+    """score_entropy_loss on MaskPath(3) (cosine schedule) at a given t (or, ``own_time``, at
+    the t it draws itself) with the scores (s_x0, s_a, s_b) on the data symbols: per masked
+    token of the code's draw."""
     from ..core.discrete import MaskPath
     from ..families.discrete_diffusion import score_entropy_loss
     from .families_discrete import _masked_count
 
     path = MaskPath(3, _schedule, _tau)
-    x0 = torch.arange(48)[None] % 3
+    x0 = torch.arange(48000 if own_time else 48)[None] % 3  # own t may be small: many tokens
     out = []
-    for j in range(points[_t].numel()):
+    for j in range(points[s_data].numel()):
         logs = torch.stack([points[s_data][j], points[s_a][j], points[s_b][j]]).log()
         recorded = []
 
@@ -225,14 +226,24 @@ def _score_entropy(points):
             values[..., 3] = 0.0
             return values
 
-        for seed in range(j, j + 50):
-            value = score_entropy_loss(model, path, x0, t=points[_t][j],
-                                       generator=torch.Generator().manual_seed(seed))
+        if own_time:  # t=None: the loss draws t ~ U(0, 1) first from its generator
+            seed = int(points[_seed][j])
+            value = score_entropy_loss(model, path, x0, generator=torch.Generator().manual_seed(seed))
             count = _masked_count(path, recorded[-1])
-            if count:
-                break
+            if not count:
+                raise ValueError(f"seed {seed} masked no token: widen the sequence")
+        else:
+            for seed in range(j, j + 50):
+                value = score_entropy_loss(model, path, x0, t=points[_t][j],
+                                           generator=torch.Generator().manual_seed(seed))
+                count = _masked_count(path, recorded[-1])
+                if count:
+                    break
         out.append(value[0] / count)
     return torch.stack(out)
+
+
+_seed = sp.Symbol("seed", integer=True, nonnegative=True)
 
 
 register(
@@ -247,6 +258,25 @@ register(
         description=(
             "score_entropy_loss on a masking path at a given t, per masked token: the rate "
             "-abar'/abar times the scores of the other symbols plus the Bregman term of x0's"
+        ),
+    )
+)
+register(
+    Binding(
+        derivation="D-sedd-score-entropy",
+        code=("genmath.families.discrete_diffusion.score_entropy_loss",),
+        expression=masked_token,
+        where={
+            keep: _schedule.subs(_tau, uniform_draw(_seed)),
+            d_keep: sp.diff(_schedule, _tau).subs(_tau, uniform_draw(_seed)),
+        },
+        evaluate=in_float64(lambda points: _score_entropy(points, own_time=True)),
+        domain={_seed: Integers(0, 10**6), s_data: LogUniform(1e-2, 1e2), s_a: LogUniform(1e-2, 1e2),
+                s_b: LogUniform(1e-2, 1e2)},
+        samples=8,
+        description=(
+            "score_entropy_loss with its own time (t=None: t ~ U(0, 1), one per example, the "
+            "generator's first draw) on a sequence of 48,000 tokens, per masked token"
         ),
     )
 )
