@@ -41,8 +41,9 @@ from ._flow_matching import (  # noqa: F401  (_euler_transition: D-dfm-euler nam
     dfm_loss,
     dfm_rates,
 )
-from ._masked import masked_diffusion_nelbo
+from ._masked import TIME_SAMPLERS, masked_diffusion_nelbo, masked_elbo_times
 from ._network import TokenMLP
+from ._remdm import REMDM_SCHEDULES, remdm_probs, remdm_sample, remdm_sigma
 from ._score_entropy import concrete_score, score_entropy_loss
 
 __all__ = [
@@ -50,7 +51,13 @@ __all__ = [
     "reverse_probs",
     "D3PM",
     "masked_diffusion_nelbo",
+    "masked_elbo_times",
+    "TIME_SAMPLERS",
     "ancestral_sample",
+    "remdm_sigma",
+    "remdm_probs",
+    "remdm_sample",
+    "REMDM_SCHEDULES",
     "dfm_rates",
     "dfm_loss",
     "dfm_euler_sample",
