@@ -79,46 +79,41 @@ register(
 )
 
 
-def _sampler_moment(order):
-    """The one-token estimate's mean (order 1) or second moment (order 2) under the code's
-    times and weights, by quadrature over u: the code's (t, w) at each u, masked with
-    probability t, estimate (c/t) w."""
+def _sampler_moments(points):
+    """The one-token estimate's mean and second moment under the code's times and weights,
+    by quadrature over u: the code's (t, w) at each u, masked with probability t, estimate
+    (c/t) w."""
+    from scipy.integrate import quad
 
-    def evaluate(points):
-        from scipy.integrate import quad
+    from ..families.discrete_diffusion._masked import _proposal_times
 
-        from ..families.discrete_diffusion._masked import _proposal_times
+    out = []
+    for j in range(len(points[c])):
+        power, cost = float(1 / (1 + points[b][j])), float(points[c][j])
 
-        out = []
-        for j in range(len(points[b])):
-            power, cost = float(1 / (1 + points[b][j])), float(points[c][j])
+        def integrand(x, order, power=power, cost=cost):
+            t_code, w_code = _proposal_times(torch.tensor(x, dtype=torch.float64), power)
+            return float(t_code * (cost / t_code * w_code) ** order)
 
-            def integrand(x, power=power, cost=cost):
-                t_code, w_code = _proposal_times(torch.tensor(x, dtype=torch.float64), power)
-                return float(t_code * (cost / t_code * w_code) ** order)
-
-            out.append(quad(integrand, 0.0, 1.0, limit=200, epsabs=0, epsrel=1e-11)[0])
-        return torch.tensor(out, dtype=torch.float64)
-
-    return evaluate
+        out.append([quad(integrand, 0.0, 1.0, args=(k,), limit=200, epsabs=0, epsrel=1e-11)[0] for k in (1, 2)])
+    return tuple(torch.tensor(out, dtype=torch.float64).T)
 
 
-for _order, _expr in ((1, c), (2, c**2 * (1 + b) ** 2 / b)):
-    register(
-        Binding(
-            derivation="D-masked-elbo-time-sampler",
-            code=("genmath.families.discrete_diffusion._masked._proposal_times",),
-            expression=_expr,
-            evaluate=in_float64(_sampler_moment(_order)),
-            domain={b: LogUniform(0.05, 50.0, ends=True), c: LogUniform(0.01, 10.0)},
-            samples=8,
-            tolerance=1e-7,
-            description=(
-                f"_proposal_times: the one-token estimate's {'mean' if _order == 1 else 'second moment'}"
-                " under the code's times and weights, by quadrature over u"
-            ),
-        )
+register(
+    Binding(
+        derivation="D-masked-elbo-time-sampler",
+        code=("genmath.families.discrete_diffusion._masked._proposal_times",),
+        expression=(c, c**2 * (1 + b) ** 2 / b),
+        evaluate=in_float64(_sampler_moments),
+        domain={b: LogUniform(0.05, 50.0, ends=True), c: LogUniform(0.01, 10.0)},
+        samples=8,
+        tolerance=1e-7,
+        description=(
+            "_proposal_times: the one-token estimate's mean and second moment under the code's "
+            "times and weights, by quadrature over u"
+        ),
     )
+)
 
 # ------------------------------------------------------------------------------- ReMDM
 ab_s, ab_t = sp.symbols(r"\bar{alpha}_s \bar{alpha}_t", positive=True)
