@@ -13,7 +13,7 @@ import torch
 
 from ._chain import FromStep
 from ._draws import in_float64
-from ._engine import Binding, Derivation, LogUniform, Step, Uniform
+from ._engine import NUMERIC, Binding, Derivation, LogUniform, Step, Uniform
 from ._registry import register
 from .families_discrete import SCHEDULES, _mask_path, _probs_with, _schedule_at
 
@@ -122,6 +122,8 @@ P = sp.Symbol("ptilde", positive=True)
 unmask = (ab_s - (1 - sig) * ab_t) / (1 - ab_t)  # a masked token is decoded
 stay = (1 - ab_s - sig * ab_t) / (1 - ab_t)  # a masked token stays masked
 sigma_max = sp.Min(1, (1 - ab_s) / ab_t)
+_eta = sp.Symbol("eta", nonnegative=True)
+_remdm_total = unmask * P + unmask * (1 - P) + stay  # the masked token's kernel
 
 register(
     Derivation(
@@ -140,29 +142,49 @@ register(
             r"in place of $x_0$ and $x_t \sim p_t$, the tower rule gives each token's law at $s$ "
             r"as $\sum_{x_0} p(x_0)\,q(x_s^\ell \mid x_0^\ell)$, the path's marginal."
         ),
-        start=ab_t * (1 - sig) + (1 - ab_t) * unmask,
+        start=sp.Matrix([
+            ab_t * (1 - sig) + (1 - ab_t) * unmask,
+            ab_t * sig + (1 - ab_t) * stay,
+            unmask.subs(sig, 0),
+            stay.subs(sig, (1 - ab_s) / ab_t),
+        ]),
         steps=[
-            Step(rhs=ab_s, reason=r"$x_s = x_0$: kept from a visible $x_t$, or decoded from a mask."),
             Step(
-                lhs=ab_t * sig + (1 - ab_t) * stay,
-                rhs=1 - ab_s,
-                reason=r"$x_s = m$: remasked from a visible $x_t$, or left masked.",
-            ),
-            Step(
-                lhs=unmask.subs(sig, 0),
-                rhs=(ab_s - ab_t) / (1 - ab_t),
-                reason=r"$\sigma_t = 0$: MDLM's unmasking probability $c$.",
-            ),
-            Step(
-                lhs=stay.subs(sig, (1 - ab_s) / ab_t),
-                rhs=sp.Integer(0),
+                rhs=sp.Matrix([ab_s, 1 - ab_s, (ab_s - ab_t) / (1 - ab_t), 0]),
                 reason=(
-                    r"At $\sigma_t = (1 - \bar\alpha_s)/\bar\alpha_t$ a masked token is surely "
-                    r"decoded: the upper end of the admissible range (also capped at 1)."
+                    r"Row 1, $x_s = x_0$: kept from a visible $x_t$, or decoded from a mask; row 2, "
+                    r"$x_s = m$: remasked from a visible $x_t$, or left masked — the path's "
+                    r"marginals. Row 3: at $\sigma_t = 0$ the decoding probability is MDLM's "
+                    r"$c$. Row 4: at $\sigma_t = (1 - \bar\alpha_s)/\bar\alpha_t$ a masked token "
+                    r"is surely decoded, the upper end of the admissible range (also capped at 1)."
                 ),
             ),
+            Step(
+                lhs=_remdm_total,
+                rhs=sp.Integer(1),
+                reason=(
+                    r"The model's kernel at a masked token, the decoding probability times "
+                    r"$\tilde p_\theta$ on the data symbols and the rest on the mask, is a "
+                    r"distribution (shown with $\tilde p$ on $x_0$ and $1 - \tilde p$ on the others)."
+                ),
+            ),
+            Step(
+                lhs=_eta * sigma_max,
+                rhs=sp.Min(_eta, _eta * (1 - ab_s) / ab_t),
+                tag=NUMERIC,
+                reason=(
+                    r"The 'rescale' schedule $\sigma_t = \eta\,\sigma_t^{\max}$, $\eta \in [0, 1]$, "
+                    r"stays admissible: it is $\min\{\eta, \eta(1 - \bar\alpha_s)/\bar\alpha_t\}"
+                    r" \le \sigma_t^{\max}$."
+                ),
+            ),
+            Step(
+                lhs=sp.Min(_eta, sigma_max),
+                rhs=sp.Min(1, _eta, (1 - ab_s) / ab_t),
+                reason=r"The 'cap' schedule $\sigma_t = \min\{\eta, \sigma_t^{\max}\}$ is admissible for any $\eta \ge 0$.",
+            ),
         ],
-        symbols=(ab_s, ab_t, sig, P),
+        symbols=(ab_s, ab_t, sig, P, _eta),
         references=("wang2025remasking", "sahoo2024simple"),
         code=(
             "genmath.families.discrete_diffusion.remdm_probs",
@@ -170,11 +192,11 @@ register(
             "genmath.families.discrete_diffusion.remdm_sample",
         ),
         tests=("tests/families/test_discrete_diffusion_sampling.py",),
-        domain={ab_s: (0.3, 0.9), ab_t: (0.05, 0.3), sig: (0.0, 1.0)},
+        domain={ab_s: (0.3, 0.9), ab_t: (0.05, 0.3), sig: (0.0, 1.0), _eta: (0.0, 1.5), P: (0.01, 0.99)},
     )
 )
 
-_frac, _eta = sp.symbols("f eta", nonnegative=True)
+_frac = sp.Symbol("f", nonnegative=True)
 
 
 def _remdm_step(name):
@@ -191,7 +213,9 @@ def _remdm_step(name):
             sigma = remdm_sigma(path, s_time, time, schedule="rescale", eta=float(points[_eta][j]))
             x0_probs = _probs_with(points[P][j], torch.zeros(1, 2, dtype=torch.long), 4)
             probs = remdm_probs(path, x0_probs, xt, s_time, time, sigma)[0]
-            out.append(torch.stack([probs[0, 0], probs[0, 1:-1].sum(), probs[0, -1], probs[1, 0], probs[1, -1]]))
+            keep = path.alpha_bar(time)  # the visible token's chance, as in the derivation's rows
+            out.append(torch.stack([probs[0, 0], probs[0, 1:-1].sum(), probs[0, -1], keep * probs[1, 0],
+                                    keep * probs[1, -1], probs[0].sum()]))
         return tuple(torch.stack(out).T)
 
     return evaluate
@@ -220,7 +244,7 @@ for _name in SCHEDULES:
         Binding(
             derivation="D-remdm-marginals",
             code=("genmath.families.discrete_diffusion.remdm_probs",),
-            expression=(unmask * P, unmask * (1 - P), stay, 1 - sig, sig),
+            expression=(unmask * P, unmask * (1 - P), stay, ab_t * (1 - sig), ab_t * sig, _remdm_total),
             where={**_times, sig: _eta * sigma_max.subs(_times)},
             evaluate=in_float64(_remdm_step(_name)),
             domain={**_domain, _eta: Uniform(0.0, 1.0, ends=True), P: LogUniform(1e-3, 0.999)},
@@ -233,7 +257,7 @@ for _name in SCHEDULES:
     )
     for _schedule, _expr, _range in (
         ("rescale", _eta * sigma_max, Uniform(0.0, 1.0, ends=True)),
-        ("cap", sp.Min(_eta, sigma_max), Uniform(0.0, 1.5, ends=True)),
+        ("cap", sp.Min(_eta, sigma_max), Uniform(0.0, 1.5, ends=True)),  # sympy: Min(1, eta, ...)
     ):
         register(
             Binding(
