@@ -26,17 +26,28 @@ _mu_rec = sp.Matrix([m1, a * m1 + b, a * (a * m1 + b) + b])
 _v = [s1**2, a**2 * s1**2 + nu**2, a**2 * (a**2 * s1**2 + nu**2) + nu**2]
 _Sigma = sp.Matrix(3, 3, lambda i, j: a ** abs(i - j) * _v[min(i, j)])
 _mu = sp.Matrix([m1, a * m1 + b, a**2 * m1 + a * b + b])
-moments_rhs = _Sigma.row_join(_mu)
+# one scalar per matrix: a random linear functional of [Sigma | mu] (weights w_k) binds every entry
+_w = sp.symbols("w_0:3", real=True)
+_y = sp.Symbol("y", real=True)
+
+
+def _functional(cov, mean):
+    return sum(_w[i] * _w[j] * cov[i, j] for i in range(3) for j in range(3)) + sum(
+        _w[k] * mean[k] for k in range(3)
+    )
+
+
+moments_rhs = _functional(_Sigma, _mu)
 
 # the middle token given the two ends: precision form (the code) and Schur complement
 _Lambda = _Sigma.inv()
 _xK = sp.Matrix([x0s - _mu[0], x2s - _mu[2]])
-_precision_form = sp.Matrix([[1 / _Lambda[1, 1],
-                              _mu[1] - (_Lambda[1, 0] * _xK[0] + _Lambda[1, 2] * _xK[1]) / _Lambda[1, 1]]])
+_precision_form = 1 / _Lambda[1, 1] + _y * (
+    _mu[1] - (_Lambda[1, 0] * _xK[0] + _Lambda[1, 2] * _xK[1]) / _Lambda[1, 1]
+)
 _SKK = _Sigma.extract([0, 2], [0, 2])
 _S1K = _Sigma.extract([1], [0, 2])
-_schur = sp.Matrix([[(_Sigma[1, 1] - (_S1K * _SKK.inv() * _S1K.T)[0]),
-                     _mu[1] + (_S1K * _SKK.inv() * _xK)[0]]])
+_schur = (_Sigma[1, 1] - (_S1K * _SKK.inv() * _S1K.T)[0]) + _y * (_mu[1] + (_S1K * _SKK.inv() * _xK)[0])
 
 register(
     Derivation(
@@ -46,14 +57,14 @@ register(
             r"The AR(1) sequence $x^1 = m_1 + s_1\eta^1$, $x^{k+1} = a x^k + b + \nu\eta^{k+1}$ is "
             r"$x = \mu + M\eta$ with $M$ lower triangular, so it is Gaussian with $\Sigma = MM^\top$: "
             r"$\Sigma_{jk} = a^{|k - j|}v_{\min(j,k)}$, $v_{k+1} = a^2v_k + \nu^2$, and "
-            r"$\mu_{k+1} = a\mu_k + b$ (the matrix $[\Sigma \mid \mu]$ for three tokens). A token "
+            r"$\mu_{k+1} = a\mu_k + b$ (for three tokens, through $\sum_{jk} w_jw_k\Sigma_{jk} + \sum_k w_k\mu_k$ at any weights $w$). A token "
             r"given the known ones is Gaussian: in the precision $\Lambda = \Sigma^{-1}$, the "
             r"unknown block has covariance $\Lambda_{UU}^{-1}$ and mean $\mu_U - \Lambda_{UU}^{-1}"
             r"\Lambda_{UK}(x_K - \mu_K)$ — the Schur complement $\Sigma_{UU} - \Sigma_{UK}"
             r"\Sigma_{KK}^{-1}\Sigma_{KU}$ and the regression mean (shown for the middle of three "
-            r"tokens given both ends: [variance, mean]). This is the exact context of MAR."
+            r"tokens given both ends, as variance $+\,y\,$mean for any $y$). This is the exact context of MAR."
         ),
-        start=(_M * _M.T).row_join(_mu_rec),
+        start=_functional(_M * _M.T, _mu_rec),
         steps=[
             Step(rhs=moments_rhs, reason=r"Multiply out $MM^\top$ and the mean recursion."),
             Step(
@@ -66,7 +77,7 @@ register(
                 method=sp.simplify,
             ),
         ],
-        symbols=(a, b, nu, s1, m1, x0s, x2s),
+        symbols=(a, b, nu, s1, m1, x0s, x2s, _y, *_w),
         references=("li2024autoregressive", "bishop2006pattern"),
         code=(
             "genmath.families.mar.GaussianSequence.mean",
@@ -82,15 +93,20 @@ register(
 def _sequence(points, j):
     from ..families.mar import GaussianSequence
 
-    return GaussianSequence(3, 1, float(points[a][j]), float(points[b][j]), float(points[nu][j]),
-                            float(points[m1][j]), float(points[s1][j]))
+    def value(symbol, default):
+        # a symbol the bound expression does not depend on is not sampled (the middle token
+        # given both ends does not depend on the start's law): any value will do
+        return float(points[symbol][j]) if symbol in points else default
+
+    return GaussianSequence(3, 1, value(a, 0.7), value(b, 0.2), value(nu, 0.5), value(m1, 0.3), value(s1, 1.3))
 
 
 def _moments(points):
     out = []
     for j in range(len(points[a])):
         seq = _sequence(points, j)
-        out.append(torch.cat([seq.covariance(), seq.mean()[:, None]], 1))
+        w = torch.stack([points[_w[k]][j] for k in range(3)])
+        out.append(w @ seq.covariance() @ w + w @ seq.mean())
     return torch.stack(out)
 
 
@@ -99,7 +115,7 @@ def _middle(points):
     for j in range(len(points[a])):
         x = torch.tensor([[[float(points[x0s][j])], [123.0], [float(points[x2s][j])]]])
         mean, var = _sequence(points, j).conditional(x, torch.tensor([[True, False, True]]))
-        out.append(torch.stack([var[0, 1], mean[0, 1, 0]])[None])
+        out.append(var[0, 1] + points[_y][j] * mean[0, 1, 0])
     return torch.stack(out)
 
 
@@ -111,9 +127,9 @@ register(
         code=("genmath.families.mar.GaussianSequence.mean", "genmath.families.mar.GaussianSequence.covariance"),
         expression=moments_rhs,
         evaluate=in_float64(_moments),
-        domain=_seq_domain,
+        domain={**_seq_domain, **{w: Uniform(-1.0, 1.0) for w in _w}},
         samples=10,
-        description="GaussianSequence.covariance and .mean of three tokens: [Sigma | mu]",
+        description="GaussianSequence.covariance and .mean of three tokens, through w'Sigma w + w'mu",
     )
 )
 register(
@@ -122,10 +138,10 @@ register(
         code=("genmath.families.mar.GaussianSequence.conditional",),
         expression=_precision_form,
         evaluate=in_float64(_middle),
-        domain={**_seq_domain, x0s: Uniform(-2.0, 2.0), x2s: Uniform(-2.0, 2.0)},
+        domain={**_seq_domain, x0s: Uniform(-2.0, 2.0), x2s: Uniform(-2.0, 2.0), _y: Uniform(-2.0, 2.0)},
         samples=10,
         tolerance=1e-8,
-        description="GaussianSequence.conditional: the middle token given both ends, [variance, mean]",
+        description="GaussianSequence.conditional: the middle token given both ends, variance + y mean",
     )
 )
 
@@ -174,9 +190,9 @@ def _kappa(points):
     from ..families.mar import _gaussian_eps
 
     n = len(points[al])
-    mean = points[m].reshape(n, 1, 1)
+    mean = torch.linspace(-2.0, 2.0, n, dtype=torch.float64).reshape(n, 1, 1)  # any mean m
     cov = points[v].reshape(n, 1, 1)
-    x = (points[m] * points[al] + 1.0).reshape(n, 1, 1)  # x_t - alpha m = 1
+    x = mean * points[al].reshape(n, 1, 1) + 1.0  # x_t - alpha m = 1
     return _gaussian_eps(mean, cov, x, points[al].reshape(n, 1), points[sg].reshape(n, 1)).reshape(n)
 
 
@@ -186,7 +202,7 @@ register(
         code=("genmath.families.mar._gaussian_eps",),
         expression=kappa,
         evaluate=in_float64(_kappa),
-        domain={al: LogUniform(1e-3, 1.0), sg: LogUniform(1e-3, 1.0), v: LogUniform(1e-2, 10.0), m: Uniform(-2.0, 2.0)},
+        domain={al: LogUniform(1e-3, 1.0), sg: LogUniform(1e-3, 1.0), v: LogUniform(1e-2, 10.0)},
         samples=16,
         description="_gaussian_eps of one token: the coefficient kappa of x_t - alpha m",
     )

@@ -36,9 +36,10 @@ from ..core._shapes import as_time
 from ..core._validate import (
     InputTypeError,
     check_callable,
+    check_finite,
     check_generator,
+    check_int,
     check_real,
-    non_negative,
     positive,
     positive_int,
 )
@@ -197,6 +198,8 @@ class GaussianSequence:
         _check_sequence(x, "x")
         self._check_shape(x)
         known = _check_known(known, x)
+        # the unknown values are ignored, but a NaN there is a caller's bug, not a placeholder
+        check_finite(x, "x", "pass a finite placeholder (e.g. 0) at the unknown tokens")
         mu = self.mean(x.dtype)[None, :, None]
         precision = torch.linalg.inv(self.covariance(x.dtype))
         unknown = (~known).to(x.dtype)
@@ -237,7 +240,7 @@ class GaussianSequence:
         path = check_gaussian_path(path)
 
         def exact_eps(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            self._check_shape(_check_sequence(xt, "xt"))
+            self._check_shape(_check_sequence(xt, "xt"), "xt")
             alpha, sigma = _levels(path, _token_times(t, xt))
             B = xt.shape[0]
             mean = self.mean(xt.dtype)[None, :, None].expand(B, -1, 1)
@@ -246,10 +249,10 @@ class GaussianSequence:
 
         return exact_eps
 
-    def _check_shape(self, x: torch.Tensor) -> None:
+    def _check_shape(self, x: torch.Tensor, name: str = "x") -> None:
         if x.shape[1:] != (self.length, self.dim):
             raise ValueError(
-                f"x must have shape (B, {self.length}, {self.dim}) for this sequence, got {tuple(x.shape)}"
+                f"{name} must have shape (B, {self.length}, {self.dim}) for this sequence, got {tuple(x.shape)}"
             )
 
 
@@ -425,7 +428,7 @@ def diffusion_forcing_schedule(length: int, steps: int, lag: int | None = None, 
     one level); ``lag = steps`` (the default) is autoregressive (a token starts when the previous
     one is clean); in between, the pyramid: earlier tokens are always cleaner."""
     length, steps = positive_int(length, "length"), positive_int(steps, "steps")
-    lag = steps if lag is None else int(non_negative(lag, "lag"))
+    lag = steps if lag is None else check_int(lag, "lag", 0)
     total = steps + (length - 1) * lag
     m = torch.arange(total + 1, dtype=dtype or torch.get_default_dtype())[:, None]
     k = torch.arange(length)[None, :]

@@ -24,7 +24,7 @@ import torch
 
 from ..._implements import implements, plumbing
 from ...core._shapes import as_time
-from ...core._validate import check_option, non_negative
+from ...core._validate import check_finite, check_option, non_negative
 from ...core.discrete import MaskPath
 from ._common import (
     Denoiser,
@@ -100,6 +100,7 @@ def remdm_probs(
     _check_xt(path, xt)
     K = path.num_categories
     _check_probs(x0_probs, xt, K, "x0_probs")
+    check_finite(x0_probs, "x0_probs")
     dtype = x0_probs.dtype
     s = _batch_time(s, xt, dtype, "s")
     t = _batch_time(t, xt, dtype, "t")
