@@ -25,7 +25,12 @@ unmasked positions is replaced by the observed token ("carry-over unmasking", Sa
 * **Masked diffusion** in continuous time (Sahoo et al. 2024; Shi et al. 2024): the negative
   ELBO $\int_0^1 \frac{-\bar\alpha_t'}{1 - \bar\alpha_t}\,\mathbb E_{q(x_t \mid x_0)}
   \sum_{\ell:\,x_t^\ell = m} -\log \tilde p_\theta(x_0^\ell \mid x_t)\,dt$
-  (D-masked-elbo), for any schedule; with the exact denoiser it equals $-\log p(x_0)$.
+  (D-masked-elbo), for any schedule; with the exact denoiser it equals $-\log p(x_0)$. Its
+  times come from `masked_elbo_times`: importance sampling $t = u^2$ with weight $2\sqrt t$
+  by default, whose estimate has a finite variance where uniform times give an infinite one
+  (D-masked-elbo-time-sampler).
+* **ReMDM** (Wang et al. 2025): remasking decoded tokens with probability $\sigma_t$ while
+  keeping the masking path's marginals (`remdm_probs`, `remdm_sample`, D-remdm-marginals).
 * **Discrete flow matching** (Gat et al. 2024) with the mixture path
   $p_t(x \mid x_0) = \kappa_t\,\delta_{x_0} + (1 - \kappa_t)\,p_\mathrm{noise}$,
   $\kappa_t = \bar\alpha_t$ — the cumulative kernel of the path — and the CTMC rates, for
