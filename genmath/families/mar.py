@@ -233,6 +233,7 @@ class GaussianSequence:
 
         return exact_head
 
+    @plumbing("a closure: the bound _gaussian_eps at the bound moments and the path's levels")
     def eps(self, path) -> SequenceDenoiser:
         r"""The exact Diffusion-Forcing denoiser for ``path``: ``eps(xt, t)`` with ``xt``
         ``(B, L, d)`` and per-token levels ``t`` ``(B, L)``: $\mathbb E[\varepsilon \mid x_t]$
