@@ -464,6 +464,22 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "eprint": "2406.07524",
         "archiveprefix": "arXiv",
     }),
+    "wang2025remasking": ("article", {
+        "author": "Wang, Guanghan and Schiff, Yair and Sahoo, Subham Sekhar and Kuleshov, Volodymyr",
+        "title": "Remasking Discrete Diffusion Models with Inference-Time Scaling",
+        "journal": "arXiv preprint arXiv:2503.00307",
+        "year": "2025",
+        "eprint": "2503.00307",
+        "archiveprefix": "arXiv",
+    }),
+    "chen2024diffusion": ("inproceedings", {
+        "author": "Chen, Boyuan and Mart{\'i} Mons{\'o}, Diego and Du, Yilun and Simchowitz, Max and Tedrake, Russ and Sitzmann, Vincent",
+        "title": "Diffusion Forcing: Next-token Prediction Meets Full-Sequence Diffusion",
+        "booktitle": "Advances in Neural Information Processing Systems (NeurIPS)",
+        "year": "2024",
+        "eprint": "2407.01392",
+        "archiveprefix": "arXiv",
+    }),
     "gat2024discrete": ("inproceedings", {
         "author": "Gat, Itai and Remez, Tal and Shaul, Neta and Kreuk, Felix and Chen, Ricky T. Q. and Synnaeve, Gabriel and Adi, Yossi and Lipman, Yaron",
         "title": "Discrete Flow Matching",

@@ -19,8 +19,12 @@ Import a family from its module (`genmath.families.diffusion.DDPM`, ...):
   the path ELBO; small MLP and U-Net denoisers.
 * `flow_matching`, `consistency`, `meanflow` — conditional flow matching, rectified flow,
   consistency models and MeanFlow on the same Gaussian path and probability-flow ODE.
-* `discrete_diffusion` — D3PM, continuous-time masked diffusion and discrete flow matching on
-  the discrete paths of `genmath.core.discrete`.
+* `discrete_diffusion` — D3PM, continuous-time masked diffusion (with importance-sampled
+  times and ReMDM remasking) and discrete flow matching on the discrete paths of
+  `genmath.core.discrete`.
+* `mar` — autoregression with continuous tokens: MAR's per-token diffusion head and Diffusion
+  Forcing's per-token noise levels, on the Gaussian path and `genmath.sample_ode`, with an
+  exact linear-Gaussian sequence.
 * `distillation` — SDS, VSD and DMD: a diffusion model distilled into a one-step generator by
   surrogate losses on the path's noised samples and converted predictions.
 * `schrodinger_bridge` — the Gaussian Schrödinger bridge in closed form and iterative

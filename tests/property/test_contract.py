@@ -30,6 +30,7 @@ import api_cases_paths  # noqa: F401
 import api_cases_paths_discrete  # noqa: F401
 import api_cases_paths_flows  # noqa: F401
 import api_cases_seminar  # noqa: F401
+import api_cases_sequences  # noqa: F401
 import api_cases_testing  # noqa: F401
 import api_cases_testing_checks  # noqa: F401
 import pytest
