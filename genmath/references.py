@@ -424,6 +424,22 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "eprint": "2506.14603",
         "archiveprefix": "arXiv",
     }),
+    "lu2025simplifying": ("inproceedings", {
+        "author": "Lu, Cheng and Song, Yang",
+        "title": "Simplifying, Stabilizing and Scaling Continuous-Time Consistency Models",
+        "booktitle": "International Conference on Learning Representations (ICLR)",
+        "year": "2025",
+        "eprint": "2410.11081",
+        "archiveprefix": "arXiv",
+    }),
+    "gretton2012kernel": ("article", {
+        "author": "Gretton, Arthur and Borgwardt, Karsten M. and Rasch, Malte J. and Sch{\\\"o}lkopf, Bernhard and Smola, Alexander",
+        "title": "A Kernel Two-Sample Test",
+        "journal": "Journal of Machine Learning Research",
+        "volume": "13",
+        "pages": "723--773",
+        "year": "2012",
+    }),
     "geng2025meanflow": ("article", {
         "author": "Geng, Zhengyang and Deng, Mingyang and Bai, Xingjian and Kolter, J. Zico and He, Kaiming",
         "title": "Mean Flows for One-step Generative Modeling",

@@ -26,7 +26,8 @@ register(
             r"teacher and the map's own velocity: $(v(X, t) - w)^2$, "
             r"$(\partial_x X)^2 (w - v(x, s))^2$ and $(v(x, s) - w)^2$, so each vanishes exactly "
             r"when the teacher is the marginal velocity (D-flow-map-identities). Shown on the exact "
-            r"CondOT map of $\mathcal N(m, q^2)$ with a constant teacher $w$, and for the shortcut "
+            r"CondOT map of $\mathcal N(m, q^2)$ with a constant teacher $w$. Continuous-time "
+            r"consistency (sCM) is the Eulerian loss of the map to the data end ($t = 0$). And for the shortcut "
             r"loss without a teacher, whose target is the conditional velocity $z - x_0$ of "
             r"$x_s = (1 - s)x_0 + s z$."
         ),
@@ -54,7 +55,7 @@ register(
             ),
         ],
         symbols=(x, s, t, w, x0, z, m, q),
-        references=("boffi2025flow", "frans2025shortcut"),
+        references=("boffi2025flow", "frans2025shortcut", "lu2025simplifying"),
         code=(f"{_FAMILY}.lagrangian_distillation_loss", f"{_FAMILY}.eulerian_distillation_loss",
               f"{_FAMILY}.shortcut_loss"),
         tests=_TESTS,
@@ -113,6 +114,40 @@ register(
             "the three losses (reduction='none') at the exact CondOT map of N(0.7, 1.3^2), "
             "x_s = (1 - s) x_0 + s z, with the constant teacher w; the shortcut loss without a "
             "teacher takes the conditional velocity z - x_0"
+        ),
+    )
+)
+
+
+def _scm_by_code(points):
+    """sCM distillation with the constant teacher w on CondOT: the squared Eulerian residual
+    of the map to the data end, (dX(x, s, 0)/ds + dX/dx w)^2."""
+    from ..core.path import GaussianPath
+    from ..core.schedules import CondOT
+    from ..families.flow_maps import scm_loss
+
+    oracle = _oracle(0.7, 1.3)
+    constant = points[w].reshape(-1, 1)
+    return scm_loss(
+        oracle.flow_map, points[x0].reshape(-1, 1), GaussianPath(CondOT()),
+        teacher=lambda y, time: constant.expand_as(y), t=points[s],
+        noise=points[z].reshape(-1, 1), reduction="none",
+    )
+
+
+register(
+    Binding(
+        derivation="D-flow-map-losses",
+        code=(f"{_FAMILY}.scm_loss", f"{_FAMILY}.scm_tangent"),
+        expression=_ROWS[1],
+        where={**_LAW, **_INTERPOLANT, t: 0},
+        evaluate=_scm_by_code,
+        domain={x0: Uniform(-3, 3), z: Uniform(-3, 3), w: Uniform(-2, 2), s: Uniform(0, 1)},
+        samples=16,
+        tolerance=1e-9,
+        description=(
+            "scm_loss (reduction='none', CondOT, constant teacher w) at the exact map: the "
+            "Eulerian loss of the map to the data end, t = 0"
         ),
     )
 )

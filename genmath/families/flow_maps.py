@@ -11,6 +11,8 @@ target is the marginal velocity:
 | --- | --- | --- |
 | `lagrangian_distillation_loss` | map $X$ | $\partial_t X = v(X, t)$ (Lagrangian) |
 | `eulerian_distillation_loss` | map $X$ | $\partial_s X + \nabla_x X\,v = 0$ (Eulerian) |
+| `scm_loss` (sCM) | consistency function $X(x, t, 0)$ | Eulerian at the data end, $\tfrac{d}{dt}X(x_t, t, 0) = 0$ |
+| `genmath.families.flow_maps_imm.imm_loss` | map $X$ | pushforwards of $p_t$ and $p_r$ agree at $s$ (MMD) |
 | `shortcut_loss` | map $X$ (shortcut $x + (t - s)u$) | semigroup over two half-steps, and $\partial_t X|_{t=s} = v$ |
 | `genmath.families.meanflow` | average velocity $u$ | Eulerian in $u$ (D-flow-map-eulerian-average-velocity) |
 | `genmath.families.consistency` | consistency function $X(x, t, 0)$ | semigroup to the data end |
@@ -34,7 +36,13 @@ import torch
 
 from .._implements import implements, plumbing
 from ..core._shapes import as_time, check_batch, check_like, check_reduction, reduce_batch
-from ..core._validate import check_callable, check_finite, check_generator, positive_int
+from ..core._validate import (
+    check_callable,
+    check_finite,
+    check_generator,
+    positive,
+    positive_int,
+)
 from ..core.dynamics import SampleResult
 from ..core.flow_map import (
     call_flow_map,
@@ -44,7 +52,7 @@ from ..core.flow_map import (
 )
 from ..core.grids import check_grid
 from ..core.path import GaussianPath, check_gaussian_path
-from ..core.schedules import CondOT
+from ..core.schedules import CondOT, CosineVP
 from .flow_matching import interpolate
 
 __all__ = [
@@ -52,6 +60,8 @@ __all__ = [
     "lagrangian_distillation_loss",
     "eulerian_distillation_loss",
     "shortcut_loss",
+    "scm_tangent",
+    "scm_loss",
     "sample",
 ]
 
@@ -186,6 +196,71 @@ def shortcut_loss(
     _, velocity = flow_map_jvp(model, x_s, s, s, (None, 0.0, 1.0))
     target = conditional if teacher is None else teacher(x_s, s)
     return reduce_batch(_squared(one_step - two_steps) + _squared(velocity - target), reduction)
+
+
+@implements("D-flow-map-losses")
+def scm_tangent(
+    model: FlowMap,
+    x0: torch.Tensor,
+    path: GaussianPath | None = None,
+    *,
+    t,
+    noise: torch.Tensor,
+    teacher: Velocity | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""``(f, df/dt)``: the consistency function $f(x_t, t) = X(x_t, t, 0)$ at the interpolant
+    and its derivative along the trajectory, one JVP with tangent $(\dot x_t, 1, 0)$
+    (`genmath.eulerian_residual` at the data end). On the default TrigFlow path
+    (`CosineVP(s=0)`: $x_t = \cos(\tfrac{\pi t}{2})x_0 + \sin(\tfrac{\pi t}{2})\varepsilon$,
+    TrigFlow's $\tau = \pi t/2$ with $\sigma_d = 1$) $\dot x_t = \tfrac{\pi}{2}(\cos\tau\,
+    \varepsilon - \sin\tau\,x_0)$, the conditional velocity; ``teacher`` replaces it by
+    $v(x_t, t)$ (distillation)."""
+    path = GaussianPath(CosineVP(0.0)) if path is None else path
+    _, x_t, conditional, t, _ = _start(model, x0, path, t, 0.0, noise, None, "none")
+    tangent = conditional if teacher is None else teacher(x_t, t)
+    mapped, derivative = flow_map_jvp(model, x_t, t, torch.zeros_like(t), (tangent.detach(), 1.0, 0.0))
+    return mapped, derivative
+
+
+@implements("D-flow-map-losses")
+def scm_loss(
+    model: FlowMap,
+    x0: torch.Tensor,
+    path: GaussianPath | None = None,
+    *,
+    teacher: Velocity | None = None,
+    tangent_normalization: float | None = None,
+    t=None,
+    noise: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    r"""Continuous-time consistency (sCM, Lu & Song 2025) on a flow-map model:
+    $\|f_\theta - \mathrm{sg}(f_\theta - g)\|^2$ with $f_\theta(x_t, t) = X_\theta(x_t, t, 0)$
+    and $g = \tfrac{d}{dt}f_\theta$ along the tangent of `scm_tangent` (stop-gradient), so
+    the value is $\|g\|^2$ and the gradient $2 J_\theta^\top g$, sCM's. With
+    ``tangent_normalization`` $c$ the target uses $g/(\|g\| + c)$ (sCM's $c = 0.1$; it biases
+    the training gradient, off by default). Distillation (a ``teacher``) is zero at the exact
+    map; training (the conditional tangent) has zero expected gradient there
+    (D-flow-map-losses). Default path: TrigFlow, ``GaussianPath(CosineVP(0.0))``;
+    default $t \sim U(0, 1)$."""
+    if teacher is not None:
+        check_callable(teacher, "teacher", "a velocity (x, t) -> v(x, t)")
+    if tangent_normalization is not None:
+        positive(tangent_normalization, "tangent_normalization")
+    check_reduction(reduction)
+    check_generator(generator)
+    check_batch(x0, "x0", event=True)
+    if t is None:
+        t = torch.rand(x0.shape[0], generator=generator, dtype=x0.dtype, device=x0.device)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    f, g = scm_tangent(model, x0, path, t=t, noise=noise, teacher=teacher)
+    g = g.detach()
+    if tangent_normalization is not None:
+        norm = g.flatten(1).norm(dim=1).reshape(-1, *([1] * (g.ndim - 1)))
+        g = g / (norm + tangent_normalization)
+    return reduce_batch(_squared(f - (f - g).detach()), reduction)
 
 
 @plumbing("the sampler composes model calls along a validated decreasing grid; no formula")

@@ -13,7 +13,7 @@ from genmath.analytic import ExactFlowMap, Gaussian
 from genmath.core.path import GaussianPath
 from genmath.derivations.flow_map_oracles import mixture_case
 from genmath.families import flow_maps
-from genmath.schedules import CondOT
+from genmath.schedules import CondOT, CosineVP
 from genmath.testing import assert_close
 
 DTYPE = torch.float64
@@ -155,3 +155,68 @@ def test_bad_input_is_refused_by_name():
         flow_maps.sample(exact, x0, grid=torch.linspace(0, 1, 3, dtype=DTYPE))
     with pytest.raises(ValueError, match="shape of x"):
         flow_maps.sample(lambda y, s, t: y.sum(1), x0)
+
+
+TRIGFLOW = GaussianPath(CosineVP(0.0))
+
+
+def test_scm_tangent_is_the_derivative_along_the_trigflow_interpolant():
+    # TrigFlow in genmath's t: x_t = cos(pi t / 2) x0 + sin(pi t / 2) z
+    t = torch.tensor([0.1, 0.35, 0.6, 0.9], dtype=DTYPE)
+    assert_close(TRIGFLOW.alpha(t), torch.cos(math.pi * t / 2), atol=1e-15)
+    assert_close(TRIGFLOW.sigma(t), torch.sin(math.pi * t / 2), atol=1e-15)
+    exact = ExactFlowMap(GAUSSIAN.marginal(TRIGFLOW))
+    model = _perturbed(exact, 0.2)
+    gen = torch.Generator().manual_seed(8)
+    x0 = GAUSSIAN.sample(4, generator=gen)
+    z = torch.randn(4, 2, generator=gen, dtype=DTYPE)
+    _, tangent = flow_maps.scm_tangent(model, x0, TRIGFLOW, t=t, noise=z)
+
+    def f_along(time):
+        tau = math.pi * time / 2
+        x_t = torch.cos(tau)[:, None] * x0 + torch.sin(tau)[:, None] * z
+        return model(x_t, time, torch.zeros_like(time))
+
+    h = 1e-5
+    finite = (f_along(t + h) - f_along(t - h)) / (2 * h)
+    assert_close(tangent, finite, atol=1e-7, rtol=1e-7)
+    assert float(tangent.abs().max()) > 1e-2  # a perturbed map moves along the trajectory
+
+
+@pytest.mark.parametrize("law", ["gaussian", "mixture"])
+def test_scm_distillation_vanishes_at_the_exact_map(law):
+    data = _law(law)
+    marginal = data.marginal(TRIGFLOW)
+    exact = ExactFlowMap(marginal)
+    x0 = data.sample(12, generator=torch.Generator().manual_seed(9))
+    t = 0.05 + 0.9 * torch.rand(12, generator=torch.Generator().manual_seed(10), dtype=DTYPE)
+    kwargs = dict(teacher=marginal.velocity, t=t, reduction="none",
+                  generator=torch.Generator().manual_seed(11))
+    zero = 1e-18 if law == "gaussian" else 1e-10
+    assert float(flow_maps.scm_loss(exact, x0, TRIGFLOW, **kwargs).max()) < zero
+    kwargs["generator"] = torch.Generator().manual_seed(11)
+    assert float(flow_maps.scm_loss(_perturbed(exact), x0, TRIGFLOW, **kwargs).mean()) > 1e-5
+    with pytest.raises(ValueError, match="tangent_normalization"):
+        flow_maps.scm_loss(exact, x0, TRIGFLOW, tangent_normalization=-1.0)
+
+
+def test_scm_training_has_zero_expected_gradient_at_the_exact_map():
+    exact = ExactFlowMap(GAUSSIAN.marginal(TRIGFLOW))
+    n = 400
+    x0 = GAUSSIAN.sample(n, generator=torch.Generator().manual_seed(12))
+    t = 0.05 + 0.9 * torch.rand(n, generator=torch.Generator().manual_seed(13), dtype=DTYPE)
+    noise = torch.randn(n, 2, generator=torch.Generator().manual_seed(14), dtype=DTYPE)
+
+    def gradients(theta0):
+        theta = torch.tensor(theta0, dtype=DTYPE, requires_grad=True)
+
+        def model(y, s, end):
+            return exact(y, s, end) + theta * (end - s)[:, None] * torch.tanh(y)
+
+        loss = flow_maps.scm_loss(model, x0, TRIGFLOW, t=t, noise=noise, reduction="none")
+        return torch.stack([torch.autograd.grad(v, theta, retain_graph=True)[0] for v in loss])
+
+    for theta0, vanishes in ((0.0, True), (0.5, False)):
+        g = gradients(theta0)
+        mean, se = float(g.mean()), float(g.std() / math.sqrt(g.numel()))
+        assert (abs(mean) < 4 * se) if vanishes else (abs(mean) > 4 * se)
