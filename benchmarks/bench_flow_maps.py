@@ -21,7 +21,6 @@ minutes); the table goes to ``benchmarks/results/flow_maps.md`` with ``--update`
 from __future__ import annotations
 
 import argparse
-import math
 import pathlib
 import time
 

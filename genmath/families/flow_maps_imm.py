@@ -25,16 +25,18 @@ from .flow_matching import interpolate
 __all__ = ["gaussian_rbf_kernel_mean", "gaussian_rbf_mmd", "mmd_unbiased", "imm_loss"]
 
 
-def _gaussian_args(mean, cov, name):
+def _gaussian_args(mean, cov, index):
     mean = torch.as_tensor(mean)
     if not mean.is_floating_point() or mean.ndim != 1:
-        raise ValueError(f"{name} mean must be a floating (d,) tensor, got {tuple(mean.shape)}")
+        raise ValueError(f"mean{index} must be a floating (d,) tensor, got {tuple(mean.shape)}")
+    check_finite(mean, f"mean{index}")
     cov = torch.as_tensor(cov, dtype=mean.dtype)
     if cov.shape != (mean.shape[0], mean.shape[0]):
         raise ValueError(
-            f"{name} cov must have shape ({mean.shape[0]}, {mean.shape[0]}), got {tuple(cov.shape)}"
+            f"cov{index} must have shape ({mean.shape[0]}, {mean.shape[0]}) like mean{index}, "
+            f"got {tuple(cov.shape)}"
         )
-    check_finite(cov, f"{name} cov")
+    check_finite(cov, f"cov{index}")
     return mean, cov
 
 
@@ -44,8 +46,11 @@ def gaussian_rbf_kernel_mean(mean1, cov1, mean2, cov2, bandwidth: float) -> torc
     $Y \sim \mathcal N(\mu_2, \Sigma_2)$ and the RBF kernel of bandwidth $\ell$:
     $\det(I + S/\ell^2)^{-1/2}\exp(-\tfrac12\delta^\top(S + \ell^2 I)^{-1}\delta)$,
     $S = \Sigma_1 + \Sigma_2$, $\delta = \mu_1 - \mu_2$ (D-gaussian-rbf-mmd)."""
-    mean1, cov1 = _gaussian_args(mean1, cov1, "first")
-    mean2, cov2 = _gaussian_args(mean2, cov2, "second")
+    mean1, cov1 = _gaussian_args(mean1, cov1, 1)
+    mean2, cov2 = _gaussian_args(mean2, cov2, 2)
+    if mean2.shape != mean1.shape:
+        raise ValueError(f"mean2 must have the shape of mean1, {tuple(mean1.shape)}, "
+                         f"got {tuple(mean2.shape)}")
     ell2 = positive(bandwidth, "bandwidth") ** 2
     eye = torch.eye(mean1.shape[0], dtype=mean1.dtype)
     total = cov1 + cov2 + ell2 * eye
@@ -58,6 +63,8 @@ def gaussian_rbf_kernel_mean(mean1, cov1, mean2, cov2, bandwidth: float) -> torc
 def gaussian_rbf_mmd(mean1, cov1, mean2, cov2, bandwidth: float) -> torch.Tensor:
     r"""$\mathrm{MMD}^2 = \mathbb E k(X, X') + \mathbb E k(Y, Y') - 2\,\mathbb E k(X, Y)$
     between two Gaussians, in closed form by `gaussian_rbf_kernel_mean`."""
+    # validated here so that an error names this call's arguments, not the inner calls'
+    gaussian_rbf_kernel_mean(mean1, cov1, mean2, cov2, bandwidth)
     xx = gaussian_rbf_kernel_mean(mean1, cov1, mean1, cov1, bandwidth)
     yy = gaussian_rbf_kernel_mean(mean2, cov2, mean2, cov2, bandwidth)
     return xx + yy - 2 * gaussian_rbf_kernel_mean(mean1, cov1, mean2, cov2, bandwidth)
@@ -110,7 +117,7 @@ def imm_loss(
         raise ValueError(
             f"the batch size {x0.shape[0]} must be a multiple of group_size = {group_size}"
         )
-    gap = in_unit_interval(gap, "gap", open_low=True)
+    gap = in_unit_interval(gap, "gap", open_low=True, open_high=True)
     positive(bandwidth, "bandwidth")
     groups = x0.shape[0] // group_size
     if (s is None) != (t is None):
