@@ -58,7 +58,7 @@ class ExactFlowMap:
         how = "closed form" if self.closed_form else f"{self.method}, {self.steps} steps"
         return f"ExactFlowMap({type(self.marginal).__name__}, {how})"
 
-    @implements("D-gaussian-flow-map", "D-flow-map")
+    @implements("D-flow-map")
     def __call__(self, x: torch.Tensor, s, t) -> torch.Tensor:
         r"""$X(x, s, t)$, shape of ``x``."""
         if self.closed_form:

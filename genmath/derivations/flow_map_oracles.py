@@ -1,6 +1,7 @@
 """The exact flow map as a flow-map model (`genmath.analytic.ExactFlowMap`): closed form for
 Gaussian data, the exact mixture velocity integrated for Gaussian mixtures; held to the
-Gaussian map's formula (D-gaussian-flow-map, D-flow-map) and to an independent scipy DOP853
+Gaussian map's formula (D-flow-map; the closed form is `GaussianMarginal.flow_map`'s,
+D-gaussian-flow-map) and to an independent scipy DOP853
 integration (C-mixture-flow-map)."""
 
 import sympy as sp
@@ -41,22 +42,6 @@ def _exact_by_code(points):
 
 register(
     Binding(
-        derivation="D-gaussian-flow-map",
-        code=(_CODE,),
-        expression=(FLOW, FLOW),
-        where=_LAW,
-        evaluate=_exact_by_code,
-        domain={x: Uniform(-3, 3), s: Uniform(0, 1, ends=True), t: Uniform(0, 1, ends=True)},
-        samples=16,
-        tolerance=1e-8,
-        description=(
-            "ExactFlowMap of N(0.7, 1.3^2) on CondOT, closed form and as a one-component "
-            "mixture (192 RK4 steps of the exact velocity), per-sample s and t"
-        ),
-    )
-)
-register(
-    Binding(
         derivation="D-flow-map",
         code=(_CODE, "genmath.core.flow_map.flow_map"),
         expression=(FLOW, FLOW),
@@ -65,7 +50,10 @@ register(
         domain={x: Uniform(-3, 3), s: Uniform(0, 1, ends=True), t: Uniform(0, 1, ends=True)},
         samples=16,
         tolerance=1e-8,
-        description="the integrated branch of ExactFlowMap (flow_map of the mixture velocity)",
+        description=(
+            "ExactFlowMap of N(0.7, 1.3^2) on CondOT, closed form and as a one-component "
+            "mixture (192 RK4 steps of the exact velocity, by flow_map), per-sample s and t"
+        ),
     )
 )
 
