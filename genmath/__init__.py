@@ -76,8 +76,11 @@ if TYPE_CHECKING:
     from .core.flow_map import (
         average_velocity_from_map,
         consistency_function_from_map,
+        eulerian_residual,
         flow_map,
+        lagrangian_residual,
         map_from_average_velocity,
+        semigroup_residual,
     )
     from .core.grids import karras_grid, log_snr_grid, snr_focused_grid, uniform_grid
     from .core.likelihood import ODELikelihood, bits_per_dim, ode_log_likelihood
@@ -155,6 +158,9 @@ __all__ = [
     "average_velocity_from_map",
     "map_from_average_velocity",
     "consistency_function_from_map",
+    "semigroup_residual",
+    "lagrangian_residual",
+    "eulerian_residual",
     "sample_sde",
     "uniform_grid",
     "karras_grid",

@@ -5,6 +5,7 @@ See the "Exact oracles" page of the documentation.
 """
 
 from ._categorical import Categorical
+from ._flow_map_oracle import ExactFlowMap
 from ._gaussian import Gaussian, GaussianMarginal, MixtureMarginal
 from ._mixture import GaussianMixture
 from ._noise_unconditional import noise_unconditional_target, time_posterior
@@ -13,6 +14,7 @@ from ._ppca import PPCA
 __all__ = [
     "PPCA",
     "Categorical",
+    "ExactFlowMap",
     "Gaussian",
     "GaussianMarginal",
     "GaussianMixture",

@@ -15,6 +15,11 @@ It satisfies the semigroup property $X(X(x, s, u), u, t) = X(x, s, t)$, the Lagr
 equation $\partial_t X = v(X, t)$ and the Eulerian equation $\partial_s X + \nabla_x X\,v(x, s)
 = 0$ (D-flow-map-identities).
 
+The three identities are computed, for any flow-map model, by `semigroup_residual`,
+`lagrangian_residual` and `eulerian_residual` (each zero exactly when the identity holds; the
+derivatives are one forward-mode product, `flow_map_jvp`): the few-step losses of
+`genmath.families.flow_maps` are squared norms of these residuals.
+
 `flow_map` evaluates $X$ for any velocity by the core ODE solvers (`genmath.sample_ode`):
 with per-sample times $s, t$ of shape ``(B,)`` it integrates in the normalised time
 $\tau \in [0, 1]$, $y(\tau) = X(x, s, s + \tau(t - s))$, $\dot y = (t - s)\,v(y, s + \tau(t - s))$,
@@ -37,6 +42,11 @@ __all__ = [
     "average_velocity_from_map",
     "map_from_average_velocity",
     "consistency_function_from_map",
+    "call_flow_map",
+    "flow_map_jvp",
+    "semigroup_residual",
+    "lagrangian_residual",
+    "eulerian_residual",
 ]
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -162,3 +172,99 @@ def consistency_function_from_map(flow: FlowMap, end: float = 0.0) -> Velocity:
         return flow(x, s, torch.full_like(s, float(end)))
 
     return f
+
+
+def call_flow_map(model: FlowMap, x: torch.Tensor, s, t, name: str = "model") -> torch.Tensor:
+    """``model(x, s, t)`` with ``(B,)`` times, refusing a model of the wrong signature or one
+    whose output does not have the shape of ``x``, by name."""
+    s, t = _interval(s, t, x)
+    try:
+        out = model(x, s, t)
+    except TypeError as error:
+        raise ValueError(
+            f"{name} must be a flow-map model X(x, s, t) taking the states and two (B,) times; "
+            f"calling it failed: {error}"
+        ) from error
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"{name}(x, s, t) must return a tensor of the shape of x, {tuple(x.shape)}; got {got}"
+        )
+    return out
+
+
+def flow_map_jvp(
+    model: FlowMap, x: torch.Tensor, s, t, tangent: tuple, name: str = "model"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""``(X(x, s, t), dX)``: the map and its directional derivative along
+    ``tangent = (dx, ds, dt)`` (``dx`` shaped like ``x``; ``ds``, ``dt`` numbers or ``(B,)``),
+    one `torch.func.jvp` of the model. Differentiable in the model's parameters."""
+    s, t = _interval(s, t, x)
+    dx, ds, dt = tangent
+    dx = torch.zeros_like(x) if dx is None else dx
+    ds = torch.as_tensor(ds, dtype=x.dtype, device=x.device).expand_as(s)
+    dt = torch.as_tensor(dt, dtype=x.dtype, device=x.device).expand_as(t)
+    try:
+        out, derivative = torch.func.jvp(model, (x, s.clone(), t.clone()), (dx, ds, dt))
+    except TypeError as error:
+        raise ValueError(
+            f"{name} must be a flow-map model X(x, s, t) taking the states and two (B,) times, "
+            f"differentiable in forward mode; calling it failed: {error}"
+        ) from error
+    except (RuntimeError, NotImplementedError) as error:
+        raise ValueError(
+            f"{name} must be differentiable in forward mode (torch.func.jvp) for this identity; "
+            f"differentiating it failed: {type(error).__name__}: {error}"
+        ) from error
+    check_like_shape(out, x, f"{name}(x, s, t)")
+    return out, derivative
+
+
+@implements("D-flow-map-identities")
+def semigroup_residual(model: FlowMap, x: torch.Tensor, s, u, t) -> torch.Tensor:
+    r"""$X(X(x, s, u), u, t) - X(x, s, t)$: zero for a flow map (D-flow-map-identities)."""
+    check_callable(model, "model", "a flow-map model (x, s, t) -> X(x, s, t)")
+    check_batch(x, "x")
+    s, u = _interval(s, u, x, names=("s", "u"))
+    _, t = _interval(s, t, x)
+    middle = call_flow_map(model, x, s, u)
+    return call_flow_map(model, middle, u, t) - call_flow_map(model, x, s, t)
+
+
+@implements("D-flow-map-identities")
+def lagrangian_residual(
+    model: FlowMap, velocity: Velocity, x: torch.Tensor, s, t
+) -> torch.Tensor:
+    r"""$\partial_t X(x, s, t) - v(X(x, s, t), t)$, the Lagrangian equation's residual
+    (D-flow-map-identities); the time derivative is one JVP with tangent $(0, 0, 1)$."""
+    check_callable(model, "model", "a flow-map model (x, s, t) -> X(x, s, t)")
+    check_callable(velocity, "velocity", "a velocity (x, t) -> v(x, t)")
+    check_batch(x, "x")
+    s, t = _interval(s, t, x)
+    mapped, d_t = flow_map_jvp(model, x, s, t, (None, 0.0, 1.0))
+    return d_t - velocity(mapped, t)
+
+
+@implements("D-flow-map-identities", "D-flow-map-eulerian-average-velocity")
+def eulerian_residual(
+    model: FlowMap, velocity: Velocity, x: torch.Tensor, s, t
+) -> torch.Tensor:
+    r"""$\partial_s X(x, s, t) + \nabla_x X(x, s, t)\,v(x, s)$, the Eulerian equation's
+    residual (D-flow-map-identities): one JVP with tangent $(v(x, s), 1, 0)$, the derivative
+    of the map along the trajectory through its start. For $X = x + (t - s)\,u$ it is
+    MeanFlow's identity in $u$ (D-flow-map-eulerian-average-velocity)."""
+    check_callable(model, "model", "a flow-map model (x, s, t) -> X(x, s, t)")
+    check_callable(velocity, "velocity", "a velocity (x, t) -> v(x, t)")
+    check_batch(x, "x")
+    s, t = _interval(s, t, x)
+    along = velocity(x, s)
+    check_like_shape(along, x, "velocity(x, s)")
+    return flow_map_jvp(model, x, s, t, (along.detach(), 1.0, 0.0))[1]
+
+
+def check_like_shape(value, x: torch.Tensor, name: str) -> torch.Tensor:
+    """``value`` if it is a tensor of the shape of ``x``."""
+    if not isinstance(value, torch.Tensor) or value.shape != x.shape:
+        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"{name} must be a tensor of the shape of x, {tuple(x.shape)}; got {got}")
+    return value

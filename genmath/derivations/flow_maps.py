@@ -97,14 +97,16 @@ register(
                 X(X(x, s, u_mid), u_mid, t),
                 sp.Derivative(FLOW, t),
                 sp.Derivative(FLOW, s) + sp.Derivative(FLOW, x) * v(x, s),
+                sp.Derivative(FLOW, s),
             ]
         ),
         steps=[
             Step(
-                rhs=sp.ImmutableMatrix([FLOW, v(FLOW, t), 0]),
+                rhs=sp.ImmutableMatrix([FLOW, v(FLOW, t), 0, -sp.diff(FLOW, x) * v(x, s)]),
                 reason=(
                     r"$\sqrt{C_t/C_u}\sqrt{C_u/C_s} = \sqrt{C_t/C_s}$ and the means cancel; "
-                    r"differentiate the affine map in $t$, in $s$ and in $x$."
+                    r"differentiate the affine map in $t$, in $s$ and in $x$; the last row is "
+                    r"the Eulerian equation solved for $\partial_s X$."
                 ),
                 tag="numeric",
             ),
@@ -229,5 +231,128 @@ register(
         samples=16,
         tolerance=1e-7,
         description="flow_map composed over [s, u] and [u, t] (any order of the times)",
+    )
+)
+
+
+# ------------------------------------------------- the identities' residuals, as code
+def _zero_velocity(points, time):
+    return points * 0.0
+
+
+def _residuals_by_code(points):
+    """The residual functions with the zero velocity: the Lagrangian one is then the map's
+    time derivative, the Eulerian one its derivative in the start time."""
+    import torch
+
+    from ..core.flow_map import eulerian_residual, lagrangian_residual, semigroup_residual
+
+    oracle = _oracle(0.7, 1.3)
+    start = points[x].reshape(-1, 1)
+    d_t = lagrangian_residual(oracle.flow_map, _zero_velocity, start, points[s], points[t])
+    d_s = eulerian_residual(oracle.flow_map, _zero_velocity, start, points[s], points[t])
+    # the intermediate time cancels from the composed map, so the engine draws none
+    u = torch.rand(start.shape[0], generator=torch.Generator().manual_seed(7), dtype=start.dtype)
+    composed = semigroup_residual(oracle.flow_map, start, points[s], u, points[t])
+    return d_t[:, 0], d_s[:, 0], (composed + oracle.flow_map(start, points[s], points[t]))[:, 0]
+
+
+register(
+    Binding(
+        derivation="D-flow-map-identities",
+        code=("genmath.core.flow_map.lagrangian_residual", "genmath.core.flow_map.eulerian_residual",
+              "genmath.core.flow_map.semigroup_residual"),
+        expression=(v(FLOW, t), -sp.diff(FLOW, x) * v(x, s), X(X(x, s, u_mid), u_mid, t)),
+        where=_LAW,
+        evaluate=_residuals_by_code,
+        domain={x: Uniform(-3, 3), s: Uniform(0, 1, ends=True), t: Uniform(0, 1, ends=True)},
+        samples=16,
+        tolerance=1e-9,
+        description=(
+            "lagrangian_residual and eulerian_residual of the exact CondOT map of N(0.7, 1.3^2) "
+            "with the zero velocity (so the JVPs' dX/dt and dX/ds), and "
+            "semigroup_residual + X(x, s, t) (the composed map)"
+        ),
+    )
+)
+
+# ------------------------------------- MeanFlow's identity is the Eulerian equation in u
+MAP_FROM_U = x + (t - s) * CHORD
+_EULERIAN_IN_U = v(x, s) - CHORD + (t - s) * (sp.diff(CHORD, s) + v(x, s) * sp.diff(CHORD, x))
+
+register(
+    Derivation(
+        id="D-flow-map-eulerian-average-velocity",
+        title="MeanFlow's identity is the Eulerian equation of the map in its average velocity",
+        statement=(
+            r"Put $X(x, s, t) = x + (t - s)\,u(x, s, t)$ into the Eulerian equation "
+            r"$\partial_s X + \partial_x X\,v(x, s) = 0$ (D-flow-map-identities): by the "
+            r"product rule $v - u + (t - s)(\partial_s u + v\,\partial_x u) = 0$, i.e. "
+            r"$u = v - (s - t)\,\tfrac{d}{ds}u$ with $\tfrac{d}{ds} = \partial_s + v\,\partial_x$ "
+            r"the derivative along the trajectory through the start. With MeanFlow's names "
+            r"(a jump from time $t$ back to $r$: $s \to t$, $t \to r$) this is "
+            r"$u = v - (t - r)\,\tfrac{d}{dt}u$ (D-meanflow-identity): MeanFlow, and the JVP "
+            r"tangent $(v, 0, 1)$ of its loss, are the Eulerian identity in $u$. Shown on the "
+            r"exact average velocity of the CondOT map of $\mathcal N(m, q^2)$."
+        ),
+        start=sp.Derivative(MAP_FROM_U, s) + sp.Derivative(MAP_FROM_U, x) * v(x, s),
+        steps=[
+            Step(
+                rhs=_EULERIAN_IN_U,
+                reason=(
+                    r"Product rule: $\partial_s[(t - s)u] = -u + (t - s)\partial_s u$ and "
+                    r"$\partial_x[x + (t - s)u] = 1 + (t - s)\partial_x u$."
+                ),
+            ),
+            Step(
+                rhs=sp.Integer(0),
+                reason=(
+                    r"For the exact average velocity the Eulerian equation holds "
+                    r"(D-flow-map-identities), so the residual in $u$ vanishes."
+                ),
+                tag="numeric",
+            ),
+        ],
+        symbols=(x, s, t, m, q),
+        references=("boffi2025flow", "geng2025meanflow"),
+        code=("genmath.core.flow_map.eulerian_residual",),
+        tests=_TESTS,
+        domain={s: (0, 1), t: (0, 1), x: (-3, 3), m: (-2, 2), q: (0.2, 3)},
+    )
+)
+
+
+def _eulerian_in_u_by_code(points):
+    """eulerian_residual of x + (t - s) u with the exact u, with the zero velocity: the
+    derivative of the rebuilt map in its start time."""
+    from ..core.flow_map import (
+        average_velocity_from_map,
+        eulerian_residual,
+        map_from_average_velocity,
+    )
+
+    oracle = _oracle(0.7, 1.3)
+    start = points[x].reshape(-1, 1)
+    rebuilt = map_from_average_velocity(average_velocity_from_map(oracle.flow_map))
+    d_s = eulerian_residual(rebuilt, _zero_velocity, start, points[s], points[t])
+    full = eulerian_residual(rebuilt, oracle.velocity, start, points[s], points[t])
+    return d_s[:, 0], full[:, 0]
+
+
+register(
+    Binding(
+        derivation="D-flow-map-eulerian-average-velocity",
+        code=("genmath.core.flow_map.eulerian_residual",),
+        expression=(-sp.diff(FLOW, x) * v(x, s), _EULERIAN_IN_U),
+        where=_LAW,
+        evaluate=_eulerian_in_u_by_code,
+        domain={x: Uniform(-3, 3), s: Uniform(0, 1), t: Uniform(0, 1)},
+        samples=16,
+        tolerance=1e-8,
+        description=(
+            "eulerian_residual of the map rebuilt from the exact average velocity, "
+            "x + (t - s) u, with the zero velocity (its d/ds, by D-flow-map-identities) and "
+            "with the exact velocity (the residual in u)"
+        ),
     )
 )

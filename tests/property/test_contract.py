@@ -21,6 +21,7 @@ import warnings
 import api_cases_consist  # noqa: F401
 import api_cases_core  # noqa: F401  (registers cases)
 import api_cases_core_estimators  # noqa: F401
+import api_cases_flow_maps  # noqa: F401
 import api_cases_flows  # noqa: F401
 import api_cases_models  # noqa: F401
 import api_cases_models_adversarial  # noqa: F401
