@@ -56,7 +56,10 @@ def main(out: pathlib.Path, quick: bool = False) -> None:
     xx, yy = torch.meshgrid(grid, grid, indexing="xy")
     density = law.log_prob(torch.stack([xx.ravel(), yy.ravel()], 1)).exp().reshape(xx.shape)
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
+    fig = plt.figure(figsize=(10.5, 9.6))
+    grid = fig.add_gridspec(2, 2)
+    # two maps side by side, the curves below at full width: read at page width
+    axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])]
     ax = axes[0]
     ax.contour(xx, yy, density, levels=8, colors="0.7", linewidths=0.7)
     times = torch.linspace(1.0, 0.0, 5 if quick else 21, dtype=DTYPE)

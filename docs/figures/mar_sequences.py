@@ -45,7 +45,9 @@ def main(quick: bool = False, out: pathlib.Path = OUTPUT) -> pathlib.Path:
     seq = mar.GaussianSequence(LENGTH, 1, coefficient=0.9, offset=0.3, noise_std=0.5,
                                initial_mean=-0.5, initial_std=1.2)
     exact = seq.covariance()[0]
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    # four panels over two rows: read at page width
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.4))
+    axes = axes.ravel()
 
     levels = mar.diffusion_forcing_schedule(LENGTH, 6, lag=1)
     image = axes[0].imshow(levels, aspect="auto", cmap="viridis", origin="upper")

@@ -51,7 +51,10 @@ def main(quick: bool = False, out: pathlib.Path = OUTPUT) -> pathlib.Path:
     x, y, a, b = clouds(generator, n, m)
     cost = torch.cdist(x, y) ** 2
     exact = ot.discrete_ot(a, b, cost)
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    fig = plt.figure(figsize=(12, 10))
+    grid = fig.add_gridspec(2, 2)
+    # two maps side by side, the curves below at full width: read at page width
+    axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])]
     support = int((exact.plan > 1e-12).sum())
     draw_plan(axes[0], x, y, a, b, exact.plan,
               f"exact plan: {support} pairs (n + m - 1 = {n + m - 1}); cost = dual = {exact.cost:.4f}")

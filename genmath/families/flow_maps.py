@@ -13,7 +13,7 @@ target is the marginal velocity:
 | `eulerian_distillation_loss` | map $X$ | $\partial_s X + \nabla_x X\,v = 0$ (Eulerian) |
 | `scm_loss` (sCM) | consistency function $X(x, t, 0)$ | Eulerian at the data end, $\tfrac{d}{dt}X(x_t, t, 0) = 0$ |
 | `genmath.families.flow_maps_imm.imm_loss` | map $X$ | pushforwards of $p_t$ and $p_r$ agree at $s$ (MMD) |
-| `shortcut_loss` | map $X$ (shortcut $x + (t - s)u$) | semigroup over two half-steps, and $\partial_t X|_{t=s} = v$ |
+| `shortcut_loss` | map $X$ (shortcut $x + (t - s)u$) | semigroup over two half-steps, and $\partial_t X\big\vert_{t=s} = v$ |
 | `genmath.families.meanflow` | average velocity $u$ | Eulerian in $u$ (D-flow-map-eulerian-average-velocity) |
 | `genmath.families.consistency` | consistency function $X(x, t, 0)$ | semigroup to the data end |
 
