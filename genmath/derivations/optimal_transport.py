@@ -11,7 +11,7 @@ from ._chain import FromStep
 from ._engine import NUMERIC, Binding, Derivation, LogUniform, Step, Uniform
 from ._registry import register
 
-_TESTS = ("tests/ot/test_discrete.py", "tests/ot/test_sinkhorn.py", "tests/ot/test_gaussian.py")
+_TESTS = ("tests/ot/test_ot_discrete.py", "tests/ot/test_sinkhorn.py", "tests/ot/test_ot_gaussian.py")
 
 # --- D-ot-duality: the duality gap is a sum of slacks; the two-point optimum ---------------
 p, q = sp.symbols("p q", positive=True)  # a = (p, 1 - p), b = (q, 1 - q)
@@ -294,7 +294,7 @@ register(
         symbols=(s11, s12, s22),
         references=("peyre2019computational",),
         code=("genmath.ot.psd_sqrt",),
-        tests=("tests/ot/test_gaussian.py",),
+        tests=("tests/ot/test_ot_gaussian.py",),
     )
 )
 
@@ -380,7 +380,7 @@ register(
         symbols=(*_lam, *_mu, *_m0, *_m1),
         references=("dowson1982frechet", "peyre2019computational"),
         code=("genmath.ot.gaussian_w2",),
-        tests=("tests/ot/test_gaussian.py",),
+        tests=("tests/ot/test_ot_gaussian.py",),
     )
 )
 
@@ -464,7 +464,7 @@ register(
         symbols=(_l1, _l2, _u11, _u12, _u22),
         references=("peyre2019computational", "villani2009optimal"),
         code=("genmath.ot.gaussian_ot_map",),
-        tests=("tests/ot/test_gaussian.py",),
+        tests=("tests/ot/test_ot_gaussian.py",),
     )
 )
 
