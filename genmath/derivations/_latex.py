@@ -302,13 +302,26 @@ def latex(expr: Any) -> str:
 # --------------------------------------------------------------------------- line breaks
 
 _MACRO = re.compile(r"\\([A-Za-z]+)")
-# printed widths, in characters, of the macros that print one glyph or nothing
-_ZERO_WIDTH = {"left", "right", "middle", "big", "Big", "bigg", "Bigg", "limits", "displaystyle",
-               "mathrm", "mathcal", "mathbb", "mathbf", "operatorname", "boldsymbol", "quad",
-               "qquad"}
+# Printed widths in "characters", the width of an italic x in KaTeX's display math (about
+# 11 px on the site), measured in headless Chromium: a string of ten copies of each token
+# against one. Macros that print nothing of their own (the delimiter or letter after them
+# is counted), or a glyph as wide as a letter, are not listed.
+_ZERO_WIDTH = {"left", "right", "middle", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl",
+               "Bigr", "biggl", "biggr", "Biggl", "Biggr", "limits", "displaystyle", "mathbb",
+               "mathbf", "boldsymbol", "tilde", "bar", "hat", "vec", "dot", "ddot", "overline",
+               "widetilde", "widehat"}
+_MACRO_WIDTH = {"quad": 1.8, "qquad": 3.6, "sqrt": 1.5, "infty": 1.8, "int": 3.0, "sum": 2.9,
+                "prod": 2.9, "bmod": 4.3, "partial": 1.0, "nabla": 1.3}
+# relations and binary operators, with the space KaTeX puts on both sides (a + a is 4 x wide)
+_OPERATOR_WIDTH = 2.2
+_OPERATORS = {"le", "ge", "leq", "geq", "ne", "neq", "approx", "sim", "simeq", "equiv",
+              "propto", "to", "mapsto", "in", "cdot", "times", "mid", "pm", "mp", "circ"}
 _NAMED = {"log", "exp", "sin", "cos", "tan", "tanh", "min", "max", "det", "tr", "lim", "sup",
           "inf", "arg", "sgn", "erf"}
-_SPACES = {",": 0.2, "!": -0.2, ";": 0.3, ":": 0.25, " ": 0.3}
+_SPACES = {",": 0.3, "!": -0.3, ";": 0.5, ":": 0.4, " ": 0.3}
+# letters of these alphabets, per character (\mathcal{N} is 1.7 x wide, \mathrm{KL} 2.5)
+_ALPHABET_WIDTH = {"mathcal": 1.7, "mathrm": 1.2, "operatorname": 1.0, "text": 0.9,
+                   "mathtt": 1.0}
 
 
 def _group(tex: str, start: int) -> tuple[str, int]:
@@ -325,8 +338,8 @@ def _group(tex: str, start: int) -> tuple[str, int]:
 
 
 def tex_width(tex: str) -> float:
-    """Roughly how many characters wide ``tex`` prints: fractions as their wider part,
-    scripts at 70%, macros as the glyph they print."""
+    """Roughly how many characters (see `_ZERO_WIDTH`) ``tex`` prints: fractions as their
+    wider part, scripts at 70%, macros as the glyphs they print, operators with their space."""
     width, k = 0.0, 0
     while k < len(tex):
         c = tex[k]
@@ -343,15 +356,20 @@ def tex_width(tex: str) -> float:
                 den, k = _group(tex, k) if k < len(tex) and tex[k] == "{" else ("", k)
                 scale = 0.75 if name == "tfrac" else 1.0
                 width += scale * max(tex_width(num), tex_width(den)) + 0.4
-            elif name in ("sqrt",):
-                width += 1.0
-            elif name in ("text", "operatorname", "mathrm") and k < len(tex) and tex[k] == "{":
+            elif name in _ALPHABET_WIDTH and k < len(tex) and tex[k] == "{":
                 body, k = _group(tex, k)
-                width += 0.9 * len(body)
+                if name in ("text", "mathtt"):
+                    width += _ALPHABET_WIDTH[name] * len(body)
+                else:
+                    width += _ALPHABET_WIDTH[name] * tex_width(body)
             elif name in _NAMED:
-                width += len(name) + 0.3  # an operator name prints as its letters
+                width += 0.8 * len(name) + 0.3  # an operator name prints as its upright letters
+            elif name in _OPERATORS:
+                width += _OPERATOR_WIDTH
+            elif name in _MACRO_WIDTH:
+                width += _MACRO_WIDTH[name]
             elif name not in _ZERO_WIDTH:
-                width += 2.0 if name in ("int", "sum", "prod") else 1.0
+                width += 1.0
         elif c in "^_":
             k += 1
             if k < len(tex) and tex[k] == "{":
@@ -359,12 +377,10 @@ def tex_width(tex: str) -> float:
             else:
                 body, k = tex[k : k + 1], k + 1
             width += 0.7 * tex_width(body)
-        elif c in "{}":
-            k += 1
-        elif c == " ":
+        elif c in "{}& ":
             k += 1
         elif c in "=+-<>":
-            width += 1.6  # binary operators carry space on both sides
+            width += _OPERATOR_WIDTH
             k += 1
         else:
             width += 1.0
@@ -529,32 +545,60 @@ def _display(
     left = "" if continued else printer.doprint(lhs_r)
     right = printer.doprint(rhs_r)
     if isinstance(lhs_r, sp.MatrixBase) or isinstance(rhs_r, sp.MatrixBase):
-        lines = _matrix_rows(None if continued else lhs_r, rel, rhs_r, printer, width)
-        if lines is None:
+        rows = _matrix_rows(None if continued else lhs_r, rel, rhs_r, printer, width)
+        if rows is None:
             return f"{left} {rel} {right}".strip()
-    elif tex_width(left) + tex_width(right) + 2 <= width:
+    elif tex_width(f"{left} {rel} {right}") <= width:
         return f"{left} {rel} {right}".strip()
     else:
-        lines = _rows(None if continued else lhs_r, rel, rhs_r, printer, width)
-    return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
+        lhs_or_none = None if continued else lhs_r
+        rows = _rows([(lhs_or_none, "")], rel, [rhs_r], printer, width)
+    return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
 
-def _rows(lhs: Any, rel: str, rhs: Any, printer: _SitePrinter, width: float) -> list[str]:
-    """``aligned`` rows of ``lhs rel rhs`` (``lhs`` ``None``: the relation continues the row
-    above), the relation on the alignment mark, continuation rows indented."""
-    indent = 4.0
-    lines = []
-    if lhs is not None:
-        left_lines = _pack(_terms(lhs, printer, width), width, width)
-        lines.append(left_lines[0])
-        lines += [rf"&\quad {line}" for line in left_lines[1:]]
-    right_lines = _pack(_terms(rhs, printer, width - indent), width - indent, width - indent)
-    if lhs is not None and tex_width(left_lines[-1]) + tex_width(right_lines[0]) <= width:
-        lines[-1] = lines[-1] + rf" &{rel} {right_lines[0]}"
-    else:
-        lines.append(rf"&{rel} {right_lines[0]}")
-    lines += [rf"&\quad {line}" for line in right_lines[1:]]
-    return lines
+#: the indent of a continuation line (``\quad``), and the narrowest right-hand column worth
+#: aligning on the relation: a wider left-hand side goes on a line of its own
+_INDENT = r"\quad "
+_MIN_RIGHT = 0.55
+
+
+def _rows(
+    lefts: list[tuple[Any, str]], rel: str, rights: list[Any], printer: _SitePrinter,
+    width: float,
+) -> list[str]:
+    r"""``aligned`` rows of the relations ``label lhs rel rhs``, one after another (``lhs``
+    ``None``: the relation continues the row above), continuation rows indented.
+
+    An ``aligned`` block is as wide as its widest left column plus its widest right column,
+    whichever rows they come from: the left-hand sides stay left of the relation only when
+    the widest of them leaves the right column at least ``_MIN_RIGHT`` of the width, and the
+    right-hand sides are then packed to what is left. Otherwise every row is in the right
+    column (the block is as wide as its widest line): each left-hand side on its own lines,
+    the relation starting the line after it."""
+    heads = [label + ("" if lhs is None else printer.doprint(lhs)) for lhs, label in lefts]
+    first_col = max((tex_width(h) for h in heads), default=0.0)
+    rel_w = tex_width(f"{rel} ")
+    indent = tex_width(_INDENT)
+    rows: list[str] = []
+    if first_col + rel_w <= (1 - _MIN_RIGHT) * width:
+        room = width - first_col
+        for head, rhs in zip(heads, rights, strict=True):
+            lines = _pack(_terms(rhs, printer, room - indent), room - indent, room - rel_w)
+            rows.append(rf"{head} &{rel} {lines[0]}")
+            rows += [rf"&{_INDENT}{line}" for line in lines[1:]]
+        return rows
+    for (lhs, label), rhs in zip(lefts, rights, strict=True):
+        if lhs is not None:
+            first = width - tex_width(label)
+            lines = _pack(_terms(lhs, printer, width - indent), width - indent, first)
+            rows.append(rf"&{label}{lines[0]}")
+            rows += [rf"&{_INDENT}{line}" for line in lines[1:]]
+        lead = label if lhs is None else ""  # a component's label, where no lhs carries it
+        first = width - tex_width(lead) - rel_w
+        lines = _pack(_terms(rhs, printer, width - indent), width - 2 * indent, first)
+        rows.append(rf"&{lead}{rel} {lines[0]}")
+        rows += [rf"&{_INDENT}{_INDENT}{line}" for line in lines[1:]]
+    return rows
 
 
 def _matrix_width(expr: Any, printer: _SitePrinter) -> float:
@@ -575,11 +619,10 @@ def _matrix_rows(lhs: Any, rel: str, rhs: Any, printer: _SitePrinter, width: flo
     if lhs is not None and (not isinstance(lhs, sp.MatrixBase) or lhs.shape != rhs.shape):
         return None
     vector = 1 in rhs.shape
-    lines = []
+    lefts, rights = [], []
     for i in range(rhs.rows):
         for j in range(rhs.cols):
             index = f"{i * rhs.cols + j + 1}" if vector else f"{i + 1},{j + 1}"
-            label = rf"\text{{({index})}}\quad "
-            rows = _rows(None if lhs is None else lhs[i, j], rel, rhs[i, j], printer, width - 3)
-            lines += [label + rows[0], *rows[1:]]
-    return lines
+            lefts.append((None if lhs is None else lhs[i, j], rf"\text{{({index})}}\quad "))
+            rights.append(rhs[i, j])
+    return _rows(lefts, rel, rights, printer, width)
