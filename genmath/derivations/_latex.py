@@ -500,8 +500,115 @@ def _split_term(term: Any, printer: _SitePrinter, budget: float, depth: int = 0)
     return [("", tex)]
 
 
+_DELIMITED = re.compile(r"\\(left|right|middle)(?![A-Za-z])")
+_DELIMITER = re.compile(r"\\(left|right|middle)(?![A-Za-z])\s*(\\[A-Za-z]+|\\.|.)")
+_ENVIRONMENT = re.compile(r"\\(begin|end)\{[^}]*\}")
+_OPENING = ("(", "[", "|", "{", "open", "operator", "")
+
+
+def _tex_pieces(sign: str, tex: str, budget: float) -> list[tuple[str, str]]:
+    r"""``tex`` cut where a line may break, when it is wider than ``budget``: before a binary
+    ``+`` or ``-`` and after a comma that no brace group or environment holds (inside
+    ``\left( ... \right)`` pairs, whatever sympy printed them for: a function's argument, an
+    expectation's brackets, a derivative's or a substitution's bar). Each piece is
+    ``(sign, tex)`` as in `_terms`; a pair of delimiters that ends up on two lines is made
+    two fixed-size ones by `_balance`. What no such place cuts stays whole."""
+    if tex_width(tex) <= budget:
+        return [(sign, tex)]
+    cuts: list[tuple[int, str]] = []  # (index, '+', '-' or ',')
+    depth, k, previous = 0, 0, ""
+    while k < len(tex):
+        c = tex[k]
+        if c == "\\":
+            m = _ENVIRONMENT.match(tex, k)
+            if m is not None:
+                depth += 1 if m.group(1) == "begin" else -1
+                k, previous = m.end(), "x"
+                continue
+            m = _DELIMITER.match(tex, k)
+            if m is not None:
+                k, previous = m.end(), ("x" if m.group(1) == "right" else "open")
+                continue
+            m = _MACRO.match(tex, k)
+            if m is not None:
+                name = m.group(1)
+                k = m.end()
+                if name in _OPERATORS:
+                    previous = "operator"
+                elif not name.endswith("l") or not name.lower().startswith("big"):
+                    previous = "x"  # \Bigl and the like: the delimiter after it sets it
+                continue
+            if tex[k + 1 : k + 2] in "{|":
+                previous = "open"
+            elif tex[k + 1 : k + 2] not in ",;:! ":
+                previous = "x"
+            k += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+        if depth == 0 and c in "+-" and previous not in _OPENING:
+            cuts.append((k, c))
+        elif depth == 0 and c == ",":
+            cuts.append((k + 1, ","))
+        if c in "+-=<>,;&":
+            previous = "operator"
+        elif c in "([|":
+            previous = c
+        elif c not in " {":
+            previous = "x"
+        k += 1
+    if not cuts:
+        return [(sign, tex)]
+    pieces, start, lead = [], 0, sign
+    for index, kind in cuts:
+        piece = tex[start:index].strip()
+        if piece:
+            pieces.append((lead, piece))
+        lead, start = ("", index) if kind == "," else (kind, index + 1)
+    pieces.append((lead, tex[start:].strip()))
+    return pieces
+
+
+def _balance(row: str) -> str:
+    r"""``row`` with each ``\left``/``\right`` (and ``\middle``) whose partner is on another
+    row made a ``\Bigl``/``\Bigr`` (``\Big``): KaTeX sizes ``\left ... \right`` to what is
+    between them, so they must pair within one row of an ``aligned`` block."""
+    marks = list(_DELIMITED.finditer(row))
+    convert: set[int] = set()
+    stack: list[tuple[int, list[int]]] = []  # each open \left with the \middle inside it
+    for k, m in enumerate(marks):
+        kind = m.group(1)
+        if kind == "left":
+            stack.append((k, []))
+        elif kind == "middle":
+            if stack:
+                stack[-1][1].append(k)
+            else:
+                convert.add(k)
+        elif stack:
+            stack.pop()
+        else:
+            convert.add(k)
+    for k, middles in stack:
+        convert.add(k)
+        convert.update(middles)
+    if not convert:
+        return row
+    fixed = {"left": r"\Bigl", "right": r"\Bigr", "middle": r"\Big"}
+    out, last = [], 0
+    for k, m in enumerate(marks):
+        if k in convert:
+            out += [row[last : m.start()], fixed[m.group(1)]]
+            last = m.end()
+    return "".join(out) + row[last:]
+
+
 def _pack(terms: list[tuple[str, str]], width: float, first: float) -> list[str]:
-    """Greedy lines of terms: the first line has ``first`` characters, the others ``width``."""
+    """Greedy lines of terms: the first line has ``first`` characters, the others ``width``;
+    a term wider than a line is cut where TeX allows (`_tex_pieces`)."""
+    terms = [piece for sign, tex in terms for piece in _tex_pieces(sign, tex, min(width, first))]
     lines: list[str] = []
     current, used, room = "", 0.0, first
     for sign, tex in terms:
@@ -553,6 +660,7 @@ def _display(
     else:
         lhs_or_none = None if continued else lhs_r
         rows = _rows([(lhs_or_none, "")], rel, [rhs_r], printer, width)
+    rows = [_balance(row) for row in rows]
     return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
 

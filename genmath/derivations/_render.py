@@ -309,7 +309,9 @@ def render_markdown(
     relations = {step.relation for _, step in chain if step.lhs is None} - {"="}
     rel = next(iter(relations)) if len(relations) == 1 else "="
     if all(step.lhs is None for _, step in chain) and len(relations) <= 1:
-        body = _latex.display(d.start, rel, chain[-1][1].rhs, width=DISPLAY_WIDTH)
+        # the chain's first lhs: the start with a `From` resolved (d.start itself would
+        # print as the dataclass's repr)
+        body = _latex.display(chain[0][0], rel, chain[-1][1].rhs, width=DISPLAY_WIDTH)
         lines += ["$$", body, "$$", ""]
     if d.symbols:
         lines += ["**Symbols and assumptions.**", ""]
