@@ -276,7 +276,13 @@ class _SitePrinter(LatexPrinter):
             args = ", ".join(self._print(a) for a in expr.args)
             tex = f"{name}({args})"
             return tex if exp is None else rf"{tex}^{{{exp}}}"
-        return super()._print_Function(expr, exp)
+        tex = super()._print_Function(expr, exp)
+        # sympy writes \tanh{\left(x \right)}: without the braces the line breaker can
+        # break inside the argument (a brace group is one unbreakable box)
+        m = re.fullmatch(r"(.*?)\{(\\left\(.*\\right\))\}", tex, re.S)
+        if m is not None and _one_pair(m.group(2)):
+            return m.group(1) + m.group(2)
+        return tex
 
     def _print_log(self, expr, exp=None):
         (arg,) = expr.args
@@ -285,6 +291,17 @@ class _SitePrinter(LatexPrinter):
         else:
             tex = rf"\log\left({self._print(arg)}\right)"
         return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
+
+
+def _one_pair(tex: str) -> bool:
+    r"""Whether ``tex`` is one ``\left ... \right`` pair: its first ``\left`` closes at
+    its end, not before."""
+    depth = 0
+    for m in re.finditer(r"\\(left|right)(?![A-Za-z])", tex):
+        depth += 1 if m.group(1) == "left" else -1
+        if depth == 0:
+            return tex[m.end() :].strip() == ")"
+    return False
 
 
 def latex(expr: Any) -> str:
@@ -515,6 +532,7 @@ def _tex_pieces(sign: str, tex: str, budget: float) -> list[tuple[str, str]]:
     two fixed-size ones by `_balance`. What no such place cuts stays whole."""
     if tex_width(tex) <= budget:
         return [(sign, tex)]
+    tex = _open_wide(tex, budget)
     cuts: list[tuple[int, str]] = []  # (index, '+', '-' or ',')
     depth, k, previous = 0, 0, ""
     while k < len(tex):
@@ -569,6 +587,68 @@ def _tex_pieces(sign: str, tex: str, budget: float) -> list[tuple[str, str]]:
         lead, start = ("", index) if kind == "," else (kind, index + 1)
     pieces.append((lead, tex[start:].strip()))
     return pieces
+
+
+def _brace_depths(tex: str) -> list[int]:
+    """The brace and environment depth at each index of ``tex`` (``\\{`` is no brace)."""
+    depths, depth, k = [0] * len(tex), 0, 0
+    while k < len(tex):
+        m = _ENVIRONMENT.match(tex, k) if tex[k] == "\\" else None
+        if m is not None:
+            depth += 1 if m.group(1) == "begin" else 0
+            for j in range(k, m.end()):
+                depths[j] = depth
+            depth -= 1 if m.group(1) == "end" else 0
+            k = m.end()
+            continue
+        if tex[k] == "\\":
+            depths[k : k + 2] = [depth] * len(depths[k : k + 2])
+            k += 2
+            continue
+        if tex[k] == "{":
+            depth += 1
+        depths[k] = depth
+        if tex[k] == "}":
+            depth -= 1
+        k += 1
+    return depths
+
+
+def _open_wide(tex: str, budget: float) -> str:
+    r"""``tex`` with each fraction or square root wider than ``budget`` that no brace group
+    holds written so that a line can break inside it (the same value): ``\frac{a}{b}`` as
+    ``\frac{1}{b}\Bigl(a\Bigr)``, as ``a\Bigl(b\Bigr)^{-1}`` where the denominator is
+    the wide part, ``\sqrt{a}`` as ``\Bigl(a\Bigr)^{1/2}``; the widest first, until none
+    is left."""
+    for _ in range(50):  # each pass opens one; a bound for safety
+        depths = _brace_depths(tex)
+        found = []
+        for m in re.finditer(r"\\(frac|sqrt)(?![A-Za-z])\s*\{", tex):
+            if depths[m.start()] != 0:
+                continue
+            first, end = _group(tex, m.end() - 1)
+            if m.group(1) == "frac":
+                if end >= len(tex) or tex[end] != "{":
+                    continue
+                second, end = _group(tex, end)
+                parts = (first, second)
+            else:
+                parts = (first,)
+            width = tex_width(tex[m.start() : end])
+            if width > budget:
+                found.append((width, m.start(), end, m.group(1), parts))
+        if not found:
+            return tex
+        _, start, end, kind, parts = max(found)
+        if kind == "sqrt":
+            opened = rf"\Bigl({parts[0]}\Bigr)^{{1/2}}"
+        elif tex_width(parts[0]) >= tex_width(parts[1]):
+            opened = rf"\frac{{1}}{{{parts[1]}}}\Bigl({parts[0]}\Bigr)"
+        else:
+            numerator = "" if parts[0].strip() == "1" else parts[0] if re.fullmatch(r"[\w\\{}^ ]*", parts[0]) else rf"\Bigl({parts[0]}\Bigr)"
+            opened = rf"{numerator}\Bigl({parts[1]}\Bigr)^{{-1}}"
+        tex = tex[:start] + opened + " " + tex[end:]
+    return tex
 
 
 def _balance(row: str) -> str:
@@ -724,6 +804,11 @@ def _matrix_rows(lhs: Any, rel: str, rhs: Any, printer: _SitePrinter, width: flo
     wide = _matrix_width(rhs, printer) + (0 if lhs is None else _matrix_width(lhs, printer))
     if wide + 2 <= width or not isinstance(rhs, sp.MatrixBase):
         return None
+    if isinstance(lhs, sp.MatrixExpr) and not isinstance(lhs, sp.MatrixBase):
+        try:  # a product of explicit matrices: its entries, multiplied out (not simplified)
+            lhs = lhs.as_explicit()
+        except Exception:
+            return None
     if lhs is not None and (not isinstance(lhs, sp.MatrixBase) or lhs.shape != rhs.shape):
         return None
     vector = 1 in rhs.shape
