@@ -523,7 +523,7 @@ _ENVIRONMENT = re.compile(r"\\(begin|end)\{[^}]*\}")
 _OPENING = ("(", "[", "|", "{", "open", "operator", "")
 
 
-def _tex_pieces(sign: str, tex: str, budget: float) -> list[tuple[str, str]]:
+def _tex_pieces(sign: str, tex: str, budget: float, level: int = 0) -> list[tuple[str, str]]:
     r"""``tex`` cut where a line may break, when it is wider than ``budget``: before a binary
     ``+`` or ``-`` and after a comma that no brace group or environment holds (inside
     ``\left( ... \right)`` pairs, whatever sympy printed them for: a function's argument, an
@@ -532,7 +532,9 @@ def _tex_pieces(sign: str, tex: str, budget: float) -> list[tuple[str, str]]:
     two fixed-size ones by `_balance`. What no such place cuts stays whole."""
     if tex_width(tex) <= budget:
         return [(sign, tex)]
-    tex = _open_wide(tex, budget)
+    # a fraction narrower than a line can still leave no place to break the piece holding
+    # it: each further try opens narrower ones (half the width, then a quarter)
+    tex = _open_wide(tex, budget / 2**level)
     cuts: list[tuple[int, str]] = []  # (index, '+', '-' or ',')
     depth, k, previous = 0, 0, ""
     while k < len(tex):
@@ -578,7 +580,7 @@ def _tex_pieces(sign: str, tex: str, budget: float) -> list[tuple[str, str]]:
             previous = "x"
         k += 1
     if not cuts:
-        return [(sign, tex)]
+        return [(sign, tex)] if level >= 2 else _tex_pieces(sign, tex, budget, level + 1)
     pieces, start, lead = [], 0, sign
     for index, kind in cuts:
         piece = tex[start:index].strip()
@@ -586,7 +588,9 @@ def _tex_pieces(sign: str, tex: str, budget: float) -> list[tuple[str, str]]:
             pieces.append((lead, piece))
         lead, start = ("", index) if kind == "," else (kind, index + 1)
     pieces.append((lead, tex[start:].strip()))
-    return pieces
+    if level >= 2:
+        return pieces
+    return [p for lead, piece in pieces for p in _tex_pieces(lead, piece, budget, level + 1)]
 
 
 def _brace_depths(tex: str) -> list[int]:
