@@ -19,7 +19,8 @@ from ._engine import CITED, NUMERIC, SYMBOLIC, Derivation, Result, sound_rewrite
 
 _REL = {"=": "=", "<=": r"\le", ">=": r"\ge"}
 #: display equations are broken to lines of about this many printed characters (the text
-#: column of the site at 1400 px holds some 80)
+#: column of a derivation page at 1400 px is 688 px, some 62 characters as `_latex.tex_width`
+#: counts them: the rest is margin for its estimate)
 DISPLAY_WIDTH = 52
 
 # what each of the engine's default strategies does, for a reader
@@ -309,7 +310,9 @@ def render_markdown(
     relations = {step.relation for _, step in chain if step.lhs is None} - {"="}
     rel = next(iter(relations)) if len(relations) == 1 else "="
     if all(step.lhs is None for _, step in chain) and len(relations) <= 1:
-        body = _latex.display(d.start, rel, chain[-1][1].rhs, width=DISPLAY_WIDTH)
+        # the chain's first lhs: the start with a `From` resolved (d.start itself would
+        # print as the dataclass's repr)
+        body = _latex.display(chain[0][0], rel, chain[-1][1].rhs, width=DISPLAY_WIDTH)
         lines += ["$$", body, "$$", ""]
     if d.symbols:
         lines += ["**Symbols and assumptions.**", ""]

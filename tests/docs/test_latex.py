@@ -78,3 +78,49 @@ def test_a_narrow_matrix_stays_a_matrix():
     x = sp.Symbol("x")
     body = display(sp.Matrix([x, 1]), "=", sp.Matrix([x, 1]), width=WIDTH)
     assert "matrix" in body and "aligned" not in body
+
+
+def _block_width(body: str) -> float:
+    # an aligned block is as wide as its widest left cell plus its widest right cell
+    left, right = [], []
+    for line in _lines(body):
+        before, amp, after = line.partition("&")
+        left.append(tex_width(before) if amp else tex_width(before))
+        right.append(tex_width(after) if amp else 0.0)
+    return max(left) + max(right)
+
+
+def test_a_wide_left_side_does_not_push_the_right_column_off_the_line():
+    a = sp.symbols("a1:25")
+    b = sp.symbols("b1:25")
+    body = display(sp.Add(*a), "=", sp.Add(*b), width=WIDTH)
+    assert _block_width(body) <= WIDTH + 4, body
+    assert all(_balanced_left_right(line) for line in _lines(body))
+
+
+def test_a_long_function_argument_breaks_inside_its_brackets():
+    y = sp.Symbol("y")
+    a = sp.symbols("a1:25", positive=True)
+    body = display(y, "=", sp.log(sp.Add(*a)) * sp.exp(sp.Add(*a)), width=WIDTH)
+    lines = _lines(body)
+    assert len(lines) > 2, body
+    assert _block_width(body) <= WIDTH + 4, body
+    assert all(_balanced_left_right(line) for line in lines), lines
+    shown = "".join(lines)
+    assert all(f"a_{{{k}}}" in shown for k in range(1, 25))
+
+
+def test_a_wide_fraction_inside_a_function_is_opened_to_break():
+    y, d = sp.symbols("y d", positive=True)
+    a = sp.symbols("a1:25", positive=True)
+    body = display(y, "=", sp.sqrt(sp.exp(sp.Add(*a) / d)), width=WIDTH)
+    assert _block_width(body) <= WIDTH + 4, body
+    assert all(_balanced_left_right(line) for line in _lines(body))
+
+
+def test_widths_follow_katex_glyphs():
+    # measured in Chromium: an operator with its spaces is about 2.2 letters, \quad 1.8
+    assert tex_width("a + b") > tex_width("abcd")
+    assert tex_width(r"a\quad b") > tex_width("abc")
+    assert tex_width(r"\mathcal{N}") > tex_width("N")
+    assert tex_width(r"\tilde{a}") == tex_width("a")
