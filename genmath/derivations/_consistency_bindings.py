@@ -8,7 +8,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ._engine import Binding, Integers, Uniform
-from ._few_step_bindings import _interval, frac, gap_s1, u1, u2
+from ._few_step_common import _interval, frac, gap_s1, u1, u2
 from ._path_cases import schedule_case, shared_path
 from ._registry import register
 from .families_few_step import (

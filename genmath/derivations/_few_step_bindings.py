@@ -7,7 +7,8 @@ from __future__ import annotations
 import sympy as sp
 
 from ._engine import Binding, Integers, LogUniform, Uniform
-from ._path_cases import schedule_case, shared_path, shared_schedule
+from ._few_step_common import _interval, frac, gap_s1, u1, u2, w_r
+from ._path_cases import schedule_case, shared_path
 from ._registry import register
 from .families_few_step import (
     F_c,
@@ -66,7 +67,6 @@ from .families_few_step import (
 
 _CM = "genmath.families.consistency"
 _MF = "genmath.families.meanflow"
-u1, u2, frac, gap_s1, w_r = sp.symbols("u_1 u_2 phi d w_r", nonnegative=True)
 z_noise = sp.Symbol("z_noise", real=True)
 
 
@@ -89,11 +89,6 @@ def _linear_network(weight, *, time_term: bool = True):
 def _level(label, time):
     alpha, sigma, _, _ = schedule_case(label).at(time)
     return sigma / alpha
-
-
-def _interval(label):
-    lo, hi = shared_schedule(label).safe_interval
-    return sp.Float(lo, 30), sp.Float(hi, 30), float(lo), float(hi)
 
 
 # ------------------------------------------------------------------ consistency boundary
