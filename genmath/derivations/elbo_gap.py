@@ -518,7 +518,8 @@ def _exact_posterior_elbo(ppca, data, *_):
     return elbo(data, ppca.posterior_distribution, ppca.likelihood, ppca.prior, 3, g, kl="mc")
 
 
-def _linear_vae_gap(ppca, data, m_j, v_j):
+def _linear_vae(ppca, m_j, v_j):
+    """The 1-D LinearGaussianVAE with decoder ``ppca`` and a constant encoder N(m_j, v_j)."""
     import torch
 
     from ..families.vae import LinearGaussianVAE
@@ -531,23 +532,18 @@ def _linear_vae_gap(ppca, data, m_j, v_j):
         model.encoder.weight.zero_()
         model.encoder.bias.fill_(float(m_j))
         model.encoder.log_std.fill_(0.5 * float(v_j.log()))
-    return model.elbo_gap(data)
+    return model
+
+
+def _linear_vae_gap(ppca, data, m_j, v_j):
+    return _linear_vae(ppca, m_j, v_j).elbo_gap(data)
 
 
 def _linear_vae_gap_slope(ppca, data, m_j, v_j):
     """The autograd slope of elbo_gap along (encoder mean, decoder weight, bias, noise std)."""
     import torch
 
-    from ..families.vae import LinearGaussianVAE
-
-    model = LinearGaussianVAE(1, 1, generator=torch.Generator().manual_seed(0)).double()
-    with torch.no_grad():
-        model.decoder.weight.copy_(ppca.W)
-        model.decoder.bias.copy_(ppca.b)
-        model.decoder.log_noise_std.copy_(ppca.noise_std.log())
-        model.encoder.weight.zero_()
-        model.encoder.bias.fill_(float(m_j))
-        model.encoder.log_std.fill_(0.5 * float(v_j.log()))
+    model = _linear_vae(ppca, m_j, v_j)
     leaves = (model.encoder.bias, model.decoder.weight, model.decoder.bias, model.decoder.log_noise_std)
     grads = torch.autograd.grad(model.elbo_gap(data).sum(), leaves, allow_unused=True)
     grads = [torch.zeros(()) if g is None else g.sum() for g in grads]
