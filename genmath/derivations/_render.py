@@ -14,12 +14,12 @@ import inspect
 import re
 import textwrap
 
-from . import _latex
+from . import _latex, _linebreak
 from ._engine import CITED, NUMERIC, SYMBOLIC, Derivation, Result, sound_rewrites
 
 _REL = {"=": "=", "<=": r"\le", ">=": r"\ge"}
 #: display equations are broken to lines of about this many printed characters (the text
-#: column of a derivation page at 1400 px is 688 px, some 62 characters as `_latex.tex_width`
+#: column of a derivation page at 1400 px is 688 px, some 62 characters as `_linebreak.tex_width`
 #: counts them: the rest is margin for its estimate)
 DISPLAY_WIDTH = 52
 
@@ -312,7 +312,7 @@ def render_markdown(
     if all(step.lhs is None for _, step in chain) and len(relations) <= 1:
         # the chain's first lhs: the start with a `From` resolved (d.start itself would
         # print as the dataclass's repr)
-        body = _latex.display(chain[0][0], rel, chain[-1][1].rhs, width=DISPLAY_WIDTH)
+        body = _linebreak.display(chain[0][0], rel, chain[-1][1].rhs, width=DISPLAY_WIDTH)
         lines += ["$$", body, "$$", ""]
     if d.symbols:
         lines += ["**Symbols and assumptions.**", ""]
@@ -327,7 +327,7 @@ def render_markdown(
             how += f" [{step.reference}]"
         lines.append(f"**{i}.** {step.reason.strip()} *({how})*")
         continued = i > 1 and step.lhs is None
-        body = _latex.display(lhs, step.relation, step.rhs, width=DISPLAY_WIDTH,
+        body = _linebreak.display(lhs, step.relation, step.rhs, width=DISPLAY_WIDTH,
                               continued=continued)
         lines += ["", "$$", body, "$$", ""]
     if record is not None:

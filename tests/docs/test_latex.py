@@ -1,4 +1,4 @@
-"""How the site breaks a long derivation equation over lines (genmath/derivations/_latex.py):
+"""How the site breaks a long derivation equation over lines (genmath/derivations/_linebreak.py):
 every line within the width it was given, brackets that KaTeX can typeset on each line, and
 a matrix relation shown component by component. The browser test (`test_site.py`) measures
 the same equations as Chromium lays them out."""
@@ -9,7 +9,7 @@ import re
 
 import sympy as sp
 
-from genmath.derivations._latex import display, tex_width
+from genmath.derivations._linebreak import display, tex_width
 
 WIDTH = 40
 

@@ -110,7 +110,7 @@ def test_no_page_is_wider_than_a_420px_screen(probes):
 # container), and how many on each page. The rule: only a display holding one box that no
 # line break can enter and that is itself wider than the column -- an explicit matrix whose
 # row is wider, a `cases` branch, a substitution's subscript -- and each is listed here with
-# its box. Everything else is broken over lines by genmath/derivations/_latex.py.
+# its box. Everything else is broken over lines by genmath/derivations/_linebreak.py.
 UNBREAKABLE_DISPLAYS = {
     "derivations/D-flow-maf-logdet/": (2, "the 3x3 Jacobian matrix inside log|det|"),
     "derivations/D-entropic-ot-duality/": (1, "a Piecewise's cases environment"),
