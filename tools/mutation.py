@@ -14,11 +14,11 @@ definition: arithmetic, a unary minus, a math call) of `genmath.core`, `genmath.
 
 For each mutant, in a scratch copy of the repository, the runner asks two questions:
 
-1. does ``genmath verify`` alone fail? — it runs every derivation, check and binding whose
+1. does ``genmath verify`` alone fail (on the mutant, while passing on the clean copy)? — it runs every derivation, check and binding whose
    run executed the mutated line (found once from a coverage map of a clean verification;
    a line that runs while the topics are imported makes it run everything), so the answer
    is the one a full ``genmath verify`` gives, in a fraction of the time;
-2. do the tests fail? — it runs the test functions that executed the line (a coverage map
+2. do the tests fail (likewise)? — it runs the test functions that executed the line (a coverage map
    of the clean suite).
 
 Usage (from the repository root, with the development environment):
@@ -28,6 +28,10 @@ Usage (from the repository root, with the development environment):
     python tools/mutation.py run --sample 200 --seed 0 [--files ...] [--out PATH]
     python tools/mutation.py map --verify-only   # no tests map (the suite's takes long) ...
     python tools/mutation.py run --sample 40 --seed 1 --named-tests  # ... tests for survivors
+
+A command *catches* a mutant only if the same command passes on the clean copy (each distinct
+selection runs clean once): a check that fails anyway, or a harness that cannot import the
+items it was given, is reported as ``baseline-failed``, never as a catch.
 
 ``run`` writes a JSON report (every mutant, its diff and verdicts) and prints a summary by
 kind and by file, and the survivors. Equivalent mutants (a change that cannot alter any
@@ -46,16 +50,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _mutation_maps import build_maps, load_maps, tests_for  # noqa: E402
+from _mutation_report import KINDS, print_summary, summarize  # noqa: E402
+
 from genmath.derivations._audit import check_spans, formula_functions  # noqa: E402
 
-CACHE = ROOT / ".mutation"
-KINDS = ("sign", "factor", "index", "entry", "detach", "reduction")
 _COPY_IGNORE = shutil.ignore_patterns(
     ".venv", "site", "node_modules", ".git", ".mutation", "__pycache__", ".pytest_cache",
     "*.png", ".ruff_cache",
@@ -315,97 +321,6 @@ def _apply_text(source: str, start, end, replacement: str) -> str:
     return "\n".join([*lines[: l0 - 1], head + replacement + tail, *lines[l1:]])
 
 
-# --------------------------------------------------------------------------- coverage maps
-
-_VERIFY_MAP = r"""
-import json, sys
-import coverage
-cov = coverage.Coverage(data_file=sys.argv[1], source=["genmath"])
-cov.start()
-cov.switch_context("import")
-import genmath
-import genmath.derivations as R
-R.derivations()
-items = R.select()
-for item in items:
-    cov.switch_context(item.id)
-    item.verify()
-cov.stop()
-cov.save()
-"""
-
-
-def build_maps(tests: bool = True) -> None:
-    CACHE.mkdir(exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    t0 = time.time()
-    subprocess.run(
-        [sys.executable, "-c", _VERIFY_MAP, str(CACHE / "verify.coverage")],
-        cwd=ROOT, env=env, check=True,
-    )
-    print(f"verify map: {time.time() - t0:.0f} s")
-    if not tests:
-        if not (CACHE / "tests.coverage").exists():
-            import coverage
-
-            coverage.CoverageData(basename=str(CACHE / "tests.coverage")).write()
-        _export_maps()
-        return
-    t0 = time.time()
-    rc = subprocess.run(
-        [
-            sys.executable, "-m", "coverage", "run", f"--data-file={CACHE / 'tests.coverage'}",
-            "--source=genmath", "--context=tests",
-            "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--ignore=tests/docs",
-        ],
-        cwd=ROOT,
-        env={**env, "COVERAGE_DYNAMIC_CONTEXT": "test_function"},
-    ).returncode
-    print(f"tests map: {time.time() - t0:.0f} s (pytest exit {rc})")
-    _export_maps()
-
-
-def _export_maps() -> None:
-    import coverage
-
-    maps = {}
-    for name in ("verify", "tests"):
-        data = coverage.CoverageData(basename=str(CACHE / f"{name}.coverage"))
-        data.read()
-        table: dict[str, dict[str, list[str]]] = {}
-        for path in data.measured_files():
-            rel = os.path.relpath(path, ROOT)
-            if rel.startswith(".."):
-                continue
-            contexts = data.contexts_by_lineno(path)
-            table[rel] = {str(k): sorted(v) for k, v in contexts.items()}
-        maps[name] = table
-    (CACHE / "maps.json").write_text(json.dumps(maps))
-
-
-def _load_maps() -> dict:
-    path = CACHE / "maps.json"
-    if not path.exists():
-        raise SystemExit("no coverage maps: run `python tools/mutation.py map` first")
-    return json.loads(path.read_text())
-
-
-def _tests_for(contexts: list[str]) -> list[str]:
-    """pytest node ids from coverage's ``test_function`` contexts (``tests.core.test_x.test_y``)."""
-    out = set()
-    for context in contexts:
-        if not context or context == "tests":
-            continue
-        name = context.split("|")[0]
-        parts = name.split(".")
-        for cut in range(len(parts) - 1, 0, -1):
-            module = Path(*parts[:cut]).with_suffix(".py")
-            if (ROOT / module).exists():
-                out.add(f"{module}::{'::'.join(parts[cut:])}")
-                break
-    return sorted(out)
-
-
 # --------------------------------------------------------------------------- running
 
 _RUN_ITEMS = r"""
@@ -436,6 +351,32 @@ def _run(cmd, cwd, timeout, env=None) -> tuple[bool, str]:
     except subprocess.TimeoutExpired:
         return True, "timeout"
     return proc.returncode != 0, (proc.stdout + proc.stderr)[-400:]
+
+
+class Judge:
+    """Whether a command *catches* a mutant: it fails on the mutated copy **and passes on the
+    clean one**. A selection that already fails clean (a flaky or broken check, a harness
+    that cannot import the items in that order, a timeout) proves nothing about the mutant:
+    its verdict is ``"baseline-failed"``, reported apart and never counted as caught. Each
+    distinct command runs clean once (cached), with the mutated file put back meanwhile."""
+
+    def __init__(self, runner=None):
+        self._runner = runner or _run
+        self._clean: dict[tuple, tuple[bool, str]] = {}
+
+    def verdict(self, cmd, cwd, timeout, env=None, *, path: Path, original: str, mutated: str):
+        key = (tuple(cmd), tuple(sorted((env or {}).items())))
+        if key not in self._clean:
+            path.write_text(original)
+            try:
+                self._clean[key] = self._runner(cmd, cwd, timeout, env)
+            finally:
+                path.write_text(mutated)
+        clean_failed, clean_log = self._clean[key]
+        if clean_failed:
+            return "baseline-failed", clean_log
+        failed, log = self._runner(cmd, cwd, timeout, env)
+        return ("caught" if failed else "missed"), log
 
 
 def _stratified(pool: list[Mutant], sample: int | None, rng: random.Random) -> list[Mutant]:
@@ -491,7 +432,7 @@ def run(
     named_tests: bool = False,
     only: list[str] | None = None,
 ) -> dict:
-    maps = _load_maps()
+    maps = load_maps()
     pool = mutants(files)
     rng = random.Random(seed)
     if only:
@@ -508,11 +449,14 @@ def run(
     hints = scratch / "hints.json"
     hints.write_text(json.dumps(_hints()))
     records = []
+    judge = Judge()
     try:
         for k, m in enumerate(chosen, 1):
             path = repo / m.file
             original = path.read_text()
-            path.write_text(_apply_text(original, m.start, m.end, m.replacement))
+            mutated = _apply_text(original, m.start, m.end, m.replacement)
+            path.write_text(mutated)
+            files = {"path": path, "original": original, "mutated": mutated}
             try:
                 verify_ctx = maps["verify"].get(m.file, {}).get(str(m.line), [])
                 test_ctx = maps["tests"].get(m.file, {}).get(str(m.line), [])
@@ -520,41 +464,43 @@ def run(
                 if "import" in verify_ctx:
                     items = ["*"]
                 if items:
-                    verify_caught, verify_log = _run(
+                    verify_verdict, verify_log = judge.verdict(
                         [sys.executable, "-c", _RUN_ITEMS, *items], repo, timeout,
-                        {"GENMATH_MUTATION_HINTS": str(hints)},
+                        {"GENMATH_MUTATION_HINTS": str(hints)}, **files,
                     )
                 else:
-                    verify_caught, verify_log = False, "line not executed by genmath verify"
-                tests = _tests_for(test_ctx)
-                if not tests and named_tests and not verify_caught:
+                    verify_verdict, verify_log = "missed", "line not executed by genmath verify"
+                tests = tests_for(test_ctx)
+                if not tests and named_tests and verify_verdict != "caught":
                     # no coverage map of the suite: the named test files, for survivors only
                     named = _named_tests(m, items if items != ["*"] else [])
                     tests = [*named, "-m", "not slow"] if named else []
                 if tests:
-                    tests_caught, tests_log = _run(
+                    tests_verdict, tests_log = judge.verdict(
                         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                          *tests],
-                        repo, 3 * timeout,
+                        repo, 3 * timeout, **files,
                     )
                 else:
-                    tests_caught, tests_log = False, "line not executed by the tests"
+                    tests_verdict, tests_log = "missed", "line not executed by the tests"
             finally:
                 path.write_text(original)
             record = {
                 **dataclasses.asdict(m),
-                "verify": verify_caught,
-                "tests": tests_caught,
+                "verify": verify_verdict == "caught",
+                "tests": tests_verdict == "caught",
+                "verify_verdict": verify_verdict,
+                "tests_verdict": tests_verdict,
                 "verify_items": len(items) if items != ["*"] else "all",
                 "n_tests": len([t for t in tests if t.startswith("tests/")]),
                 "test_files": [t for t in tests if t.startswith("tests/")],
-                "verify_log": verify_log if not verify_caught else verify_log[-200:],
+                "verify_log": verify_log if verify_verdict != "caught" else verify_log[-200:],
                 "tests_log": tests_log[-200:],
             }
             records.append(record)
             print(
-                f"[{k}/{len(chosen)}] {m.kind:9s} {m.file}:{m.line} verify={'caught' if verify_caught else 'MISSED'} "
-                f"tests={'caught' if tests_caught else 'missed'}",
+                f"[{k}/{len(chosen)}] {m.kind:9s} {m.file}:{m.line} verify={verify_verdict} "
+                f"tests={tests_verdict}",
                 flush=True,
             )
     finally:
@@ -574,47 +520,6 @@ def _matches(m: Mutant, spec: str) -> bool:
         and m.kind == kind
         and (not text or text[0] in m.original)
     )
-
-
-def summarize(records: list[dict]) -> dict:
-    def tally(rows):
-        n = len(rows)
-        v = sum(r["verify"] for r in rows)
-        either = sum(r["verify"] or r["tests"] for r in rows)
-        return {"mutants": n, "verify": v, "verify_or_tests": either,
-                "verify_rate": round(v / n, 3) if n else None,
-                "either_rate": round(either / n, 3) if n else None}
-
-    return {
-        "all": tally(records),
-        "by_kind": {k: tally([r for r in records if r["kind"] == k]) for k in KINDS},
-        "by_file": {
-            f: tally([r for r in records if r["file"] == f])
-            for f in sorted({r["file"] for r in records})
-        },
-    }
-
-
-def _print_summary(report: dict) -> None:
-    s = report["summary"]
-    a = s["all"]
-    print(
-        f"\n{a['mutants']} mutants (of {report['pool']}): genmath verify alone caught "
-        f"{a['verify']} ({a['verify_rate']:.0%}); verify or tests caught {a['verify_or_tests']} "
-        f"({a['either_rate']:.0%})"
-    )
-    for kind, t in s["by_kind"].items():
-        if t["mutants"]:
-            print(f"  {kind:9s} {t['verify']}/{t['mutants']} by verify, {t['verify_or_tests']}/{t['mutants']} by either")
-    survivors = [r for r in report["mutants"] if not (r["verify"] or r["tests"])]
-    missed = [r for r in report["mutants"] if not r["verify"]]
-    print(f"\nmissed by verify ({len(missed)}):")
-    for r in missed:
-        print(f"  {r['file']}:{r['line']} [{r['kind']}] {r['original']!r} -> {r['replacement']!r}"
-              f"  ({r['verify_log'][:60]})")
-    print(f"\nsurvived both ({len(survivors)}):")
-    for r in survivors:
-        print(f"  {r['file']}:{r['line']} [{r['kind']}] {r['original']!r} -> {r['replacement']!r}")
 
 
 def main(argv=None) -> int:
@@ -650,14 +555,14 @@ def main(argv=None) -> int:
         counts = {k: sum(m.kind == k for m in pool) for k in KINDS}
         print(f"{len(pool)} mutants: {counts}")
     elif args.command == "run":
-        _print_summary(
+        print_summary(
             run(
                 args.sample, args.seed, args.files, args.out, args.timeout, args.named_tests,
                 args.only,
             )
         )
     else:
-        _print_summary(json.loads(args.report.read_text()))
+        print_summary(json.loads(args.report.read_text()))
     return 0
 
 
