@@ -284,8 +284,11 @@ def _inverse_value_by_code(points):
     for i in range(len(points[lam1])):
         weight = _weight(points[lam1][i], points[lam2][i], points[s][i])
         block = _block(weight, bias=torch.stack([points[b1][i], points[b2][i]]), inverse_tol=1e-14)
+        y = torch.stack([points[y1][i], points[y2][i]])
+        # inverted in a batch of three rows (the point first): the per-row stopping test
+        # must group by row, which a batch of one cannot show
         with torch.no_grad():
-            rows.append(block.inverse(torch.stack([points[y1][i], points[y2][i]])[None])[0][0])
+            rows.append(block.inverse(torch.stack([y, 0.5 * y, -y]))[0][0])
     return tuple(torch.stack(rows).T)
 
 
