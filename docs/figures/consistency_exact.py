@@ -125,6 +125,9 @@ def main(out: pathlib.Path, quick: bool = False) -> None:
     for eps in sizes:
         for k, v in losses(consistency_model(exact, path, eps)).items():
             curves[k].append(float(v))
+    for name, values in curves.items():
+        print(f"{name}: {at_exact[name]:.3g} at the exact one; at eps = "
+              + ", ".join(f"{e:g}: {val:.3g}" for e, val in zip(sizes, values, strict=True)))
 
     fig = plt.figure(figsize=(10.5, 7.6))
     grid = fig.add_gridspec(2, 3, height_ratios=[1.0, 1.05])
