@@ -42,6 +42,7 @@ from genmath.core.path import GaussianPath
 from genmath.families import consistency, flow_maps, flow_maps_imm, meanflow
 from genmath.families.flow_matching import cfm_loss
 from genmath.schedules import CondOT
+from genmath.testing import energy_distance
 
 PATH = GaussianPath(CondOT())
 NFES = (1, 2, 4)
@@ -91,9 +92,6 @@ def as_flow_map(net):
 
     return model
 
-
-def energy_distance(a, b):
-    return float(2 * torch.cdist(a, b).mean() - torch.cdist(a, a).mean() - torch.cdist(b, b).mean())
 
 
 def train(method, data, teacher, steps, batch, seed):
@@ -172,7 +170,7 @@ def evaluate(method, net, exact, reference, noise):
             else:
                 x = flow_maps.sample(as_flow_map(net), noise, steps=nfe).x
         x = x.double()
-        rows.append((float(exact.log_prob(x).mean() - ref_logp), energy_distance(x, reference)))
+        rows.append((float(exact.log_prob(x).mean() - ref_logp), float(energy_distance(x, reference))))
     return rows
 
 
@@ -190,7 +188,7 @@ def main():
     gen = torch.Generator().manual_seed(1234)
     n = 4000
     reference = exact.sample(n, generator=gen)
-    floor = energy_distance(exact.sample(n, generator=gen), reference)
+    floor = float(energy_distance(exact.sample(n, generator=gen), reference))
     noise = torch.randn(n, 2, generator=gen)
     methods = ("flow matching + Euler", "flow matching + Heun", "shortcut", "Lagrangian (LMD)",
                "Eulerian (EMD)", "sCM", "IMM", "MeanFlow", "improved MeanFlow",

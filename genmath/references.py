@@ -929,6 +929,14 @@ REFERENCES: dict[str, tuple[str, dict[str, str]]] = {
         "eprint": "2406.08070",
         "archiveprefix": "arXiv",
     }),
+    "szekely2013energy": ("article", {
+        "author": "Sz{\\'e}kely, G{\\'a}bor J. and Rizzo, Maria L.",
+        "title": "Energy statistics: A class of statistics based on distances",
+        "journal": "Journal of Statistical Planning and Inference",
+        "volume": "143", "number": "8", "pages": "1249--1272",
+        "year": "2013",
+        "doi": "10.1016/j.jspi.2013.03.018",
+    }),
 }
 
 

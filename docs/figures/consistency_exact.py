@@ -35,6 +35,7 @@ from genmath.analytic import ExactFlowMap, GaussianMixture  # noqa: E402
 from genmath.core.path import GaussianPath  # noqa: E402
 from genmath.families import consistency as cm  # noqa: E402
 from genmath.schedules import CondOT  # noqa: E402
+from genmath.testing import energy_distance  # noqa: E402
 
 OUTPUT = pathlib.Path(__file__).with_suffix(".png")
 SAMPLE_TIMES = {1: None, 2: [0.5], 4: [0.75, 0.5, 0.25]}
@@ -78,14 +79,6 @@ def consistency_model(exact: ExactFlowMap, path: GaussianPath, eps: float) -> cm
 
     return cm.ConsistencyModel(_Residual(f, path, probe.s_min), path)
 
-
-def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
-    """The squared energy distance $2 E|X - Y| - E|X - X'| - E|Y - Y'|$ of two samples
-    (unbiased: the within-sample means leave out the diagonal); zero in expectation exactly
-    when the two laws are equal."""
-    def within(a):
-        return float(torch.cdist(a, a).sum()) / (a.shape[0] * (a.shape[0] - 1))
-    return 2 * float(torch.cdist(x, y).mean()) - within(x) - within(y)
 
 
 def main(out: pathlib.Path, quick: bool = False) -> None:
@@ -151,7 +144,7 @@ def main(out: pathlib.Path, quick: bool = False) -> None:
     n_samples = 100 if quick else 2000
     z = torch.randn(n_samples, 2, generator=gen)
     y = law.sample(n_samples, generator=gen)
-    reference = energy_distance(law.sample(n_samples, generator=gen), y)
+    reference = float(energy_distance(law.sample(n_samples, generator=gen), y))
     lims = torch.linspace(-4.5, 4.5, 160)
     xx, yy = torch.meshgrid(lims, lims, indexing="xy")
     density = law.log_prob(torch.stack([xx.ravel(), yy.ravel()], 1)).exp().reshape(xx.shape)
@@ -163,7 +156,7 @@ def main(out: pathlib.Path, quick: bool = False) -> None:
         for model, colour, name in models:
             x = cm.sample(model, z, times=times, generator=torch.Generator().manual_seed(2)).x
             ax.scatter(x[:, 0], x[:, 1], s=2, color=colour, alpha=0.4,
-                       label=f"{name}: $D_E^2$ = {energy_distance(x, y):.3f}")
+                       label=f"{name}: $D_E^2$ = {float(energy_distance(x, y)):.3f}")
         ax.set_title(f"(b) {steps} step{'s' if steps > 1 else ''}" +
                      (f", re-noised at t = {', '.join(str(t) for t in times)}" if times else ""),
                      fontsize=9)

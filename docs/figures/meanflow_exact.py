@@ -35,6 +35,7 @@ from genmath.analytic import ExactFlowMap, GaussianMixture  # noqa: E402
 from genmath.core.path import GaussianPath  # noqa: E402
 from genmath.families import meanflow as mf  # noqa: E402
 from genmath.schedules import CondOT  # noqa: E402
+from genmath.testing import energy_distance  # noqa: E402
 
 OUTPUT = pathlib.Path(__file__).with_suffix(".png")
 STEPS = (1, 2, 4)
@@ -49,14 +50,6 @@ def data() -> GaussianMixture:
                       [[0.15, 0.0], [0.0, 0.4]]]),
     )
 
-
-def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
-    """The squared energy distance $2 E|X - Y| - E|X - X'| - E|Y - Y'|$ of two samples
-    (unbiased: the within-sample means leave out the diagonal); zero in expectation exactly
-    when the two laws are equal."""
-    def within(a):
-        return float(torch.cdist(a, a).sum()) / (a.shape[0] * (a.shape[0] - 1))
-    return 2 * float(torch.cdist(x, y).mean()) - within(x) - within(y)
 
 
 def average_velocity(exact: ExactFlowMap, eps: float):
@@ -130,7 +123,7 @@ def main(out: pathlib.Path, quick: bool = False) -> None:
     n_samples = 100 if quick else 2000
     start = torch.randn(n_samples, 2, generator=gen)
     y = law.sample(n_samples, generator=gen)
-    reference = energy_distance(law.sample(n_samples, generator=gen), y)
+    reference = float(energy_distance(law.sample(n_samples, generator=gen), y))
     lims = torch.linspace(-4.5, 4.5, 160)
     xx, yy = torch.meshgrid(lims, lims, indexing="xy")
     density = law.log_prob(torch.stack([xx.ravel(), yy.ravel()], 1)).exp().reshape(xx.shape)
@@ -141,7 +134,7 @@ def main(out: pathlib.Path, quick: bool = False) -> None:
         for eps, colour, name in ((0.0, "tab:blue", "exact $u$"), (0.6, "tab:red", "$u_{0.6}$")):
             sample = mf.sample(average_velocity(exact, eps), start, steps=steps).x
             ax.scatter(sample[:, 0], sample[:, 1], s=2, color=colour, alpha=0.4,
-                       label=f"{name}: $D_E^2$ = {energy_distance(sample, y):.3f}")
+                       label=f"{name}: $D_E^2$ = {float(energy_distance(sample, y)):.3f}")
             if eps == 0.0:
                 moved = float((sample - one_step).norm(dim=1).max())
         ax.set_title("(b) 1 step" if steps == 1 else f"(b) {steps} steps; exact: max "

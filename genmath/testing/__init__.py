@@ -40,6 +40,7 @@ from ._ecosystems import (
 from ._oracle import Oracle, gaussian_2d, mixture_2d
 from ._report import ConformanceError, Report
 from ._samplers import CountingModel, SamplerUnderTest, as_sampler, genmath_sampler
+from ._two_sample import energy_distance
 
 __all__ = [
     # assertions
@@ -59,6 +60,7 @@ __all__ = [
     "assert_means_match",
     "assert_variance_matches",
     "assert_close",
+    "energy_distance",
     # oracles and reports
     "Oracle",
     "mixture_2d",
