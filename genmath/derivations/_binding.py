@@ -41,7 +41,9 @@ class Binding:
             float64 (or int64, for `Integers`) tensor of shape ``(samples,)``; the result has
             shape ``(samples,)`` or broadcasts to it.
         domain: where each free symbol of ``expression`` is drawn: ``(low, high)``,
-            `Uniform`, `LogUniform` or `Integers` — the whole domain the code accepts.
+            `Uniform`, `LogUniform` or `Integers` — the whole domain the code accepts. A
+            symbol the expression lacks is drawn too and handed to ``evaluate``: a parameter
+            of the code that the result must not depend on.
         where: optional ``{symbol: expression}`` put into ``expression`` before the
             comparison, to evaluate the derivation's result at the case the code computes
             (a path's scales at two times from the schedule's own definition, say); the
@@ -220,7 +222,11 @@ def _run_binding(binding: Binding) -> tuple[bool, float, str | None, list[str]]:
 
     # numeric steps must cover the code's domain: the binding's domain is merged into the
     # derivation's effective domain, so only a derivation domain narrower than it is a defect
-    tensors, plain = _points(binding, free)
+    # domain symbols the expression lacks are the code's own parameters that the result must
+    # not depend on (a total mass that is normalised away): drawn after the others, so the
+    # expression's points are the same with or without them
+    nuisance = sorted((s for s in binding.domain if s not in set(free)), key=lambda s: s.name)
+    tensors, plain = _points(binding, free + nuisance)
     targets = {}
     for name in binding.code:
         try:

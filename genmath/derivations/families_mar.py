@@ -224,6 +224,9 @@ def _offset_loss(which):
             x0 = torch.randn(3, 4, 1, generator=torch.Generator().manual_seed(j))
             t = torch.rand(3, 4, generator=torch.Generator().manual_seed(100 + j)) * 0.9 + 0.05
             shift = points[delta][j]
+            # the loss's own noise from a seed of its own: drawn from x0's seed, eps was x0
+            # itself, and on CondOT x_t = (1 - t) x0 + t x0 = eps, so swapping them went unseen
+            noise_draws = torch.Generator().manual_seed(1000 + j)
 
             def recovered(x, tt, x0_rows, shift=shift):
                 alpha, sigma = path.alpha(tt)[:, None], path.sigma(tt)[:, None]
@@ -236,14 +239,14 @@ def _offset_loss(which):
                 def head(x, tt, z, x0_rows=x0[rows]):
                     return recovered(x, tt, x0_rows)
 
-                values = mar_loss(lambda x, k: x, head, path, x0, torch.Generator().manual_seed(j), known=known, t=t)
+                values = mar_loss(lambda x, k: x, head, path, x0, noise_draws, known=known, t=t)
             else:
 
                 def denoiser(x, tt, x0=x0, recovered=recovered):
                     flat = recovered(x.reshape(-1, 1), tt.reshape(-1), x0.reshape(-1, 1))
                     return flat.reshape(x.shape)
 
-                values = diffusion_forcing_loss(denoiser, path, x0, t, torch.Generator().manual_seed(j))
+                values = diffusion_forcing_loss(denoiser, path, x0, t, noise_draws)
             out.append(values.mean())
         return torch.stack(out)
 

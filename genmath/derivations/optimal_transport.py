@@ -155,6 +155,52 @@ register(
     )
 )
 
+_mass_x, _mass_y = sp.symbols("m_x m_y", positive=True)
+
+
+def _weighted_two_point_wasserstein(points):
+    import torch
+
+    from ..ot import wasserstein
+
+    out = []
+    for j in range(points[_x1].shape[0]):
+        xs = torch.stack([points[_x1][j], points[_x2][j]])[:, None]
+        ys = torch.stack([points[_y1][j], points[_y2][j]])[:, None]
+        # weights of any total mass: the code normalises them to the laws (p, 1 - p), (q, 1 - q)
+        x_weights = points[_mass_x][j] * torch.stack([points[p][j], 1 - points[p][j]])
+        y_weights = points[_mass_y][j] * torch.stack([points[q][j], 1 - points[q][j]])
+        order = float(points[_order][j])
+        out.append(wasserstein(xs, ys, order, x_weights=x_weights, y_weights=y_weights) ** order)
+    return torch.stack(out)
+
+
+register(
+    Binding(
+        derivation="D-ot-duality",
+        code=("genmath.ot.wasserstein",),
+        expression=OT_TWO_POINT,
+        where={
+            C[0, 0]: sp.Abs(_x1 - _y1) ** _order,
+            C[0, 1]: sp.Abs(_x1 - _y2) ** _order,
+            C[1, 0]: sp.Abs(_x2 - _y1) ** _order,
+            C[1, 1]: sp.Abs(_x2 - _y2) ** _order,
+        },
+        evaluate=_weighted_two_point_wasserstein,
+        domain={
+            p: Uniform(0.05, 0.95), q: Uniform(0.05, 0.95), _mass_x: Uniform(0.3, 3.0),
+            _mass_y: Uniform(0.3, 3.0), _x1: Uniform(-2, 2), _x2: Uniform(-2, 2),
+            _y1: Uniform(-2, 2), _y2: Uniform(-2, 2), _order: Uniform(1, 3, ends=True),
+        },
+        samples=16,
+        tolerance=1e-7,  # HiGHS's primal feasibility tolerance is 1e-7 of the unit mass
+        description=(
+            "wasserstein with weights of any total mass (normalised by the code): the two-point "
+            "optimum of |x_i - y_j|^p between the laws (p, 1 - p) and (q, 1 - q)"
+        ),
+    )
+)
+
 # --- D-entropic-ot-duality: the two-point entropic optimum by its first-order condition --------
 eps = sp.Symbol("epsilon", positive=True)
 _product = ((p * q, p * (1 - q)), ((1 - p) * q, (1 - p) * (1 - q)))
