@@ -151,3 +151,47 @@ register(
         ),
     )
 )
+
+
+def _scm_gradient_by_code(points):
+    """Half the gradient of scm_loss in a shift theta of the map, X + theta, at theta = 0:
+    the stop-gradient makes it 2 g df/dtheta = 2 g with g the (detached) Eulerian residual,
+    where the plain value ||g||^2 would have gradient 0."""
+    import torch
+
+    from ..core.path import GaussianPath
+    from ..core.schedules import CondOT
+    from ..families.flow_maps import scm_loss
+
+    oracle = _oracle(0.7, 1.3)
+    constant = points[w].reshape(-1, 1)
+    shift = torch.zeros(len(points[s]), 1, dtype=torch.float64, requires_grad=True)
+
+    def model(y, start, end):
+        return oracle.flow_map(y, start, end) + shift
+
+    loss = scm_loss(
+        model, points[x0].reshape(-1, 1), GaussianPath(CondOT()),
+        teacher=lambda y, time: constant.expand_as(y), t=points[s],
+        noise=points[z].reshape(-1, 1), reduction="none",
+    )
+    (gradient,) = torch.autograd.grad(loss.sum(), shift)
+    return gradient.reshape(-1) / 2
+
+
+register(
+    Binding(
+        derivation="D-flow-map-losses",
+        code=(f"{_FAMILY}.scm_loss",),
+        expression=sp.diff(FLOW, x) * (w - v(x, s)),
+        where={**_LAW, **_INTERPOLANT, t: 0},
+        evaluate=_scm_gradient_by_code,
+        domain={x0: Uniform(-3, 3), z: Uniform(-3, 3), w: Uniform(-2, 2), s: Uniform(0, 1)},
+        samples=16,
+        tolerance=1e-9,
+        description=(
+            "scm_loss's gradient in a shift of the map (per sample, halved): the detached "
+            "Eulerian residual g, which only the stop-gradient target sg(f - g) gives"
+        ),
+    )
+)

@@ -292,6 +292,14 @@ def _two_point_sinkhorn(points):
         b = torch.stack([points[_q_code][j], 1 - points[_q_code][j]])
         cost = torch.stack([points[c][j] for c in C]).reshape(2, 2)
         solved = sinkhorn(a, b, cost, float(points[eps][j]), tol=1e-13)
+        # its values are the optimum's only at convergence, which the solver reports itself;
+        # the plan's marginals are measured here, not read from the solver
+        error = float((solved.plan.sum(1) - a).abs().sum() + (solved.plan.sum(0) - b).abs().sum())
+        if not solved.converged or error > 1e-13:
+            raise AssertionError(
+                f"sinkhorn on a two-point problem: converged={solved.converged}, marginal error "
+                f"{error:.3g} > tol 1e-13 after {solved.iterations} iterations"
+            )
         objectives.append(solved.objective)
         duals.append(solved.dual)
     return torch.stack(objectives), torch.stack(duals)

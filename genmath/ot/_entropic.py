@@ -84,12 +84,11 @@ def sinkhorn(
         iterations += 1
         # after the g-update the columns are exact: the rows carry the whole error
         if iterations % 10 == 0 or iterations == max_iter:
-            plan = _plan(log_a, log_b, f, g, cost, epsilon)
-            error = float((plan.sum(1) - a).abs().sum() + (plan.sum(0) - b).abs().sum())
+            error = _marginal_error(_plan(log_a, log_b, f, g, cost, epsilon), a, b)
             if error <= tol * mass:
                 break
     plan = _plan(log_a, log_b, f, g, cost, epsilon)
-    error = float((plan.sum(1) - a).abs().sum() + (plan.sum(0) - b).abs().sum())
+    error = _marginal_error(plan, a, b)
     converged = error <= tol * mass
     if not converged:
         warnings.warn(
@@ -113,6 +112,11 @@ def sinkhorn(
         iterations=iterations,
         converged=converged,
     )
+
+
+def _marginal_error(plan: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> float:
+    """$\|P1 - a\|_1 + \|P^\top 1 - b\|_1$: the stopping test and the reported error, one formula."""
+    return float((plan.sum(1) - a).abs().sum() + (plan.sum(0) - b).abs().sum())
 
 
 def _plan(log_a, log_b, f, g, cost, epsilon):
