@@ -119,17 +119,23 @@ register(
 )
 
 
-def _scm_by_code(points):
-    """sCM distillation with the constant teacher w on CondOT: the squared Eulerian residual
-    of the map to the data end, (dX(x, s, 0)/ds + dX/dx w)^2."""
+def _scm_by_code(points, shift=None):
+    """sCM distillation with the constant teacher w on CondOT, per sample, of the exact map
+    (plus ``shift``, if given): the squared Eulerian residual of the map to the data end,
+    (dX(x, s, 0)/ds + dX/dx w)^2."""
     from ..core.path import GaussianPath
     from ..core.schedules import CondOT
     from ..families.flow_maps import scm_loss
 
     oracle = _oracle(0.7, 1.3)
     constant = points[w].reshape(-1, 1)
+
+    def model(y, start, end):
+        value = oracle.flow_map(y, start, end)
+        return value if shift is None else value + shift
+
     return scm_loss(
-        oracle.flow_map, points[x0].reshape(-1, 1), GaussianPath(CondOT()),
+        model, points[x0].reshape(-1, 1), GaussianPath(CondOT()),
         teacher=lambda y, time: constant.expand_as(y), t=points[s],
         noise=points[z].reshape(-1, 1), reduction="none",
     )
@@ -159,22 +165,8 @@ def _scm_gradient_by_code(points):
     where the plain value ||g||^2 would have gradient 0."""
     import torch
 
-    from ..core.path import GaussianPath
-    from ..core.schedules import CondOT
-    from ..families.flow_maps import scm_loss
-
-    oracle = _oracle(0.7, 1.3)
-    constant = points[w].reshape(-1, 1)
     shift = torch.zeros(len(points[s]), 1, dtype=torch.float64, requires_grad=True)
-
-    def model(y, start, end):
-        return oracle.flow_map(y, start, end) + shift
-
-    loss = scm_loss(
-        model, points[x0].reshape(-1, 1), GaussianPath(CondOT()),
-        teacher=lambda y, time: constant.expand_as(y), t=points[s],
-        noise=points[z].reshape(-1, 1), reduction="none",
-    )
+    loss = _scm_by_code(points, shift)
     (gradient,) = torch.autograd.grad(loss.sum(), shift)
     return gradient.reshape(-1) / 2
 

@@ -118,6 +118,8 @@ register(
 
 _x1, _x2, _y1, _y2 = sp.symbols("x_1 x_2 y_1 y_2", real=True)
 _order = sp.Symbol("r", positive=True)  # the order p of W_p (p is a weight here)
+# the costs |x_i - y_j|^r of two two-point clouds on the line
+_LINE_COSTS = {C[i, j]: sp.Abs(xi - yj) ** _order for i, xi in enumerate((_x1, _x2)) for j, yj in enumerate((_y1, _y2))}
 
 
 def _two_point_wasserstein(points):
@@ -139,14 +141,7 @@ register(
         derivation="D-ot-duality",
         code=("genmath.ot.wasserstein",),
         expression=OT_TWO_POINT,
-        where={
-            p: sp.Rational(1, 2),
-            q: sp.Rational(1, 2),
-            C[0, 0]: sp.Abs(_x1 - _y1) ** _order,
-            C[0, 1]: sp.Abs(_x1 - _y2) ** _order,
-            C[1, 0]: sp.Abs(_x2 - _y1) ** _order,
-            C[1, 1]: sp.Abs(_x2 - _y2) ** _order,
-        },
+        where={p: sp.Rational(1, 2), q: sp.Rational(1, 2), **_LINE_COSTS},
         evaluate=_two_point_wasserstein,
         domain={_x1: Uniform(-2, 2), _x2: Uniform(-2, 2), _y1: Uniform(-2, 2), _y2: Uniform(-2, 2), _order: Uniform(1, 3, ends=True)},
         samples=16,
@@ -180,12 +175,7 @@ register(
         derivation="D-ot-duality",
         code=("genmath.ot.wasserstein",),
         expression=OT_TWO_POINT,
-        where={
-            C[0, 0]: sp.Abs(_x1 - _y1) ** _order,
-            C[0, 1]: sp.Abs(_x1 - _y2) ** _order,
-            C[1, 0]: sp.Abs(_x2 - _y1) ** _order,
-            C[1, 1]: sp.Abs(_x2 - _y2) ** _order,
-        },
+        where=_LINE_COSTS,
         evaluate=_weighted_two_point_wasserstein,
         domain={
             p: Uniform(0.05, 0.95), q: Uniform(0.05, 0.95), _mass_x: Uniform(0.3, 3.0),
