@@ -1,0 +1,84 @@
+"""The shortcuts that keep `genmath verify` fast decide what the slow way decides: each is
+checked against the slow way, and a planted wrong formula still fails through it."""
+
+import pytest
+import sympy as sp
+import torch
+
+from genmath import derivations as registry
+from genmath.derivations import Binding, Derivation, Step, Uniform
+from genmath.derivations._binding import _put_where
+
+u, s = sp.symbols("u s", real=True)
+f = sp.Function("f")
+
+
+@pytest.fixture
+def registered():
+    """Register derivations and bindings for one test, and take them out again."""
+    added = []
+
+    def add(*items):
+        for item in items:
+            registry.register(item)
+            added.append(item)
+
+    yield add
+    for item in added:
+        if isinstance(item, Binding):
+            registry._registry._BINDINGS.get(item.derivation, []).remove(item)
+        else:
+            registry._registry._DERIVATIONS.pop(item.id, None)
+
+
+@pytest.mark.parametrize(
+    "expr, where",
+    [
+        (u * (1 - u) + sp.exp(u) / (1 + u**2), {u: s**2}),
+        (u + s, {u: s, s: u}),  # simultaneous: a swap, not u -> s -> u
+        (sp.Derivative(f(u), u) + u, {u: s + 1}),  # binds u: goes through subs
+        (sp.Integral(u * s, (u, 0, 1)), {u: s}),  # u is bound: not replaced
+        (f(u) * u, {f(u): sp.exp(u)}),  # a non-symbol key
+    ],
+    ids=["plain", "swap", "derivative", "integral", "function key"],
+)
+def test_where_is_put_in_as_subs_puts_it(expr, where):
+    assert _put_where(expr, where) == expr.subs(where, simultaneous=True)
+
+
+def _where_case(code_value):
+    """A derivation u (1 - u) = u - u^2 bound at u = s^2 through CondOT's alpha (1 - t)."""
+    derivation = Derivation(
+        id="D-test-where-fast",
+        title="u (1 - u) at u = s^2",
+        statement="test",
+        start=u * (1 - u),
+        steps=[Step(rhs=u - u**2, reason="expand")],
+        symbols=(u,),
+    )
+
+    def evaluate(points):
+        from genmath.core.schedules import CondOT
+
+        return code_value(points[s], CondOT().alpha(points[s] ** 2))
+
+    binding = Binding(
+        derivation=derivation.id,
+        code=("genmath.core.schedules.CondOT.definition",),
+        expression=derivation.start,
+        where={u: s**2},
+        evaluate=evaluate,
+        domain={s: Uniform(-1, 1)},
+        samples=8,
+    )
+    return derivation, binding
+
+
+def test_a_binding_with_where_passes_right_code_and_fails_a_planted_wrong_one(registered):
+    derivation, right = _where_case(lambda s_, alpha: s_**2 * alpha)
+    registered(derivation, right)
+    assert right.verify().ok
+    _, wrong = _where_case(lambda s_, alpha: s_ * alpha)  # s (1 - s^2): u put in as s
+    result = wrong.verify()
+    assert not result.ok and "!= derivation" in result.residual
+    assert torch.isfinite(torch.tensor(result.max_error))
