@@ -82,3 +82,45 @@ def test_a_binding_with_where_passes_right_code_and_fails_a_planted_wrong_one(re
     result = wrong.verify()
     assert not result.ok and "!= derivation" in result.residual
     assert torch.isfinite(torch.tensor(result.max_error))
+
+
+t = sp.Symbol("t", real=True)
+g = sp.Function("g")
+
+
+@pytest.mark.parametrize(
+    "integral, skipped",
+    [
+        (sp.Integral(f(t) * g(t), (t, 0, 1)), True),
+        (sp.Integral(f(t) * g(t) / sp.Integral(f(u), (u, 0, 1)), (t, 0, 1)), True),
+        (sp.Integral(f(t) + t, (t, 0, 1)), False),  # the term t has an antiderivative
+        (sp.Integral(f(t) * sp.Integral(f(u), (u, 0, t)), (t, 0, 1)), False),  # (F(t)^2/2)'
+        (sp.Integral(f(t) * sp.Derivative(f(t), t), (t, 0, 1)), False),  # (f^2/2)'
+        (sp.Integral(f(u) * t, (t, 0, 1)), False),  # f is not a function of t
+    ],
+)
+def test_heurisch_is_skipped_only_where_no_antiderivative_exists(integral, skipped):
+    from genmath.derivations._rewrites import _doit_cached, _skips_heurisch
+
+    assert _skips_heurisch(integral) is skipped
+    assert _doit_cached(integral) == integral.doit()
+
+
+def test_a_planted_wrong_integral_step_fails_without_heurisch():
+    import dataclasses
+
+    from genmath.derivations._engine import _verify_step
+
+    derivation = registry.get("D-noise-unconditional-target")
+    (_, _), (lhs, step) = derivation.chain()
+    R = sp.Function("R", real=True)
+    assert _skips_heurisch_for(lhs) and _verify_step(derivation, 2, lhs, step, {}).ok
+    for wrong in (step.rhs.subs(R(t), 2 * R(t)), step.rhs.subs(R(t), R(t) + 1)):
+        checked = _verify_step(derivation, 2, lhs, dataclasses.replace(step, rhs=wrong), {})
+        assert not checked.ok and checked.residual
+
+
+def _skips_heurisch_for(expr):
+    from genmath.derivations._rewrites import _skips_heurisch
+
+    return _skips_heurisch(expr)
