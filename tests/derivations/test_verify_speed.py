@@ -124,3 +124,30 @@ def _skips_heurisch_for(expr):
     from genmath.derivations._rewrites import _skips_heurisch
 
     return _skips_heurisch(expr)
+
+
+def _branches(rhs):
+    return Derivation(
+        id="D-test-piecewise-numeric",
+        title="a closed form with branches",
+        statement="test",
+        start=sp.Piecewise((u, u < 0), (u**2, True)),
+        steps=[Step(rhs=rhs, reason="the same branches", tag="numeric")],
+        domain={u: Uniform(-1, 1)},
+    )
+
+
+def test_a_piecewise_numeric_step_is_compiled_and_a_planted_wrong_branch_fails():
+    from genmath.derivations._numeric import _numeric_function
+
+    right = _branches(sp.Piecewise((u**2, u >= 0), (u, True)))
+    (step,) = right.verify(bindings=False).steps
+    assert step.ok
+    value = _numeric_function(right.start, [u])
+    assert value({u: sp.Float(-0.5)}) == -0.5 and value({u: sp.Float(0.5)}) == 0.25
+    for wrong in (
+        sp.Piecewise((u**2 * (1 + sp.Float(1e-7)), u >= 0), (u, True)),  # off by 1e-7
+        sp.Piecewise((u**2, u >= sp.Float(0.5)), (u, True)),  # the branch point moved
+    ):
+        (step,) = _branches(wrong).verify(bindings=False).steps
+        assert not step.ok and "|lhs - rhs|" in step.residual
