@@ -15,7 +15,7 @@ from sympy.core.function import AppliedUndef
 
 from ._domains import Integers, _default_domain
 from ._lambdify import mpmath_function
-from ._rewrites import _SOUND_REWRITES, _apply, _doit
+from ._rewrites import _SOUND_REWRITES, _apply, _doit, _put_values
 
 if TYPE_CHECKING:  # annotations only: the engine imports this module
     from ._engine import Derivation, Step
@@ -92,7 +92,9 @@ def _instantiate(expr: Any, rng: random.Random, domain: Mapping) -> Any:
         for s in expr.free_symbols - bound
         if isinstance(s, sp.Symbol)
     }
-    return expr.subs(values)
+    # numbers for symbols: `subs` and a simultaneous one agree; plain replacement where
+    # nothing binds a variable (~1.5 s of `subs` over the custom methods' soundness checks)
+    return _put_values(expr, values)
 
 
 def _unsound_rewrite(

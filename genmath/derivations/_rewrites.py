@@ -62,6 +62,23 @@ def _no_antiderivative(integral: sp.Integral) -> bool:
     )
 
 
+# Nodes that bind a variable or differentiate by one: replacing a symbol inside them is not
+# plain replacement (`subs` renames, or wraps the node in `Subs`), so there `subs` is used
+_BINDS_VARIABLES = (sp.Derivative, sp.Integral, sp.Sum, sp.Product, sp.Subs, sp.Lambda)
+
+
+def _put_values(expr: Any, values: dict) -> Any:
+    """``expr.subs(values, simultaneous=True)``. Where every key is a symbol and nothing in
+    ``expr`` binds a variable, that is replacing each key's atoms by its value at once, which
+    `xreplace` does in one pass to the same expression, about three times faster."""
+    plain = all(isinstance(k, sp.Symbol) for k in values) and not (
+        isinstance(expr, sp.Basic) and expr.has(*_BINDS_VARIABLES)
+    )
+    if plain and isinstance(expr, sp.Basic):
+        return expr.xreplace({k: sp.sympify(v) for k, v in values.items()})
+    return expr.subs(values, simultaneous=True)
+
+
 def _is_zero(expr: Any) -> bool:
     if isinstance(expr, sp.MatrixBase):
         return all(sp.sympify(e) == 0 for e in expr)
