@@ -240,7 +240,10 @@ def _numeric_function(expr: Any, free: list) -> Callable[[Mapping], complex]:
         lambda e: isinstance(e, sp.Derivative | sp.Subs), lambda e: e.doit()
     )
     try:
-        if exact.atoms(AppliedUndef) or exact.has(sp.Product):
+        # an implemented function (softplus: sympy's evalf calls its `_imp_` on numbers, as
+        # the compiled function does) is compiled; an unknown one is not
+        unknown = [f for f in exact.atoms(AppliedUndef) if not hasattr(f, "_imp_")]
+        if unknown or exact.has(sp.Product):
             raise TypeError("not compiled")
         compiled = mpmath_function(free, exact)
     except Exception:

@@ -151,3 +151,28 @@ def test_a_piecewise_numeric_step_is_compiled_and_a_planted_wrong_branch_fails()
     ):
         (step,) = _branches(wrong).verify(bindings=False).steps
         assert not step.ok and "|lhs - rhs|" in step.residual
+
+
+def test_an_implemented_function_is_compiled_in_numeric_steps_and_a_wrong_one_fails():
+    from genmath.core._schedule_symbolic import _softplus
+    from genmath.derivations._numeric import _numeric_function
+
+    softplus = _softplus()
+
+    def case(rhs):
+        return Derivation(
+            id="D-test-softplus-numeric",
+            title="softplus",
+            statement="test",
+            start=softplus(u),
+            steps=[Step(rhs=rhs, reason="its definition", tag="numeric")],
+            domain={u: Uniform(-30, 30)},
+        )
+
+    (step,) = case(sp.log(1 + sp.exp(u))).verify(bindings=False).steps
+    assert step.ok
+    value = _numeric_function(softplus(u), [u])
+    assert abs(value({u: sp.Float(0.0)}) - complex(sp.log(2).evalf(20))) < 1e-18
+    for wrong in (sp.log(1 + sp.exp(u)) * (1 + sp.Float(1e-7)), sp.log(2 + sp.exp(u))):
+        (step,) = case(wrong).verify(bindings=False).steps
+        assert not step.ok and "|lhs - rhs|" in step.residual
