@@ -176,3 +176,31 @@ def test_an_implemented_function_is_compiled_in_numeric_steps_and_a_wrong_one_fa
     for wrong in (sp.log(1 + sp.exp(u)) * (1 + sp.Float(1e-7)), sp.log(2 + sp.exp(u))):
         (step,) = case(wrong).verify(bindings=False).steps
         assert not step.ok and "|lhs - rhs|" in step.residual
+
+
+def test_code_called_only_from_c_is_still_recorded_as_called(registered):
+    derivation, _ = _where_case(lambda s_, alpha: s_**2 * alpha)
+
+    def through_c(points):
+        from genmath.core.schedules import CondOT
+
+        schedule = CondOT()
+        alphas = []
+        # sorted() calls the key from C, and only there does the code run: the Python frames
+        # under a C call are still profiled
+        sorted([points[s] ** 2], key=lambda v: alphas.append(schedule.alpha(v)) or 0)
+        return points[s] ** 2 * alphas[0]
+
+    binding = Binding(
+        derivation=derivation.id,
+        code=("genmath.core.schedules.CondOT.definition",),
+        expression=derivation.start,
+        where={u: s**2},
+        evaluate=through_c,
+        domain={s: Uniform(-1, 1)},
+        samples=8,
+    )
+    registered(derivation)
+    result = binding.verify()
+    assert result.ok, result.residual
+    assert "genmath.core.schedules.CondOT.definition" in result.called
