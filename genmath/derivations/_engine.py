@@ -243,10 +243,15 @@ class Derivation:
 
     def sides(self) -> list[Any]:
         """Every expression the chain establishes or starts from, in order."""
-        out = [_resolve(self.start)]
-        for lhs, step in self.chain():
-            out += [lhs, step.rhs]
-        return out
+        cached = self.__dict__.get("_sides")
+        if cached is None:
+            # like the chain, resolved once: each binding's expressions are searched in it
+            out = [_resolve(self.start)]
+            for lhs, step in self.chain():
+                out += [lhs, step.rhs]
+            cached = tuple(out)
+            object.__setattr__(self, "_sides", cached)
+        return list(cached)
 
     def bindings(self) -> list[Binding]:
         """The registered bindings of this derivation."""
@@ -342,7 +347,9 @@ def _same(a: Any, b: Any) -> bool:
 def _appears_in(expr: Any, derivation: Derivation) -> bool:
     """Whether ``expr`` is a side of the derivation's chain or a non-trivial part of one."""
     memo = derivation.__dict__.setdefault("_appears", {})
-    key = sp.srepr(expr) if isinstance(expr, sp.Basic) else repr(expr)
+    # a sympy expression is its own key (structural hash and equality, as its srepr would
+    # be, without printing it: srepr took ~1 s over the bindings)
+    key = expr if isinstance(expr, sp.Basic) else repr(expr)
     if key not in memo:
         memo[key] = _search_sides(expr, derivation)
     return memo[key]

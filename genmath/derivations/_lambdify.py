@@ -33,7 +33,21 @@ def _printer_class():
 
 
 def mpmath_function(free: Sequence[sp.Symbol], expr: Any) -> Callable[..., Any]:
-    """``sympy.lambdify(free, expr, "mpmath")``, built without a docstring or term sorting."""
+    """``sympy.lambdify(free, expr, "mpmath")``, built without a docstring or term sorting
+    (and built once: a quarter of the bindings compare with an expression another binding
+    already compiled)."""
+    try:
+        return _compiled(tuple(free), expr)
+    except TypeError:  # an unhashable expression (a mutable matrix): compiled every time
+        return _compile(tuple(free), expr)
+
+
+@functools.lru_cache(maxsize=2048)
+def _compiled(free: tuple, expr: Any) -> Callable[..., Any]:
+    return _compile(free, expr)
+
+
+def _compile(free: tuple, expr: Any) -> Callable[..., Any]:
     printer = _printer_class()(
         {
             "fully_qualified_modules": False,

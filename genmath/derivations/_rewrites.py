@@ -25,7 +25,58 @@ def _doit(expr: Any) -> Any:
 @functools.lru_cache(maxsize=4096)
 def _doit_cached(expr: sp.Basic) -> sp.Basic:
     # a step's right-hand side is the next step's left-hand side: evaluate it once
-    return expr.doit()
+    return expr.doit(heurisch=False) if _skips_heurisch(expr) else expr.doit()
+
+
+def _skips_heurisch(expr: sp.Basic) -> bool:
+    """Whether ``expr`` has integrals, all without an antiderivative, and no derivative."""
+    return (
+        expr.has(sp.Integral)
+        and not expr.has(sp.Derivative, sp.Subs, sp.Sum, sp.Product)
+        and all(_no_antiderivative(i) for i in expr.atoms(sp.Integral))
+    )
+
+
+def _no_antiderivative(integral: sp.Integral) -> bool:
+    """Whether every term of the integrand holds an undefined function of a variable of
+    integration (outside any integral nested in it, none of which depends on that variable).
+
+    Then sympy's heuristic Risch search (`heurisch`, seconds on such an integrand) cannot find
+    an antiderivative, and the integral is evaluated without it: an antiderivative ``F`` of a
+    term with ``f(t)`` but no ``f'(t)`` would contain ``f``, and then ``F'`` would contain
+    ``f'`` (chain rule), which the term does not. The caller allows no derivative anywhere in
+    the expression. The other methods still run; the result is the integral left as it is,
+    or a value either way."""
+    variables = {limit[0] for limit in integral.limits}
+    body = integral.function
+    nested = body.atoms(sp.Integral)
+    if any(variables & inner.free_symbols for inner in nested):
+        return False
+    body = body.xreplace({inner: sp.Dummy() for inner in nested})
+    return all(
+        any(
+            variables & applied.free_symbols
+            for applied in term.atoms(sp.core.function.AppliedUndef)
+        )
+        for term in sp.Add.make_args(body)
+    )
+
+
+# Nodes that bind a variable or differentiate by one: replacing a symbol inside them is not
+# plain replacement (`subs` renames, or wraps the node in `Subs`), so there `subs` is used
+_BINDS_VARIABLES = (sp.Derivative, sp.Integral, sp.Sum, sp.Product, sp.Subs, sp.Lambda)
+
+
+def _put_values(expr: Any, values: dict) -> Any:
+    """``expr.subs(values, simultaneous=True)``. Where every key is a symbol and nothing in
+    ``expr`` binds a variable, that is replacing each key's atoms by its value at once, which
+    `xreplace` does in one pass to the same expression, about three times faster."""
+    plain = all(isinstance(k, sp.Symbol) for k in values) and not (
+        isinstance(expr, sp.Basic) and expr.has(*_BINDS_VARIABLES)
+    )
+    if plain and isinstance(expr, sp.Basic):
+        return expr.xreplace({k: sp.sympify(v) for k, v in values.items()})
+    return expr.subs(values, simultaneous=True)
 
 
 def _is_zero(expr: Any) -> bool:

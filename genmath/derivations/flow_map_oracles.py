@@ -84,18 +84,30 @@ def _check_mixture_flow_map() -> float:
 
     worst = 0.0
     gen = torch.Generator().manual_seed(11)
+    intervals = ((1.0, 0.0), (0.9, 0.2), (0.1, 0.8))
     for schedule in (CondOT(), VP()):
         marginal = mixture_case().marginal(GaussianPath(schedule))
         points = torch.randn(6, 2, generator=gen, dtype=torch.float64) * 1.5
-        for s0, t0 in ((1.0, 0.0), (0.9, 0.2), (0.1, 0.8)):
-            def field(time, y, marginal=marginal, shape=points.shape):
-                state = torch.tensor(y.reshape(shape))
-                return marginal.velocity(state, time).numpy().ravel()
+        # the three intervals as one batch of per-sample times: ExactFlowMap integrates each
+        # row on its own normalised grid (as for a scalar interval), and scipy integrates the
+        # same rows in the normalised time tau, x' = (t - s) v(x, s + tau (t - s)), in one
+        # solve rather than three (a third of the velocity calls)
+        start = points.repeat(len(intervals), 1)
+        s0, t0 = (
+            torch.tensor([ends[k] for ends in intervals], dtype=torch.float64)
+            .repeat_interleave(points.shape[0])
+            for k in (0, 1)
+        )
 
-            sol = solve_ivp(field, (s0, t0), points.numpy().ravel(), method="DOP853",
-                            rtol=1e-12, atol=1e-12)
-            got = ExactFlowMap(marginal)(points, s0, t0).numpy()
-            worst = max(worst, float(np.max(np.abs(got - sol.y[:, -1].reshape(points.shape)))))
+        def field(tau, y, marginal=marginal, s0=s0, t0=t0, shape=start.shape):
+            state = torch.tensor(y.reshape(shape))
+            rate = (t0 - s0)[:, None] * marginal.velocity(state, s0 + tau * (t0 - s0))
+            return rate.numpy().ravel()
+
+        sol = solve_ivp(field, (0.0, 1.0), start.numpy().ravel(), method="DOP853",
+                        rtol=1e-12, atol=1e-12)
+        got = ExactFlowMap(marginal)(start, s0, t0).numpy()
+        worst = max(worst, float(np.max(np.abs(got - sol.y[:, -1].reshape(start.shape)))))
     return worst
 
 
