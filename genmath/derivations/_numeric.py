@@ -59,7 +59,8 @@ def _instantiate(expr: Any, rng: random.Random, domain: Mapping) -> Any:
     an identity that must hold for all of them."""
     expr = sp.sympify(expr)
     functions = {}
-    for applied in expr.atoms(AppliedUndef):
+    # canonical order: a set's order follows the hash seed, and the draws would follow it
+    for applied in sorted(expr.atoms(AppliedUndef), key=sp.default_sort_key):
         f = applied.func
         if f not in functions:
             functions[f] = _random_function(rng, bool(f.is_positive), len(applied.args))
@@ -69,7 +70,7 @@ def _instantiate(expr: Any, rng: random.Random, domain: Mapping) -> Any:
             lambda e: functions[e.func](*e.args),
         )
     indexed = {}
-    for item in expr.atoms(sp.Indexed):
+    for item in sorted(expr.atoms(sp.Indexed), key=sp.default_sort_key):
         base = item.base
         if base not in indexed:
             k = sp.Symbol("_k", integer=True)
@@ -89,7 +90,7 @@ def _instantiate(expr: Any, rng: random.Random, domain: Mapping) -> Any:
             bound |= {lim[0] for lim in limits}
     values = {
         s: _sample_value(s, rng, domain)
-        for s in expr.free_symbols - bound
+        for s in sorted(expr.free_symbols - bound, key=sp.default_sort_key)
         if isinstance(s, sp.Symbol)
     }
     # numbers for symbols: `subs` and a simultaneous one agree; plain replacement where
