@@ -480,3 +480,37 @@ register(
         description="VQVAE(beta=0.25): the per-example loss and its gradients in z and in the code",
     )
 )
+
+
+# --------------------------------------------------------------------------- codebook perplexity
+
+
+def _perplexity_by_code(points):
+    """VectorQuantizer's perplexity when m_1, m_2, m_3 positions sit by codes 0, 1, 2 and none
+    by code 3 (the codes far apart, so each position's code is known)."""
+    import torch
+
+    from ..families.tokenizer import VectorQuantizer
+
+    quantizer = VectorQuantizer(4, 1).double()
+    with torch.no_grad():
+        quantizer.codebook.copy_(torch.tensor([[0.0], [10.0], [20.0], [30.0]]))
+    out = []
+    for j in range(len(points[T.m_1])):
+        counts = [int(points[m][j]) for m in (T.m_1, T.m_2, T.m_3)]
+        z = torch.cat([torch.full((c, 1), 10.0 * k + 0.1, dtype=torch.float64) for k, c in enumerate(counts)])
+        out.append(quantizer(z[None]).perplexity)
+    return torch.stack(out)
+
+
+register(
+    Binding(
+        derivation="D-codebook-perplexity",
+        code=("genmath.families.tokenizer.VectorQuantizer",),
+        expression=T.PERPLEXITY,
+        evaluate=_perplexity_by_code,
+        domain={T.m_1: Integers(1, 7), T.m_2: Integers(1, 7), T.m_3: Integers(1, 7)},
+        samples=12,
+        description="VectorQuantizer's perplexity with m_k positions at codes 0-2 and code 3 unused",
+    )
+)

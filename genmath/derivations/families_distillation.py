@@ -226,7 +226,17 @@ def _gradient_by_code(loss_name, parameterization, weighting):
                 models.append(Gaussian(p[b].reshape(1), (p[a] ** 2).reshape(1, 1)).marginal(path))
             method = _MARGINAL_METHOD[parameterization]
             fields = [getattr(m, method) for m in models]
-            weight = (lambda t, value=float(p[w]): torch.full_like(t, value)) if weighting == "callable" else float(p[w])
+            if weighting == "graph":
+                # a weighting whose value is w but which carries the generator's graph (a
+                # learned w(t) sharing its parameters, say): the direction is still a constant
+                # of the gradient, which only its stop-gradient guarantees
+                def weight(t, value=float(p[w]), scale=scale):
+                    return torch.full_like(t, value) * (scale / scale.detach())
+            elif weighting == "callable":
+                def weight(t, value=float(p[w])):
+                    return torch.full_like(t, value)
+            else:
+                weight = float(p[w])
             value = loss(
                 x, *fields, path, parameterization=parameterization, t=p[_t].reshape(1),
                 weighting=weight, eps=p[e].reshape(1, 1),
@@ -254,7 +264,8 @@ _GRADIENT_DOMAIN = {
 
 def _register_gradients():
     for loss_name, integrand, cases in (
-        ("sds", SDS_INTEGRAND, (("eps", "number"), ("x0", "callable"), ("velocity", "number"))),
+        ("sds", SDS_INTEGRAND, (("eps", "number"), ("x0", "callable"), ("velocity", "number"),
+                                ("eps", "graph"))),
         ("vsd", VSD_INTEGRAND, (("eps", "callable"), ("score", "number"))),
         ("dmd", DMD_INTEGRAND, (("score", "number"), ("x0", "callable"), ("eps", "number"))),
     ):

@@ -231,6 +231,46 @@ register(
     )
 )
 
+# --------------------------------------------------------------------------- codebook perplexity
+
+m_1, m_2, m_3 = sp.symbols("m_1 m_2 m_3", positive=True)  # how many positions chose each code
+_used = m_1 + m_2 + m_3
+PERPLEXITY = sp.exp(-sum((m / _used) * sp.log(m / _used) for m in (m_1, m_2, m_3)))
+
+register(
+    Derivation(
+        id="D-codebook-perplexity",
+        title="Codebook perplexity: the exponentiated entropy of code usage, k for k codes used alike",
+        statement=(
+            r"With $m_k$ positions assigned to code $k$ and usage $u_k = m_k / M$, "
+            r"$M = \sum_k m_k$, the perplexity $\exp(-\sum_k u_k \log u_k)$ equals "
+            r"$M \prod_k m_k^{-m_k/M}$, and $k$ when $k$ codes are used equally often: the "
+            r"effective number of codes. A code no position chose has $u_k = 0$ and adds "
+            r"nothing ($u \log u \to 0$), so the perplexity counts used codes only. Shown for "
+            r"three used codes (a fourth, unused, in the binding)."
+        ),
+        start=PERPLEXITY,
+        steps=[
+            Step(
+                rhs=_used * m_1 ** (-m_1 / _used) * m_2 ** (-m_2 / _used) * m_3 ** (-m_3 / _used),
+                reason=(
+                    r"$-\sum_k u_k \log u_k = \log M \sum_k u_k - \sum_k u_k \log m_k$ and "
+                    r"$\sum_k u_k = 1$; exponentiate."
+                ),
+            ),
+            Step(
+                lhs=Earlier("D-codebook-perplexity", {m_2: m_1, m_3: m_1}, step=1),
+                rhs=sp.Integer(3),
+                reason=r"Equal counts $m$: $M = 3m$ and each factor is $m^{-1/3}$, so $3m \cdot m^{-1} = 3$.",
+            ),
+        ],
+        symbols=(m_1, m_2, m_3),
+        references=("oord2017neural",),
+        code=("genmath.families.tokenizer.VectorQuantizer",),
+        tests=("tests/families/test_tokenizer.py",),
+    )
+)
+
 # --------------------------------------------------------------------------- Lloyd's update
 
 y1, y2, y3, code = sp.symbols("y_1 y_2 y_3 c", real=True)
