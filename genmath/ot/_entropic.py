@@ -115,7 +115,7 @@ def sinkhorn(
 
 
 def _marginal_error(plan: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> float:
-    """$\|P1 - a\|_1 + \|P^\top 1 - b\|_1$: the stopping test and the reported error, one formula."""
+    r"""$\|P1 - a\|_1 + \|P^\top 1 - b\|_1$: the stopping test and the reported error, one formula."""
     return float((plan.sum(1) - a).abs().sum() + (plan.sum(0) - b).abs().sum())
 
 
