@@ -308,3 +308,14 @@ for _method in ("as_dict", "table", "raise_if_failed"):
 @case("genmath.testing.Report.to_json")
 def _(spec):
     return Call(_report(spec).to_json, dict(indent=Plain(1)))
+
+
+@case("genmath.testing.energy_distance")
+def _(spec):
+    return Call(
+        testing.energy_distance,
+        dict(
+            x=Data(_points(spec), fixed=True, mix=True, finite=True),
+            y=Data(_points(spec, salt=2), fixed=True, mix=True, finite=True),
+        ),
+    )
