@@ -53,8 +53,9 @@ lint: $(VENV)/.dev
 docs: dev
 	$(BIN)/mkdocs build --strict --site-dir $(SITE_DIR)
 
+# --durations: every run's log ends with its slowest tests, where the suite's time goes
 test: dev lint docs
-	GENMATH_SITE_DIR=$(SITE_DIR) $(BIN)/pytest -q $(PYTEST_WORKERS)
+	GENMATH_SITE_DIR=$(SITE_DIR) $(BIN)/pytest -q $(PYTEST_WORKERS) --durations=25
 
 # The anchors the benchmarks compare against; the constraint keeps the CPU build of torch.
 # torchcfm and k-diffusion come without their declared dependencies (torchdyn, torchvision,
