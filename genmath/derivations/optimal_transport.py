@@ -122,7 +122,13 @@ _order = sp.Symbol("r", positive=True)  # the order p of W_p (p is a weight here
 _LINE_COSTS = {C[i, j]: sp.Abs(xi - yj) ** _order for i, xi in enumerate((_x1, _x2)) for j, yj in enumerate((_y1, _y2))}
 
 
-def _two_point_wasserstein(points):
+_mass_x, _mass_y = sp.symbols("m_x m_y", positive=True)
+
+
+def _two_point_wasserstein(points, weighted=False):
+    """wasserstein(x, y, r) ** r of two two-point clouds on the line: uniform, or (weighted)
+    with weights of any total mass, which the code normalises to the laws (p, 1 - p) and
+    (q, 1 - q)."""
     import torch
 
     from ..ot import wasserstein
@@ -131,8 +137,12 @@ def _two_point_wasserstein(points):
     for j in range(points[_x1].shape[0]):
         xs = torch.stack([points[_x1][j], points[_x2][j]])[:, None]
         ys = torch.stack([points[_y1][j], points[_y2][j]])[:, None]
+        weights = {}
+        if weighted:
+            weights["x_weights"] = points[_mass_x][j] * torch.stack([points[p][j], 1 - points[p][j]])
+            weights["y_weights"] = points[_mass_y][j] * torch.stack([points[q][j], 1 - points[q][j]])
         order = float(points[_order][j])
-        out.append(wasserstein(xs, ys, order) ** order)
+        out.append(wasserstein(xs, ys, order, **weights) ** order)
     return torch.stack(out)
 
 
@@ -150,25 +160,6 @@ register(
     )
 )
 
-_mass_x, _mass_y = sp.symbols("m_x m_y", positive=True)
-
-
-def _weighted_two_point_wasserstein(points):
-    import torch
-
-    from ..ot import wasserstein
-
-    out = []
-    for j in range(points[_x1].shape[0]):
-        xs = torch.stack([points[_x1][j], points[_x2][j]])[:, None]
-        ys = torch.stack([points[_y1][j], points[_y2][j]])[:, None]
-        # weights of any total mass: the code normalises them to the laws (p, 1 - p), (q, 1 - q)
-        x_weights = points[_mass_x][j] * torch.stack([points[p][j], 1 - points[p][j]])
-        y_weights = points[_mass_y][j] * torch.stack([points[q][j], 1 - points[q][j]])
-        order = float(points[_order][j])
-        out.append(wasserstein(xs, ys, order, x_weights=x_weights, y_weights=y_weights) ** order)
-    return torch.stack(out)
-
 
 register(
     Binding(
@@ -176,7 +167,7 @@ register(
         code=("genmath.ot.wasserstein",),
         expression=OT_TWO_POINT,
         where=_LINE_COSTS,
-        evaluate=_weighted_two_point_wasserstein,
+        evaluate=lambda points: _two_point_wasserstein(points, weighted=True),
         domain={
             p: Uniform(0.05, 0.95), q: Uniform(0.05, 0.95), _mass_x: Uniform(0.3, 3.0),
             _mass_y: Uniform(0.3, 3.0), _x1: Uniform(-2, 2), _x2: Uniform(-2, 2),
