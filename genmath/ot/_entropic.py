@@ -82,13 +82,13 @@ def sinkhorn(
         f = -epsilon * torch.logsumexp(log_b[None, :] + (g[None, :] - cost) / epsilon, dim=1)
         g = -epsilon * torch.logsumexp(log_a[:, None] + (f[:, None] - cost) / epsilon, dim=0)
         iterations += 1
-        # after the g-update the columns are exact: the rows carry the whole error
+        # after the g-update the columns are exact: the rows carry the whole error. The last
+        # iteration is always measured, so the loop leaves with the plan of its final (f, g)
         if iterations % 10 == 0 or iterations == max_iter:
-            error = _marginal_error(_plan(log_a, log_b, f, g, cost, epsilon), a, b)
+            plan = _plan(log_a, log_b, f, g, cost, epsilon)
+            error = _marginal_error(plan, a, b)
             if error <= tol * mass:
                 break
-    plan = _plan(log_a, log_b, f, g, cost, epsilon)
-    error = _marginal_error(plan, a, b)
     converged = error <= tol * mass
     if not converged:
         warnings.warn(
