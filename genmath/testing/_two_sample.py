@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..core._validate import check_float_tensor
+from ..ot._validate import points
 
 __all__ = ["energy_distance"]
 
@@ -25,19 +26,20 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     r"""Unbiased estimate of the squared energy distance $D_E^2$ between the laws of two
     samples (see the module docstring for the definition).
 
-    `x` is `(N, d)` and `y` is `(M, d)` (a 1-D tensor is read as `d = 1`), with `N, M >= 2`
-    and the same `d`. Returns a 0-dim tensor; it can be slightly negative when the laws are
-    equal (an unbiased estimate of 0 must be).
+    `x` is `(N, *event)` and `y` is `(M, *event)`, finite, with one event shape (a 1-D
+    tensor is read as points on the line) and `N, M >= 2`. Returns a 0-dim tensor; it can
+    be slightly negative when the laws are equal (an unbiased estimate of 0 must be).
     """
     x = _as_points(x, "x")
     y = _as_points(y, "y")
-    if x.shape[1] != y.shape[1]:
+    if x.shape[1:] != y.shape[1:]:
         raise ValueError(
-            f"energy_distance: x and y must have the same dimension; got x of shape "
+            f"energy_distance: x and y must have the same event shape; got x of shape "
             f"{tuple(x.shape)} and y of shape {tuple(y.shape)}"
         )
     if x.dtype != y.dtype:
         raise TypeError(f"energy_distance: x is {x.dtype} and y is {y.dtype}; expected one dtype")
+    x, y = x.flatten(1), y.flatten(1)
     return 2 * torch.cdist(x, y).mean() - _within(x) - _within(y)
 
 
@@ -47,14 +49,13 @@ def _within(a: torch.Tensor) -> torch.Tensor:
 
 
 def _as_points(a, name: str) -> torch.Tensor:
+    """``a`` as a finite ``(N, *event)`` point cloud (genmath.ot's check; a 1-D tensor is
+    ``N`` points on the line) with ``N >= 2``."""
     a = check_float_tensor(a, name)
-    if a.dim() == 1:
-        a = a[:, None]
-    if a.dim() != 2 or a.shape[0] < 2:
+    a = points(a[:, None] if a.dim() == 1 else a, name)
+    if a.shape[0] < 2:
         raise ValueError(
-            f"energy_distance: {name} must be a sample of shape (N, d) with N >= 2 (or (N,)); "
-            f"got shape {tuple(a.shape)}"
+            f"energy_distance: {name} needs N >= 2 points (the within-sample mean leaves out "
+            f"the pairs of a point with itself), got shape {tuple(a.shape)}"
         )
-    if not bool(torch.isfinite(a).all()):
-        raise ValueError(f"energy_distance: {name} holds non-finite values")
     return a

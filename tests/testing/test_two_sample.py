@@ -48,11 +48,13 @@ def test_energy_distance_is_zero_only_for_equal_samples_in_the_limit():
 @pytest.mark.parametrize(
     "x, y, error, match",
     [
-        (torch.zeros(5, 2), torch.zeros(5, 3), ValueError, "same dimension"),
+        (torch.zeros(5, 2), torch.zeros(5, 3), ValueError, "same event shape"),
         (torch.zeros(1, 2), torch.zeros(5, 2), ValueError, "N >= 2"),
-        (torch.zeros(5, 2, 2), torch.zeros(5, 2), ValueError, r"shape \(N, d\)"),
+        (torch.zeros(5, 2, 2), torch.zeros(5, 4), ValueError, "same event shape"),
+        (torch.zeros(5), torch.zeros(5, 2), ValueError, "same event shape"),
+        (torch.tensor(0.0), torch.zeros(5, 2), ValueError, "point cloud"),
         (torch.zeros(5, 2, dtype=torch.float64), torch.zeros(5, 2, dtype=torch.float32), TypeError, "one dtype"),
-        (torch.full((5, 2), float("nan")), torch.zeros(5, 2), ValueError, "non-finite"),
+        (torch.full((5, 2), float("nan")), torch.zeros(5, 2), ValueError, "must be finite"),
         (torch.zeros(5, 2, dtype=torch.long), torch.zeros(5, 2), ValueError, "floating point"),
         ([[0.0, 1.0]], torch.zeros(5, 2), TypeError, "torch.Tensor"),
     ],
@@ -60,3 +62,9 @@ def test_energy_distance_is_zero_only_for_equal_samples_in_the_limit():
 def test_energy_distance_bad_input(x, y, error, match):
     with pytest.raises(error, match=match):
         energy_distance(x, y)
+
+
+def test_energy_distance_takes_any_event_shape_as_its_flattened_points():
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(50, 2, 3, generator=gen), torch.randn(60, 2, 3, generator=gen) + 0.3
+    assert float(energy_distance(x, y)) == float(energy_distance(x.flatten(1), y.flatten(1)))
