@@ -7,7 +7,7 @@ import torch
 
 from genmath import derivations as registry
 from genmath.derivations import Binding, Derivation, Step, Uniform
-from genmath.derivations._binding import _put_where
+from genmath.derivations._rewrites import _put_values
 
 u, s = sp.symbols("u s", real=True)
 f = sp.Function("f")
@@ -43,7 +43,7 @@ def registered():
     ids=["plain", "swap", "derivative", "integral", "function key"],
 )
 def test_where_is_put_in_as_subs_puts_it(expr, where):
-    assert _put_where(expr, where) == expr.subs(where, simultaneous=True)
+    assert _put_values(expr, where) == expr.subs(where, simultaneous=True)
 
 
 def _where_case(code_value):
